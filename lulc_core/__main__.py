@@ -1,0 +1,3 @@
+from lulc_core.cli import main
+
+raise SystemExit(main())
