@@ -1,0 +1,77 @@
+"""The provider interface and the caching wrapper every provider is used through."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from lulc_core.aoi import AOI
+from lulc_core.cache import SceneCache, cache_key
+from lulc_core.scene import Acquisition, DateWindow, Scene
+
+#: progress(fraction 0..1, message)
+ProgressFn = Callable[[float, str], None]
+
+
+@runtime_checkable
+class ImageryProvider(Protocol):
+    """Search acquisitions and fetch Scenes on an AOI's 10 m UTM patch grid."""
+
+    name: str
+    collection: str
+
+    def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
+        """Acquisitions over ``aoi`` within ``window`` (inclusive), sorted by date."""
+        ...
+
+    def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
+              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+        """A Scene on ``aoi.grid``: the chosen acquisition, or the least-cloudy mosaic of the window."""
+        ...
+
+    def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
+                    max_cloud: float) -> dict[str, Any]:
+        """Everything that determines the pixels of a fetch (nothing secret)."""
+        ...
+
+
+class CachingProvider:
+    """Wraps a provider so that every fetched Scene is cached on disk (hits cost 0 PU)."""
+
+    def __init__(self, provider: ImageryProvider, cache: SceneCache) -> None:
+        self.provider = provider
+        self.cache = cache
+        self.name = provider.name
+        self.collection = provider.collection
+
+    def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
+        return self.provider.search(aoi, window, max_cloud)
+
+    def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
+              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+        key = cache_key(self.provider.cache_parts(aoi, window, acquisition, max_cloud))
+        scene = self.cache.get(key)
+        if scene is not None:
+            if progress:
+                progress(1.0, "from cache")
+            return scene
+        scene = self.provider.fetch(aoi, window, acquisition, max_cloud, progress)
+        self.cache.put(key, scene)
+        return scene
+
+    def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
+                    max_cloud: float) -> dict[str, Any]:
+        return self.provider.cache_parts(aoi, window, acquisition, max_cloud)
+
+    def __getattr__(self, item: str) -> Any:  # areas(), config and the like of the wrapped provider
+        return getattr(self.provider, item)
+
+
+def grid_parts(aoi: AOI) -> dict[str, Any]:
+    """The grid part of a cache key."""
+    return aoi.grid.to_dict()
+
+
+def acquisition_parts(acquisition: Acquisition | None) -> dict[str, Any] | None:
+    return None if acquisition is None else {
+        k: v for k, v in dataclasses.asdict(acquisition).items() if k in ("datetime", "tile_id", "id")}

@@ -1,0 +1,270 @@
+"""Local files: folders of Sentinel-2 L1C GeoTIFFs, and the bundled offline demo.
+
+Two layouts are read:
+- ``<root>/<area>/<YYYYMMDD>/<band>.tif``: one GeoTIFF per band at its native 10/20/60 m
+  resolution, in any CRS (the OSCD layout);
+- ``<root>/<area>/<anything>_<YYYYMMDD>*.tif``: single 13-band stacks whose band descriptions
+  name the bands (EuroSAT order B01..B12, B8A assumed when they don't).
+An optional ``<root>/index.json`` (OSCD catalogue format) supplies tile ids.
+Bands are resampled (bilinear) and reprojected onto the AOI's 10 m UTM grid, so two dates on
+slightly different source grids end on the same one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+from shapely import geometry as sg
+
+from lulc_core.aoi import AOI, PatchGrid
+from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.errors import NoImageryError, OutsideCoverageError, ProviderError
+from lulc_core.providers.base import ProgressFn, acquisition_parts
+from lulc_core.scene import L1C, Acquisition, DateWindow, Scene
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
+READER_VERSION = 1
+_DATE_RE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
+
+
+def bright_cloud_mask(b02: np.ndarray, b04: np.ndarray, b11: np.ndarray, b10: np.ndarray) -> np.ndarray:
+    """A simple Level-1C cloud test for sources without a cloud mask (no s2cloudless here).
+
+    Cloud where the pixel is bright and white in the visible (B02 and B04 DN > 3000) and bright
+    in SWIR (B11 > 2000, which separates clouds from water and most shadows), or where the
+    cirrus band B10 exceeds 150 DN (0.015 reflectance: thin cirrus). Snow also trips it, which
+    is wanted: snow is not a EuroSAT class.
+    """
+    return ((b02 > 3000) & (b04 > 3000) & (b11 > 2000)) | (b10 > 150)
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """One acquisition on disk: a folder of band files or one stacked file."""
+
+    area: str
+    date: dt.date
+    path: Path
+    kind: str  # "bands" or "stack"
+    tile_id: str = ""
+
+    def band_path(self, band: str) -> Path:
+        return self.path / f"{band}.tif"
+
+    @cached_property
+    def reference(self) -> Path:
+        return self.band_path("B02") if self.kind == "bands" else self.path
+
+    @cached_property
+    def footprint(self) -> sg.Polygon:
+        with rasterio.open(self.reference) as ds:
+            return sg.box(*transform_bounds(ds.crs, "EPSG:4326", *ds.bounds))
+
+    @cached_property
+    def stack_bands(self) -> tuple[str, ...]:
+        with rasterio.open(self.path) as ds:
+            names = tuple(ds.descriptions)
+            if all(names) and set(EUROSAT_BAND_ORDER) <= set(names):
+                return names
+            if ds.count == 13:
+                return EUROSAT_BAND_ORDER
+        raise ProviderError(f"{self.path}: a stack needs 13 bands or band descriptions naming B01..B12, B8A")
+
+    def fingerprint(self) -> list[Any]:
+        files = [self.band_path(b) for b in EUROSAT_BAND_ORDER] if self.kind == "bands" else [self.path]
+        return [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files]
+
+    def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER) -> np.ndarray:
+        """Bands as float32 DN (len(bands), H, W) on ``grid``; 0 where the source has no data."""
+        out = np.zeros((len(bands), grid.height, grid.width), dtype=np.float32)
+        for i, band in enumerate(bands):
+            if self.kind == "bands":
+                path, index = self.band_path(band), 1
+                if not path.exists():
+                    raise ProviderError(f"{self.path}: band file {band}.tif is missing")
+            else:
+                path, index = self.path, self.stack_bands.index(band) + 1
+            with rasterio.open(path) as ds:
+                reproject(rasterio.band(ds, index), out[i], src_nodata=0, dst_nodata=0,
+                          dst_transform=grid.transform, dst_crs=grid.crs,
+                          resampling=Resampling.bilinear)
+        return out
+
+    def cloud_cover(self) -> float:
+        """Cloud % of the whole source scene by :func:`bright_cloud_mask`, read at 60 m."""
+        arrs = {}
+        for band in ("B02", "B04", "B11", "B10"):
+            if self.kind == "bands":
+                path, index = self.band_path(band), 1
+            else:
+                path, index = self.path, self.stack_bands.index(band) + 1
+            with rasterio.open(path) as ds:
+                ref = rasterio.open(self.reference)
+                h, w = max(1, ref.height // 6), max(1, ref.width // 6)
+                ref.close()
+                arrs[band] = ds.read(index, out_shape=(h, w), resampling=Resampling.average).astype(np.float32)
+        valid = arrs["B02"] > 0
+        if not valid.any():
+            return 100.0
+        cloud = bright_cloud_mask(arrs["B02"], arrs["B04"], arrs["B11"], arrs["B10"])
+        return round(100.0 * float(cloud[valid].mean()), 2)
+
+
+def discover(root: Path) -> list[SceneSource]:
+    """All acquisitions under ``root`` in either layout, sorted by area then date."""
+    if not root.is_dir():
+        raise ProviderError(f"scenes folder {root} does not exist")
+    tiles = _index_tiles(root)
+    out = []
+    for area_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for p in sorted(area_dir.iterdir()):
+            m = _DATE_RE.search(p.name)
+            if not m:
+                continue
+            date = dt.date(int(m[1]), int(m[2]), int(m[3]))
+            tile = tiles.get((area_dir.name, date.isoformat()), "")
+            if p.is_dir() and (p / "B02.tif").exists():
+                out.append(SceneSource(area_dir.name, date, p, "bands", tile))
+            elif p.is_file() and p.suffix.lower() in (".tif", ".tiff") and not p.name.endswith(".masks.tif"):
+                out.append(SceneSource(area_dir.name, date, p, "stack", tile))
+    return out
+
+
+def _index_tiles(root: Path) -> dict[tuple[str, str], str]:
+    candidates = [root / "index.json", root.parent / "index.json"]
+    idx = next((p for p in candidates if p.exists()), None)
+    if idx is None:
+        return {}
+    try:
+        areas = json.loads(idx.read_text()).get("areas", {})
+        return {(area, d["date"]): d.get("mgrs_tile", "") for area, a in areas.items() for d in a["dates"]}
+    except (ValueError, KeyError, AttributeError):
+        return {}
+
+
+class LocalFilesProvider:
+    """Search and fetch over a folder of Sentinel-2 L1C GeoTIFFs (see module docstring)."""
+
+    collection = L1C
+
+    def __init__(self, root: str | Path = DEMO_DIR, name: str = "local") -> None:
+        self.root = Path(root)
+        self.name = name
+        self.sources = discover(self.root)
+        if not self.sources:
+            raise ProviderError(f"no Sentinel-2 scenes found under {self.root} "
+                                "(expected <area>/<YYYYMMDD>/<band>.tif or 13-band stacks)")
+        self._clouds: dict[Path, float] = {}
+
+    def areas(self) -> dict[str, dict[str, Any]]:
+        """Each area's extent (lon/lat bounds of the intersection of its dates) and dates."""
+        out: dict[str, dict[str, Any]] = {}
+        for s in self.sources:
+            a = out.setdefault(s.area, {"dates": [], "footprint": s.footprint})
+            a["dates"].append(s.date)
+            a["footprint"] = a["footprint"].intersection(s.footprint)
+        for a in out.values():
+            a["bounds"] = tuple(round(v, 5) for v in a["footprint"].bounds)
+        return out
+
+    def area_aoi(self, area: str, margin_m: float = 700.0) -> AOI:
+        """An AOI inside an area's extent (shrunk by ``margin_m``), for one-click demos."""
+        areas = self.areas()
+        if area not in areas:
+            raise OutsideCoverageError(f"unknown area {area!r}; available: {', '.join(areas)}")
+        w, s, e, n = areas[area]["bounds"]
+        dlat = margin_m / 111_320
+        dlon = dlat / max(np.cos(np.radians((s + n) / 2)), 0.1)
+        return AOI.from_bbox(w + dlon, s + dlat, e - dlon, n - dlat, name=area)
+
+    def _covering(self, aoi: AOI) -> list[SceneSource]:
+        hits = [s for s in self.sources if s.footprint.intersects(aoi.geometry)]
+        if not hits:
+            listing = "; ".join(f"{k} ({', '.join(f'{v:.3f}' for v in a['bounds'])})"
+                                for k, a in self.areas().items())
+            raise OutsideCoverageError(
+                f"the AOI is outside the {self.name} scenes' extents. Areas available "
+                f"(W, S, E, N): {listing}")
+        return hits
+
+    def _cloud(self, s: SceneSource) -> float:
+        if s.path not in self._clouds:
+            self._clouds[s.path] = s.cloud_cover()
+        return self._clouds[s.path]
+
+    def _acq(self, s: SceneSource) -> Acquisition:
+        return Acquisition(dt.datetime.combine(s.date, dt.time(0, 0), dt.timezone.utc), self._cloud(s),
+                           s.tile_id or s.area, self.name, id=f"{s.area}/{s.path.name}")
+
+    def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
+        acqs = [self._acq(s) for s in self._covering(aoi) if window.contains(s.date)]
+        return sorted((a for a in acqs if a.cloud_cover <= max_cloud), key=lambda a: a.datetime)
+
+    def _candidates(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
+                    max_cloud: float) -> list[SceneSource]:
+        covering = self._covering(aoi)
+        if acquisition is not None:
+            chosen = [s for s in covering if f"{s.area}/{s.path.name}" == acquisition.id]
+            if not chosen:
+                raise NoImageryError(f"acquisition {acquisition.id or acquisition.datetime} is not in {self.root}")
+            return chosen
+        in_window = [s for s in covering if window.contains(s.date) and self._cloud(s) <= max_cloud]
+        if not in_window:
+            dates = ", ".join(sorted({s.date.isoformat() for s in covering}))
+            raise NoImageryError(f"no {self.name} scene within {window} with cloud <= {max_cloud:g}% "
+                                 f"over this AOI; dates available here: {dates}")
+        return sorted(in_window, key=lambda s: (self._cloud(s), s.date))
+
+    def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
+              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+        """Least-cloudy-first mosaic of the window (or the one acquisition) on ``aoi.grid``."""
+        grid = aoi.grid
+        sources = self._candidates(aoi, window, acquisition, max_cloud)
+        data = np.zeros((13, grid.height, grid.width), dtype=np.float32)
+        valid = np.zeros((grid.height, grid.width), dtype=bool)
+        cloud = np.zeros_like(valid)
+        used = []
+        for i, s in enumerate(sources):
+            if progress:
+                progress(i / len(sources), f"reading {s.area} {s.date}")
+            arr = s.read_on_grid(grid)
+            ok = np.all(arr > 0, axis=0)
+            cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in ("B02", "B04", "B11", "B10"))) & ok
+            fill = ok & (~valid | (cloud & ~cl))  # fill gaps, and replace cloud by clear pixels
+            if fill.any():
+                data[:, fill] = arr[:, fill]
+                cloud[fill] = cl[fill]
+                valid |= fill
+                used.append(s)
+            if valid.all() and not cloud.any():
+                break
+        if progress:
+            progress(1.0, "done")
+        if not used:
+            raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
+        return Scene(np.rint(data).astype(np.uint16), EUROSAT_BAND_ORDER, valid, cloud, grid.crs,
+                     grid.transform, tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
+                     tuple(self._acq(s) for s in used))
+
+    def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
+                    max_cloud: float) -> dict[str, Any]:
+        sources = self._candidates(aoi, window, acquisition, max_cloud)
+        return {"provider": self.name, "root": str(self.root.resolve()), "reader": READER_VERSION,
+                "grid": aoi.grid.to_dict(), "window": str(window), "max_cloud": max_cloud,
+                "acquisition": acquisition_parts(acquisition), "bands": list(EUROSAT_BAND_ORDER),
+                "sources": [[s.area, s.path.name, s.fingerprint()] for s in sources]}
+
+
+def demo_provider() -> LocalFilesProvider:
+    """The bundled offline demo: real OSCD Sentinel-2 L1C scenes shipped with the project."""
+    return LocalFilesProvider(DEMO_DIR, name="demo")
