@@ -33,6 +33,116 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_aoi(path: str):
+    from lulc_core.aoi import AOI
+    from lulc_core.errors import AOIError
+
+    p = Path(path)
+    if not p.exists():
+        raise AOIError(f"AOI file {p} not found")
+    return AOI.from_file(str(p))
+
+
+def _provider(args: argparse.Namespace):
+    from lulc_core.cache import SceneCache
+    from lulc_core.providers.factory import make_provider
+
+    cache = SceneCache(args.cache_dir) if args.cache_dir else SceneCache()
+    return make_provider(args.provider, scenes=args.scenes, cache=cache, collection=args.collection)
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=desc, file=sys.stderr, leave=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = int(round(100 * fraction))
+        bar.set_postfix_str(message, refresh=True)
+
+    return bar, update
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from lulc_core.scene import DateWindow
+
+    aoi, window = _load_aoi(args.aoi), DateWindow.parse(args.date)
+    acqs = _provider(args).search(aoi, window, args.max_cloud)
+    if args.json:
+        import json
+
+        print(json.dumps([a.to_dict() for a in acqs], indent=2))
+    else:
+        print(f"{len(acqs)} acquisition(s) over {aoi.name} ({aoi.area_ha:,.0f} ha) in {window}:")
+        for a in acqs:
+            print(f"  {a.datetime:%Y-%m-%d %H:%M} UTC  cloud {a.cloud_cover:5.1f}%  tile {a.tile_id}  {a.id}")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from lulc_core.scene import DateWindow
+
+    aoi, window = _load_aoi(args.aoi), DateWindow.parse(args.date)
+    provider = _provider(args)
+    bar, update = _progress_bar(f"fetch {window}")
+    scene = provider.fetch(aoi, window, None, args.max_cloud, update)
+    bar.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bands_path, masks_path = scene.to_geotiff(out)
+    print(f"wrote {bands_path} ({scene.width}x{scene.height} px, {len(scene.bands)} bands, {scene.crs}) "
+          f"and {masks_path}; dates {', '.join(d.isoformat() for d in scene.dates)}; "
+          f"processing units {scene.processing_units:g}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from lulc_core.change import ChangeThresholds
+    from lulc_core.export import export_all
+    from lulc_core.model.classifier import Classifier
+    from lulc_core.pipeline import STAGES, run_analysis
+    from lulc_core.scene import DateWindow
+
+    aoi = _load_aoi(args.aoi)
+    wa, wb = DateWindow.parse(args.date_a), DateWindow.parse(args.date_b)
+    thresholds = ChangeThresholds(args.confidence, args.min_score)
+    provider = _provider(args)
+    clf = Classifier(args.weights, threads=args.threads, tta=None if args.tta == "default" else args.tta == "on")
+    bars = {}
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        if stage not in bars:
+            bars[stage] = _progress_bar(f"{STAGES.index(stage) + 1}/{len(STAGES)} {stage}")
+        bar, update = bars[stage]
+        update(fraction, message)
+        if fraction >= 1.0:
+            bar.close()
+
+    analysis = run_analysis(aoi, wa, wb, provider, clf, max_cloud=args.max_cloud,
+                            thresholds=thresholds, progress=progress)
+    for bar, _ in bars.values():
+        bar.close()
+    paths = export_all(analysis, args.out, clf.meta)
+    summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "patches": analysis.a.patches.grid.n_patches,
+               "date_a": analysis.a.scene.label, "date_b": analysis.b.scene.label,
+               "processing_units": analysis.processing_units, "states": analysis.change.state_counts(),
+               "outputs": [str(p) for p in paths]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _add_provider_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", choices=["demo", "local", "sentinelhub"], default="demo",
+                   help="demo: bundled scenes (default); local: --scenes DIR; sentinelhub: SH_CLIENT_ID/SH_CLIENT_SECRET")
+    p.add_argument("--scenes", help="folder of scenes for --provider local (<area>/<YYYYMMDD>/<band>.tif)")
+    p.add_argument("--collection", choices=["sentinel-2-l1c", "sentinel-2-l2a"], default="sentinel-2-l1c",
+                   help="Sentinel Hub collection; L2A is outside the model's training domain")
+    p.add_argument("--max-cloud", type=float, default=100.0, help="maximum scene cloud cover %% (default 100)")
+    p.add_argument("--cache-dir", help="scene cache folder (default ~/.cache/lulc-change-explorer)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lulc_core",
                                 description="LULC Change Explorer: Sentinel-2 land-cover change detection.")
@@ -64,14 +174,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation over the 8 flips/rotations (default: as the weights say)")
     e.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     e.set_defaults(func=_cmd_evaluate)
+
+    se = sub.add_parser("search", help="list acquisitions over an AOI in a date window, with cloud %%")
+    se.add_argument("--aoi", required=True, help="AOI as GeoJSON or KML file")
+    se.add_argument("--date", required=True, help="inclusive window YYYY-MM-DD/YYYY-MM-DD")
+    se.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_provider_args(se)
+    se.set_defaults(func=_cmd_search)
+
+    f = sub.add_parser("fetch", help="fetch a Scene (13 L1C bands in DN on the AOI's 10 m UTM grid) as GeoTIFF")
+    f.add_argument("--aoi", required=True, help="AOI as GeoJSON or KML file")
+    f.add_argument("--date", required=True, help="inclusive window YYYY-MM-DD/YYYY-MM-DD (one day: D/D)")
+    f.add_argument("--out", required=True, help="GeoTIFF to write; masks go to <stem>.masks.tif")
+    _add_provider_args(f)
+    f.set_defaults(func=_cmd_fetch)
+
+    c = sub.add_parser("compare", help="classify two dates over an AOI and write change exports")
+    c.add_argument("--aoi", required=True, help="AOI as GeoJSON or KML file")
+    c.add_argument("--date-a", required=True, help="earlier window YYYY-MM-DD/YYYY-MM-DD")
+    c.add_argument("--date-b", required=True, help="later window YYYY-MM-DD/YYYY-MM-DD")
+    c.add_argument("--out", required=True, help="folder for classes_a/b.tif, patches.geojson, CSVs, report.html")
+    c.add_argument("--confidence", type=float, default=0.6,
+                   help="top probability under which a patch is uncertain (default 0.6)")
+    c.add_argument("--min-score", type=float, default=0.0,
+                   help="minimum change score (0..1) for a class flip to count as changed (default 0)")
+    c.add_argument("--weights", default=str(DEFAULT_WEIGHTS_PATH), help="classifier weights (default: shipped)")
+    c.add_argument("--tta", choices=["default", "on", "off"], default="default", help="test-time augmentation")
+    c.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    _add_provider_args(c)
+    c.set_defaults(func=_cmd_compare)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lulc_core.errors import LulcError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (LulcError, ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

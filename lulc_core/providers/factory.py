@@ -1,0 +1,39 @@
+"""Choosing a provider by name, always wrapped in the disk cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from lulc_core.cache import SceneCache
+from lulc_core.errors import CredentialsError, ProviderError
+from lulc_core.providers.base import CachingProvider
+from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider
+from lulc_core.scene import COLLECTIONS, L1C
+
+PROVIDERS = ("demo", "local", "sentinelhub")
+
+
+def make_provider(kind: str = "demo", scenes: str | Path | None = None, cache: SceneCache | None = None,
+                  collection: str = L1C, env: Mapping[str, str] | None = None,
+                  secrets: Mapping[str, str] | None = None) -> CachingProvider:
+    """A cached provider: ``demo`` (bundled scenes), ``local`` (``scenes`` folder) or
+    ``sentinelhub`` (credentials from ``secrets`` / environment)."""
+    cache = cache or SceneCache()
+    if collection not in COLLECTIONS:
+        raise ProviderError(f"unknown collection {collection!r}; choose from {', '.join(COLLECTIONS)}")
+    if kind == "demo":
+        return CachingProvider(LocalFilesProvider(DEMO_DIR, name="demo"), cache)
+    if kind == "local":
+        if not scenes:
+            raise ProviderError("the local provider needs a scenes folder (--scenes DIR)")
+        return CachingProvider(LocalFilesProvider(Path(scenes), name="local"), cache)
+    if kind == "sentinelhub":
+        from lulc_core.providers.sentinelhub import SentinelHubProvider, SentinelHubSettings
+
+        settings = SentinelHubSettings.from_env(env=env, secrets=secrets)
+        if not settings.has_credentials:
+            raise CredentialsError("no Sentinel Hub credentials: set SH_CLIENT_ID and SH_CLIENT_SECRET "
+                                   "(environment or Streamlit secrets); SH_ENDPOINT=cdse|sentinelhub")
+        return CachingProvider(SentinelHubProvider(settings, collection=collection), cache)
+    raise ProviderError(f"unknown provider {kind!r}; choose from {', '.join(PROVIDERS)}")
