@@ -19,7 +19,7 @@ import pyproj
 from affine import Affine
 from shapely import geometry as sg
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
+import shapely
 from shapely.validation import explain_validity
 
 from lulc_core.errors import AOIError
@@ -73,8 +73,7 @@ class PatchGrid:
 
     def to_wgs84(self, geom: BaseGeometry) -> BaseGeometry:
         """Reproject a geometry from the grid's CRS to lon/lat."""
-        tr = pyproj.Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
-        return shp_transform(tr.transform, geom)
+        return reproject_geometry(geom, self.crs, "EPSG:4326")
 
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         return tuple(self.to_wgs84(sg.box(*self.bounds)).bounds)  # type: ignore[return-value]
@@ -85,7 +84,7 @@ class PatchGrid:
         parts = []
         for r0 in range(0, self.height, step):
             for c0 in range(0, self.width, step):
-                tr = self.transform * Affine.translation(c0, r0)
+                tr = self.transform @ Affine.translation(c0, r0)
                 parts.append((r0, c0, PatchGrid(self.crs, tr, min(step, self.width - c0),
                                                  min(step, self.height - r0), self.patch_px)))
         return parts
@@ -93,6 +92,12 @@ class PatchGrid:
     def to_dict(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": list(self.transform)[:6], "width": self.width,
                 "height": self.height, "patch_px": self.patch_px}
+
+
+def reproject_geometry(geom: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
+    """A geometry's coordinates transformed from ``src_crs`` to ``dst_crs`` (x = lon / easting)."""
+    tr = pyproj.Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def utm_epsg(lon: float, lat: float) -> int:
@@ -217,8 +222,7 @@ class AOI:
         return f"EPSG:{utm_epsg(c.x, c.y)}"
 
     def in_crs(self, crs: str) -> BaseGeometry:
-        tr = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        return shp_transform(tr.transform, self.geometry)
+        return reproject_geometry(self.geometry, "EPSG:4326", crs)
 
     @cached_property
     def grid(self) -> PatchGrid:

@@ -35,7 +35,7 @@ PROB_SCALE = 10_000
 
 def classmap_profile(classes: ClassMap) -> dict[str, Any]:
     g = classes.grid
-    transform = g.transform * Affine.scale(g.patch_px)
+    transform = g.transform @ Affine.scale(g.patch_px)
     return dict(driver="GTiff", width=g.cols, height=g.rows, count=1 + len(classes.class_names),
                 dtype="uint16", crs=g.crs, transform=transform, nodata=CLASS_NODATA, compress="deflate")
 
@@ -56,11 +56,24 @@ def write_classmap_geotiff(path: str | Path, classes: ClassMap, date_label: str 
         for k, name in enumerate(classes.class_names):
             ds.set_band_description(2 + k, f"p_{name}")
         ds.scales = (1.0,) + (1.0 / PROB_SCALE,) * len(classes.class_names)
-        ds.write_colormap(1, {k: (*hex_to_rgb(c), 255) for k, c in enumerate(CLASS_COLOURS)})
         ds.update_tags(classes=",".join(classes.class_names), date=date_label,
                        status=",".join(f"{k}={v}" for k, v in STATUS_NAMES.items()))
         ds.update_tags(1, **{str(k): n for k, n in enumerate(classes.class_names)})
+    _write_colour_table_sidecar(path, CLASS_COLOURS)
     return path
+
+
+def _write_colour_table_sidecar(path: Path, colours: tuple[str, ...]) -> Path:
+    """The class band's colour table as a GDAL PAM sidecar (``<file>.aux.xml``).
+
+    GeoTIFF stores a palette only in single-band files; GDAL (QGIS, rasterio) reads the
+    palette of band 1 from the sidecar next to the multi-band file.
+    """
+    entries = "".join('<Entry c1="%d" c2="%d" c3="%d" c4="255"/>' % hex_to_rgb(c) for c in colours)
+    aux = path.with_name(path.name + ".aux.xml")
+    aux.write_text('<PAMDataset><PAMRasterBand band="1"><ColorInterp>Palette</ColorInterp>'
+                   f"<ColorTable>{entries}</ColorTable></PAMRasterBand></PAMDataset>\n")
+    return aux
 
 
 def patch_features(change: ChangeResult) -> dict[str, Any]:
@@ -234,9 +247,11 @@ def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
     """Write every export of an analysis into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [
-        write_classmap_geotiff(out / "classes_a.tif", analysis.a.classes, str(analysis.a.window)),
-        write_classmap_geotiff(out / "classes_b.tif", analysis.b.classes, str(analysis.b.window)),
+    paths = []
+    for name, date in (("classes_a.tif", analysis.a), ("classes_b.tif", analysis.b)):
+        tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
+        paths += [tif, tif.with_name(tif.name + ".aux.xml")]
+    paths += [
         write_geojson(out / "patches.geojson", analysis.change),
         *write_csvs(out, analysis.change),
     ]
