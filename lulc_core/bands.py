@@ -96,3 +96,12 @@ def display_rgb(dn_rgb: np.ndarray, percentiles: tuple[float, float] = (2, 98),
         out[..., i] = (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
     out[~valid] = 0
     return out
+
+
+def eurosat_class_signatures() -> dict[str, dict[str, float]]:
+    """Mean TOA reflectance of each EuroSAT class per band (from the 13-band EuroSAT files)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "data" / "eurosat_class_signatures.json").read_text())
+    return {cls: dict(zip(data["bands"], values)) for cls, values in data["mean"].items()}

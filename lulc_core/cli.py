@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "eurosat_rgb_resnet18.pt"
+from lulc_core.model.weights import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS_PATH  # noqa: E402
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

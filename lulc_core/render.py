@@ -79,3 +79,43 @@ def patch_thumbnail(rgb: np.ndarray, row: int, col: int, patch_px: int = 64, sca
 
 __all__ = ["true_colour", "joint_true_colour", "class_map_rgba", "change_map_rgba", "png_bytes",
            "patch_thumbnail", "OK"]
+
+
+def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
+    """Warp an (H, W, 3|4) image on a projected grid to a regular lon/lat grid (nearest).
+
+    Returns the RGBA image (transparent outside the source) and its ((south, west),
+    (north, east)) bounds, ready for a map image overlay.
+    """
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    if img.shape[2] == 3:
+        img = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+    h, w = img.shape[:2]
+    left, top = transform.c, transform.f
+    right, bottom = left + w * transform.a, top + h * transform.e
+    from rasterio.warp import transform_bounds
+
+    _, south0, _, north0 = transform_bounds(crs, "EPSG:4326", left, bottom, right, top)
+    px_m = abs(transform.a)
+    res_lat = px_m / 111_320
+    res_lon = res_lat / np.cos(np.radians((south0 + north0) / 2))
+    dst_tr, dw, dh = calculate_default_transform(crs, "EPSG:4326", w, h, left, bottom, right, top,
+                                                 resolution=(res_lon, res_lat))
+    scale = max(dw, dh) / max_side
+    if scale > 1:
+        dw, dh = int(np.ceil(dw / scale)), int(np.ceil(dh / scale))
+        dst_tr = dst_tr * dst_tr.scale(scale)
+    out = np.zeros((4, dh, dw), dtype=np.uint8)
+    for i in range(4):
+        reproject(np.ascontiguousarray(img[..., i]), out[i], src_transform=transform, src_crs=crs,
+                  dst_transform=dst_tr, dst_crs="EPSG:4326", resampling=Resampling.nearest,
+                  src_nodata=None, dst_nodata=0)
+    west, north = dst_tr.c, dst_tr.f
+    east, south = west + dw * dst_tr.a, north + dh * dst_tr.e
+    return out.transpose(1, 2, 0), ((south, west), (north, east))
+
+
+def patch_image_transform(grid, scale: int):
+    """Affine of a class / change image rendered at ``scale`` pixels per patch."""
+    return grid.transform @ grid.transform.scale(grid.patch_px / scale)

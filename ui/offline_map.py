@@ -104,7 +104,7 @@ def make_map(
     center: tuple[float, float],
     zoom: int,
     *,
-    static_url: str = DEFAULT_STATIC_URL,
+    static_url: str | None = None,
     basemap: bool = True,
     draw: bool = False,
 ) -> folium.Map:
@@ -114,16 +114,18 @@ def make_map(
     ----------
     center : (lat, lon) of the initial view.
     zoom : initial zoom level.
-    static_url : URL (as seen by the browser) of the ``static/vendor`` folder.  The
-        default ``"/app/static/vendor"`` is right for ``st_folium`` when Streamlit is
-        served at the host root; use :func:`static_vendor_url` to honour
-        ``server.baseUrlPath``.  Relative URLs do NOT work inside st_folium's iframe.
+    static_url : URL (as seen by the browser) of the ``static/vendor`` folder.  None
+        (default) means :func:`static_vendor_url()`, i.e. ``"/app/static/vendor"``
+        prefixed with Streamlit's ``server.baseUrlPath`` if one is set.  Relative URLs
+        such as ``"app/static/vendor"`` do NOT work inside st_folium's iframe.
     basemap : add the OpenStreetMap tile layer.  Its tiles come from the internet;
         offline they simply fail and overlays show on Leaflet's plain grey background.
         With ``basemap=False`` the rendered HTML contains no internet URL at all.
     draw : add a Leaflet.draw toolbar (rectangle + polygon; edit and delete enabled).
         Shapes drawn end up in ``st_folium(...)["all_drawings"]``.
     """
+    if static_url is None:
+        static_url = static_vendor_url()
     lat, lon = float(center[0]), float(center[1])
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         raise ValueError(f"center must be (lat, lon) in degrees, got {center!r}")

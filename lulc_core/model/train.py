@@ -78,6 +78,15 @@ def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, tta: bool 
     return torch.cat(out).numpy()
 
 
+def test_report(logits: np.ndarray, labels: np.ndarray, temperature: float, mode: str) -> dict:
+    """The evaluate-style report (per class, confusion matrix, most confused) of the test part."""
+    from lulc_core.model.evaluate import classification_report
+
+    report = classification_report(labels, softmax(logits, temperature), list(CLASS_NAMES))
+    report["mode"] = mode
+    return report
+
+
 def _checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -180,11 +189,14 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
         np.save(cfg.run_dir / f"test_logits_{key}.npy", z_te)
         _log(f"TEST {key}: " + json.dumps(metrics[key]))
 
+    best = "tta" if metrics["tta"]["accuracy"] >= metrics["plain"]["accuracy"] else "plain"
+    z_best = np.load(cfg.run_dir / f"test_logits_{best}.npy")
+    metrics["report"] = test_report(z_best, y_te, temps[best], best)
     meta = WeightsMetadata(
         architecture=cfg.arch, stem=cfg.stem, class_names=list(CLASS_NAMES),
         bands=list(RGB_BANDS), recipe=RECIPE, norm_mean=mean, norm_std=std,
         temperature=temps["plain"], temperature_tta=temps["tta"],
-        tta_default=metrics["tta"]["accuracy"] >= metrics["plain"]["accuracy"],
+        tta_default=best == "tta",
         training_data_sha256=sha256_file(cfg.data) if cfg.data.is_file() else "",
         split={"seed": cfg.seed, "fractions": [0.8, 0.1, 0.1], "train": int(len(tr_idx)),
                "validation": int(len(va_idx)), "test": int(len(te_idx))},

@@ -9,6 +9,7 @@ normalisation, and calibration temperatures.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from torch import nn
 from lulc_core.model.architectures import build_resnet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18.pt"
+#: The shipped model; ``LULC_WEIGHTS`` points the library at another weights file.
+DEFAULT_WEIGHTS = Path(os.environ.get("LULC_WEIGHTS", WEIGHTS_DIR / "eurosat_rgb_resnet18.pt"))
 
 
 @dataclass

@@ -177,15 +177,28 @@ class LocalFilesProvider:
             a["bounds"] = tuple(round(v, 5) for v in a["footprint"].bounds)
         return out
 
-    def area_aoi(self, area: str, margin_m: float = 700.0) -> AOI:
-        """An AOI inside an area's extent (shrunk by ``margin_m``), for one-click demos."""
+    def area_aoi(self, area: str) -> AOI:
+        """The largest whole-patch AOI inside an area's extent (all dates), for one-click demos."""
+        import math
+
+        from lulc_core.aoi import PATCH_M, reproject_geometry, utm_epsg
+
         areas = self.areas()
         if area not in areas:
             raise OutsideCoverageError(f"unknown area {area!r}; available: {', '.join(areas)}")
-        w, s, e, n = areas[area]["bounds"]
-        dlat = margin_m / 111_320
-        dlon = dlat / max(np.cos(np.radians((s + n) / 2)), 0.1)
-        return AOI.from_bbox(w + dlon, s + dlat, e - dlon, n - dlat, name=area)
+        fp = areas[area]["footprint"]
+        crs = f"EPSG:{utm_epsg(fp.centroid.x, fp.centroid.y)}"
+        (xs, ys) = reproject_geometry(fp.exterior, "EPSG:4326", crs).coords.xy
+        corners = sorted(zip(xs[:-1], ys[:-1]))  # 4 corners of a near-rectangle, left ones first
+        left, right = corners[:2], corners[2:]
+        x0 = math.ceil(max(x for x, _ in left) / PATCH_M) * PATCH_M
+        x1 = math.floor(min(x for x, _ in right) / PATCH_M) * PATCH_M
+        by_y = sorted(zip(ys[:-1], xs[:-1]))
+        y0 = math.ceil(max(y for y, _ in by_y[:2]) / PATCH_M) * PATCH_M
+        y1 = math.floor(min(y for y, _ in by_y[2:]) / PATCH_M) * PATCH_M
+        eps = 0.01
+        box = sg.box(x0 + eps, y0 + eps, x1 - eps, y1 - eps)
+        return AOI(reproject_geometry(box, crs, "EPSG:4326"), name=area)
 
     def _covering(self, aoi: AOI) -> list[SceneSource]:
         hits = [s for s in self.sources if s.footprint.intersects(aoi.geometry)]

@@ -1,0 +1,21 @@
+"""Processing-unit estimates for Sentinel Hub Process API requests.
+
+1 PU = a 512 x 512 px output of 3 input bands at 16 bit; cost scales with area and with
+input bands / 3, doubles for FLOAT32 output, and is at least 0.005 PU per request.
+"""
+
+from __future__ import annotations
+
+from lulc_core.aoi import PatchGrid
+
+FETCH_INPUT_BANDS = 15  # 13 bands + dataMask + CLM
+
+
+def request_pu(width: int, height: int, input_bands: int = FETCH_INPUT_BANDS, float32: bool = False) -> float:
+    pu = (width * height) / (512 * 512) * (input_bands / 3) * (2 if float32 else 1)
+    return max(pu, 0.005)
+
+
+def estimate_fetch_pu(grid: PatchGrid, max_px: int = 2500) -> float:
+    """PU of one date's fetch of ``grid`` (split into requests of at most ``max_px`` a side)."""
+    return sum(request_pu(g.width, g.height) for _, _, g in grid.split(max_px))

@@ -1,0 +1,161 @@
+"""Area and dates: draw / upload / type an AOI, pick two date windows and scenes, run."""
+
+import datetime as dt
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from lulc_core.aoi import AOI, MAX_AREA_KM2, PATCH_HA
+from lulc_core.costs import estimate_fetch_pu
+from lulc_core.errors import LulcError, OutsideCoverageError
+from lulc_core.pipeline import STAGES
+from lulc_core.scene import DateWindow, check_window_order
+from ui.offline_map import add_geojson, make_map
+from ui.session import DEMO_PRESETS, analyse, basemap_enabled, get_provider, provider_kind, show_error
+
+
+st.title("Area and dates")
+kind = provider_kind()
+provider = get_provider(kind)
+st.caption(f"Data source: **{'bundled demo scenes' if kind == 'demo' else 'Sentinel Hub'}**"
+           + (f" (areas: {', '.join(DEMO_PRESETS)})" if kind == "demo" else ""))
+
+# -- 1. the area ------------------------------------------------------------------------------
+st.subheader("1. Area of interest")
+how = st.radio("How", ["Draw on the map", "Upload GeoJSON / KML", "Type a bounding box", "Demo area"],
+               horizontal=True, key="aoi_how", label_visibility="collapsed")
+aoi, aoi_error = st.session_state.get("aoi"), None
+
+if how == "Draw on the map":
+    view = aoi.geometry.centroid if aoi is not None else None
+    center = (view.y, view.x) if view is not None else (43.72, 10.40)
+    m = make_map(center, 12, draw=True, basemap=basemap_enabled())
+    if aoi is not None:
+        add_geojson(m, aoi.to_geojson(), "current AOI", {"color": "#1f6b2a", "weight": 2, "fillOpacity": 0.05})
+    if kind == "demo":
+        for name, a in provider.areas().items():
+            add_geojson(m, {"type": "Feature", "properties": {"area": name},
+                            "geometry": a["footprint"].__geo_interface__},
+                        f"demo: {name}", {"color": "#3d8fd9", "weight": 1, "dashArray": "4", "fillOpacity": 0.02},
+                        tooltip_fields=["area"])
+    st.caption("Use the rectangle or polygon tool on the left of the map; dashed blue outlines are the demo scenes.")
+    out = st_folium(m, key="aoi_map", height=460, width="stretch",
+                    returned_objects=["last_active_drawing"])
+    drawing = (out or {}).get("last_active_drawing")
+    if drawing and drawing.get("geometry"):
+        try:
+            drawn = AOI.from_geojson(drawing["geometry"], name="drawn area")
+            if aoi is None or not drawn.geometry.equals(aoi.geometry):
+                aoi = drawn
+        except LulcError as exc:
+            aoi_error = str(exc)
+elif how == "Upload GeoJSON / KML":
+    up = st.file_uploader("GeoJSON or KML file", type=["geojson", "json", "kml"], key="aoi_upload")
+    if up is not None:
+        try:
+            aoi = AOI.from_file(up.name, up.getvalue())
+        except LulcError as exc:
+            aoi_error = f"{up.name}: {exc}"
+elif how == "Type a bounding box":
+    b = aoi.bounds if aoi is not None else (10.37, 43.68, 10.43, 43.75)
+    c = st.columns(4)
+    vals = [c[i].number_input(lbl, value=float(b[i]), format="%.5f", key=f"bbox_{lbl}")
+            for i, lbl in enumerate(["West (lon)", "South (lat)", "East (lon)", "North (lat)"])]
+    if st.button("Use this bounding box", key="bbox_apply"):
+        try:
+            aoi = AOI.from_bbox(*vals)
+        except LulcError as exc:
+            aoi_error = str(exc)
+else:
+    area = st.selectbox("Demo area", list(DEMO_PRESETS), key="aoi_demo_area")
+    if st.button("Use this demo area", key="demo_apply"):
+        aoi = get_provider("demo").area_aoi(area)
+        st.session_state.window_a, st.session_state.window_b = (DateWindow.parse(w) for w in DEMO_PRESETS[area])
+
+if aoi_error:
+    st.error(aoi_error)
+if aoi is not None and aoi is not st.session_state.get("aoi"):
+    st.session_state.aoi = aoi
+    st.session_state.pop("acq_choice_A", None)
+    st.session_state.pop("acq_choice_B", None)
+
+if aoi is None:
+    st.info("No area yet: draw one, upload a file, type a bounding box or pick a demo area.")
+    st.stop()
+
+g = aoi.grid
+facts = st.columns(4)
+facts[0].metric("Area", f"{aoi.area_ha:,.0f} ha", help=f"{aoi.area_km2:,.2f} km2, geodesic")
+facts[1].metric("64x64 patches", f"{g.n_patches}", help=f"{g.rows} rows x {g.cols} columns of {PATCH_HA:.2f} ha, {g.crs}")
+facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
+                help="Processing units for both dates (13 bands + masks); the CDSE free tier has 10,000 PU a month")
+facts[3].metric("UTM grid", g.crs)
+st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
+           f"limit {MAX_AREA_KM2:,.0f} km2.")
+
+# -- 2. the dates -----------------------------------------------------------------------------
+st.subheader("2. Two dates")
+wa0 = st.session_state.get("window_a") or DateWindow.parse("2015-07-01/2015-08-31")
+wb0 = st.session_state.get("window_b") or DateWindow.parse("2017-07-01/2017-10-31")
+max_cloud = st.slider("Maximum scene cloud cover (%)", 0, 100, int(st.session_state.get("max_cloud", 100)), key="max_cloud_slider")
+cols = st.columns(2)
+choices, windows = {}, {}
+for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
+    with col:
+        rng = st.date_input(f"Date {label} window", value=(w0.start, w0.end), min_value=dt.date(2015, 6, 23),
+                            max_value=dt.date.today(), key=f"dates_{label}", format="YYYY-MM-DD")
+        if not isinstance(rng, (tuple, list)) or len(rng) != 2:
+            st.warning("Pick a start and an end date.")
+            continue
+        try:
+            window = DateWindow(rng[0], rng[1])
+        except LulcError as exc:
+            st.error(str(exc))
+            continue
+        windows[label] = window
+        try:
+            acqs = provider.search(aoi, window, float(max_cloud))
+        except OutsideCoverageError as exc:
+            st.error(str(exc))
+            st.stop()
+        except LulcError as exc:
+            st.error(f"Search failed: {exc}")
+            continue
+        if not acqs:
+            st.warning(f"No scene in {window} with cloud <= {max_cloud}%.")
+            continue
+        options = ["Least cloudy (automatic)"] + [f"{a.datetime:%Y-%m-%d}  cloud {a.cloud_cover:.1f}%  {a.tile_id}" for a in acqs]
+        pick = st.selectbox(f"Scene for date {label}", range(len(options)), format_func=lambda i: options[i],
+                            key=f"acq_choice_{label}")
+        choices[label] = acqs[pick - 1] if pick else None
+        st.caption(f"{len(acqs)} scene(s) found.")
+
+ready = len(windows) == 2 and len(choices) == 2
+if ready:
+    try:
+        check_window_order(windows["A"], windows["B"])
+    except LulcError as exc:
+        st.error(str(exc))
+        ready = False
+
+# -- 3. run -----------------------------------------------------------------------------------
+st.subheader("3. Run")
+if st.button("Run analysis", type="primary", disabled=not ready, key="run_analysis"):
+    bars = {s: st.progress(0.0, text=f"{s}: waiting") for s in STAGES}
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        bars[stage].progress(min(max(fraction, 0.0), 1.0), text=f"{stage}: {message}")
+
+    try:
+        st.session_state.window_a, st.session_state.window_b = windows["A"], windows["B"]
+        st.session_state.max_cloud = max_cloud
+        analyse(aoi, windows["A"], windows["B"], kind, "sentinel-2-l1c", choices["A"], choices["B"],
+                float(max_cloud), progress=progress)
+        for s in STAGES:
+            bars[s].progress(1.0, text=f"{s}: done")
+        st.success("Analysis ready.")
+        st.page_link("pages/2_Compare.py", label="Open the comparison", icon=":material/compare:")
+    except Exception as exc:
+        show_error(exc)
+elif st.session_state.get("analysis") is not None:
+    st.page_link("pages/2_Compare.py", label="Open the last comparison", icon=":material/compare:")

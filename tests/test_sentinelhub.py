@@ -1,0 +1,338 @@
+"""SentinelHubProvider driven through the real sentinelhub client over real HTTPS against the fake."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from lulc_core.aoi import AOI
+from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.cache import SceneCache, cache_key
+from lulc_core.errors import (CredentialsError, NoImageryError, ProviderError, QuotaError, RateLimitError)
+from lulc_core.fake_sentinelhub import QUOTA_EXCEEDED_BODY, FakeSentinelHub
+from lulc_core.providers.base import CachingProvider, ImageryProvider
+from lulc_core.providers.local import demo_provider
+from lulc_core.providers.sentinelhub import (ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
+                                             SentinelHubSettings, redact)
+from lulc_core.scene import L2A, DateWindow
+from tests.fake_sh_fixture import *  # noqa: F401,F403
+from tests.fake_sh_fixture import make_sh_settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::sentinelhub.exceptions.SHRateLimitWarning")
+
+JULY_2015 = DateWindow.parse("2015-07-01/2015-07-31")
+ALL_YEARS = DateWindow.parse("2015-01-01/2018-12-31")
+SECRET = "test-secret"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return demo_provider()
+
+
+@pytest.fixture(scope="module")
+def small_aoi() -> AOI:
+    """About 3 x 2 patches inside the demo area "norcia"."""
+    return AOI.from_bbox(13.085, 42.790, 13.095, 42.796, name="norcia-small")
+
+
+def _no_secret(text: str) -> None:
+    assert SECRET not in text
+
+
+# -- settings ------------------------------------------------------------------------------------
+def test_settings_from_env_defaults_and_secret_hidden():
+    s = SentinelHubSettings.from_env(env={"SH_CLIENT_ID": "abc", "SH_CLIENT_SECRET": "s3cr3t-value"})
+    assert s.has_credentials and s.client_id == "abc" and s.client_secret == "s3cr3t-value"
+    assert (s.endpoint, s.base_url, s.token_url) == ("cdse", *ENDPOINTS["cdse"])
+    assert s.base_url == "https://sh.dataspace.copernicus.eu"
+    for text in (repr(s), str(s), repr(SentinelHubProvider(s)), repr(s.to_shconfig()), str(s.to_shconfig())):
+        assert "s3cr3t-value" not in text
+    commercial = SentinelHubSettings.from_env(env={"SH_ENDPOINT": "sentinelhub"})
+    assert commercial.base_url == "https://services.sentinel-hub.com"
+    assert commercial.token_url.startswith("https://services.sentinel-hub.com/auth/realms/main/")
+    assert not commercial.has_credentials
+    with pytest.raises(ProviderError, match="unknown Sentinel Hub endpoint"):
+        SentinelHubSettings(endpoint="nowhere")
+
+
+def test_settings_secrets_take_precedence_over_env():
+    env = {"SH_CLIENT_ID": "env-id", "SH_CLIENT_SECRET": "env-secret", "SH_BASE_URL": "https://env.example/"}
+    s = SentinelHubSettings.from_env(env=env, secrets={"SH_CLIENT_ID": "st-id", "SH_CLIENT_SECRET": "st-secret"})
+    assert (s.client_id, s.client_secret, s.base_url) == ("st-id", "st-secret", "https://env.example")
+    nested = SentinelHubSettings.from_env(env={}, secrets={"sentinelhub": {"client_id": "n-id", "client_secret": "n-s",
+                                                                           "token_url": "https://t.example/tok"}})
+    assert (nested.client_id, nested.client_secret, nested.token_url) == ("n-id", "n-s", "https://t.example/tok")
+    assert SentinelHubSettings.from_env(env={}, secrets={}).has_credentials is False
+
+
+def test_redact_masks_secrets_and_tokens():
+    SentinelHubSettings(client_id="x", client_secret="very-private-42")
+    text = redact("body grant_type=client_credentials&client_secret=abc&x=1 very-private-42 Bearer eyJ.a.b")
+    assert "very-private-42" not in text and "client_secret=abc" not in text and "eyJ.a.b" not in text
+
+
+def test_missing_credentials_fail_before_any_request(fake_sh, small_aoi):
+    p = SentinelHubProvider(make_sh_settings(fake_sh, client_id="", client_secret=""))
+    with pytest.raises(CredentialsError, match="SH_CLIENT_ID"):
+        p.search(small_aoi, JULY_2015)
+    assert fake_sh.count() == 0
+
+
+# -- search --------------------------------------------------------------------------------------
+def test_search_sorted_with_cloud_tile_and_pagination(fake_sh, sh_settings, demo):
+    aoi = demo.area_aoi("pisa")
+    p = SentinelHubProvider(sh_settings, search_limit=1)
+    assert isinstance(p, ImageryProvider)
+    acqs = p.search(aoi, ALL_YEARS)
+    assert [a.date.isoformat() for a in acqs] == ["2015-07-04", "2018-02-11"]
+    assert all(a.provider == "sentinelhub" and a.tile_id == "T32TPP" for a in acqs)
+    assert acqs[0].id == "S2A_MSIL1C_20150704T101006_N0204_R022_T32TPP_20150704T101337"
+    assert [a.cloud_cover for a in acqs] == [a.cloud_cover for a in demo.search(aoi, ALL_YEARS)]
+    assert fake_sh.count("catalog") == 2  # two pages of one feature
+    assert fake_sh.catalog_payloads[1]["next"] == 1
+    assert fake_sh.catalog_payloads[0]["collections"] == ["sentinel-2-l1c"]
+    assert "intersects" in fake_sh.catalog_payloads[0]
+    # the cloud filter reaches the catalog (cql2-text)
+    clear = p.search(aoi, ALL_YEARS, max_cloud=0.05)
+    assert [a.date.isoformat() for a in clear] == ["2018-02-11"]
+    assert "eo:cloud_cover <= 0.05" in fake_sh.catalog_payloads[-1]["filter"]
+
+
+# -- fetch ---------------------------------------------------------------------------------------
+def test_fetch_matches_local_demo_and_reads_processing_units(fake_sh, sh_provider, small_aoi, demo):
+    scene = sh_provider.fetch(small_aoi, JULY_2015)
+    ref = demo.fetch(small_aoi, JULY_2015)
+    grid = small_aoi.grid
+    assert scene.matches(grid) and scene.data.dtype == np.uint16 and scene.data.shape == (13, grid.height, grid.width)
+    assert scene.bands == EUROSAT_BAND_ORDER and scene.provider == "sentinelhub" and scene.collection == "sentinel-2-l1c"
+    assert np.abs(scene.data.astype(np.int32) - ref.data.astype(np.int32)).mean() < 0.5
+    assert np.array_equal(scene.valid, ref.valid) and np.array_equal(scene.cloud, ref.cloud)
+    assert scene.dates == ref.dates and scene.acquisitions[0].tile_id == "T33TUH"
+    # one Process API request; PU as the header said (13 bands + CLM, 16-bit)
+    assert fake_sh.count("process") == 1
+    assert scene.processing_units == pytest.approx(grid.width * grid.height / 512**2 * 14 / 3, rel=1e-4)
+    body = fake_sh.process_payloads[0]
+    assert body["input"]["bounds"]["properties"]["crs"].endswith("/EPSG/0/" + grid.crs.split(":")[1])
+    assert body["input"]["bounds"]["bbox"] == pytest.approx(list(grid.bounds))
+    assert (body["output"]["width"], body["output"]["height"]) == (grid.width, grid.height)
+    data = body["input"]["data"][0]
+    assert data["type"] == "sentinel-2-l1c" and data["processing"]["harmonizeValues"] is True
+    assert data["dataFilter"]["mosaickingOrder"] == "leastCC"
+    assert data["dataFilter"]["timeRange"] == {"from": "2015-07-01T00:00:00Z", "to": "2015-07-31T23:59:59Z"}
+    assert '"B8A", "dataMask", "CLM"' in body["evalscript"]
+    assert [r["identifier"] for r in body["output"]["responses"]] == ["default", "masks"]
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+def test_fetch_split_into_sub_requests_equals_unsplit(fake_sh, sh_settings, small_aoi):
+    """Split into 64 px sub-requests and mosaicked back: the same scene as one request.
+
+    Not bit-identical: GDAL's bilinear kernel, when it downsamples (the demo's lon/lat pixels are
+    ~8.8 m wide), scales with each request's window, so pixels differ by a few DN; a mosaicking
+    error (a one-pixel shift) would differ by far more, which the last assertion checks.
+    """
+    whole = SentinelHubProvider(sh_settings).fetch(small_aoi, JULY_2015)
+    fake_sh.reset()
+    split = SentinelHubProvider(sh_settings, max_px=64).fetch(small_aoi, JULY_2015)
+    n = small_aoi.grid.n_patches
+    assert n > 1 and fake_sh.count("process") == n
+    assert all(b["output"]["width"] <= 64 and b["output"]["height"] <= 64 for b in fake_sh.process_payloads)
+    assert split.matches(small_aoi.grid)
+    assert np.array_equal(split.valid, whole.valid) and np.array_equal(split.cloud, whole.cloud)
+    a, b = split.data.astype(np.int32), whole.data.astype(np.int32)
+    diff = np.abs(a - b)
+    assert diff.mean() < 0.5 and diff.max() <= 8
+    assert np.abs(a[:, :, 1:] - b[:, :, :-1]).mean() > 20 * diff.mean() + 5
+    assert np.abs(a[:, 1:, :] - b[:, :-1, :]).mean() > 20 * diff.mean() + 5
+    assert split.processing_units == pytest.approx(whole.processing_units, rel=1e-3)
+
+
+def test_fetch_one_chosen_acquisition(fake_sh, sh_provider, small_aoi, demo):
+    acq = sh_provider.search(small_aoi, ALL_YEARS)[1]
+    fake_sh.reset()
+    scene = sh_provider.fetch(small_aoi, ALL_YEARS, acquisition=acq)
+    assert scene.dates == (acq.date,) and fake_sh.count("catalog") == 0
+    tr = fake_sh.process_payloads[0]["input"]["data"][0]["dataFilter"]["timeRange"]
+    assert tr == {"from": "2017-10-18T00:00:00Z", "to": "2017-10-18T23:59:59Z"}
+    ref = demo.fetch(small_aoi, DateWindow.parse("2017-10-18/2017-10-18"))
+    assert np.abs(scene.data.astype(np.int32) - ref.data.astype(np.int32)).mean() < 0.5
+
+
+def test_fetch_level_2a_has_no_b10(fake_sh, sh_settings, small_aoi):
+    scene = SentinelHubProvider(sh_settings, collection=L2A).fetch(small_aoi, JULY_2015)
+    assert scene.collection == L2A and not scene.band("B10").any() and scene.band("B8A").all()
+    assert fake_sh.process_payloads[0]["input"]["data"][0]["type"] == "sentinel-2-l2a"
+
+
+def test_caching_provider_second_fetch_makes_no_request_and_stores_no_credentials(fake_sh, sh_provider, small_aoi,
+                                                                                  tmp_path):
+    parts = sh_provider.cache_parts(small_aoi, JULY_2015, None, 100.0)
+    assert parts["evalscript"] == EVALSCRIPT_VERSION and parts["endpoint"] == fake_sh.base_url
+    blob = json.dumps(parts)
+    assert SECRET not in blob and fake_sh.client_id not in blob
+    cached = CachingProvider(sh_provider, SceneCache(tmp_path))
+    first = cached.fetch(small_aoi, JULY_2015)
+    assert fake_sh.count("process") == 1
+    fake_sh.reset()
+    second = cached.fetch(small_aoi, JULY_2015)
+    assert fake_sh.count() == 0
+    assert np.array_equal(first.data, second.data)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and (tmp_path / f"{cache_key(parts)}.scene.npz").exists()
+    for p in files:
+        raw = p.read_bytes()
+        assert SECRET.encode() not in raw and fake_sh.client_id.encode() not in raw
+
+
+def test_secret_never_logged(fake_sh, sh_settings, small_aoi, caplog):
+    caplog.set_level(logging.DEBUG)
+    SentinelHubProvider(sh_settings).fetch(small_aoi, JULY_2015)
+    assert "openid-connect/token" in caplog.text  # the token request was logged...
+    _no_secret(caplog.text)  # ...without the secret
+
+
+# -- faults --------------------------------------------------------------------------------------
+def test_wrong_credentials_raise_credentials_error(fake_sh, small_aoi):
+    p = SentinelHubProvider(make_sh_settings(fake_sh, client_secret="wrong-secret"))
+    with pytest.raises(CredentialsError, match="refused the credentials") as info:
+        p.fetch(small_aoi, JULY_2015)
+    msg = str(info.value)
+    assert "SH_CLIENT_ID / SH_CLIENT_SECRET" in msg and "wrong-secret" not in msg and "\n" not in msg
+    assert fake_sh.requests_to("token")[-1][2] == 401 and fake_sh.count("process") == 0
+
+
+def test_401_on_process_raises_credentials_error(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=401)
+    with pytest.raises(CredentialsError, match="HTTP 401"):
+        sh_provider.fetch(small_aoi, JULY_2015)
+
+
+def test_403_quota_raises_quota_error(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=403, body=QUOTA_EXCEEDED_BODY)
+    with pytest.raises(QuotaError, match="quota"):
+        sh_provider.fetch(small_aoi, JULY_2015)
+
+
+def test_403_without_quota_is_a_permission_error(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=403)
+    with pytest.raises(CredentialsError, match="no permission") as info:
+        sh_provider.fetch(small_aoi, JULY_2015)
+    assert not isinstance(info.value, QuotaError)
+
+
+def test_429_with_retry_after_then_success(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=429, retry_after_ms=300)
+    t0 = time.monotonic()
+    scene = sh_provider.fetch(small_aoi, JULY_2015)
+    assert time.monotonic() - t0 >= 0.3  # Retry-After read in milliseconds and honoured
+    assert scene.valid.all()
+    assert fake_sh.count("process", 429) == 1 and fake_sh.count("process", 200) == 1
+
+
+def test_persistent_429_raises_rate_limit_error(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=429, retry_after_ms=10, times=None)
+    with pytest.raises(RateLimitError, match="429"):
+        sh_provider.fetch(small_aoi, JULY_2015)
+    assert fake_sh.count("process", 429) == sh_provider.settings.max_rate_limit_retries + 1
+
+
+def test_500_once_then_success(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=500)
+    assert sh_provider.fetch(small_aoi, JULY_2015).valid.all()
+    assert fake_sh.count("process", 500) == 1 and fake_sh.count("process", 200) == 1
+
+
+def test_persistent_500_raises_provider_error(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", status=503, times=None)
+    with pytest.raises(ProviderError, match="HTTP 503 after 2 attempts") as info:
+        sh_provider.fetch(small_aoi, JULY_2015)
+    assert type(info.value) is ProviderError and "\n" not in str(info.value)
+    assert fake_sh.count("process", 503) == 2
+
+
+def test_persistent_500_at_token_endpoint(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("token", status=500, times=None)
+    with pytest.raises(ProviderError, match="token endpoint"):
+        sh_provider.search(small_aoi, JULY_2015)
+
+
+def test_slow_response_past_timeout(fake_sh, sh_settings, small_aoi):
+    p = SentinelHubProvider(make_sh_settings(fake_sh, timeout_s=0.3))
+    fake_sh.inject("process", delay_s=1.0, times=None)
+    with pytest.raises(ProviderError, match="timed out after 0.3 s"):
+        p.fetch(small_aoi, JULY_2015)
+
+
+@pytest.mark.parametrize("mode", ["length", "body"])
+def test_truncated_tiff_raises_and_caches_nothing(fake_sh, sh_provider, small_aoi, tmp_path, mode):
+    fake_sh.inject("process", truncate=mode, times=None)
+    cached = CachingProvider(sh_provider, SceneCache(tmp_path))
+    with pytest.raises(ProviderError, match="broke mid-response" if mode == "length" else "unreadable image"):
+        cached.fetch(small_aoi, JULY_2015)
+    assert not list(tmp_path.glob("*.npz"))
+
+
+def test_truncated_once_is_retried(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("process", truncate=True)
+    assert sh_provider.fetch(small_aoi, JULY_2015).valid.all()
+    assert fake_sh.count("process") == 2
+
+
+def test_empty_search_raises_no_imagery(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("catalog", empty=True)
+    with pytest.raises(NoImageryError, match="2015-07-01/2015-07-31"):
+        sh_provider.fetch(small_aoi, JULY_2015)
+    assert fake_sh.count("process") == 0
+    with pytest.raises(NoImageryError):  # a window without scenes, no fault
+        sh_provider.fetch(small_aoi, DateWindow.parse("2016-01-01/2016-01-31"))
+
+
+def test_unreachable_service(fake_sh, small_aoi):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"https://127.0.0.1:{port}"
+    p = SentinelHubProvider(make_sh_settings(fake_sh, base_url=url, token_url=url + "/token"))
+    with pytest.raises(ProviderError, match="could not connect"):
+        p.search(small_aoi, JULY_2015)
+
+
+# -- the fake itself ------------------------------------------------------------------------------
+def test_fake_rejects_bad_tokens_and_oversized_outputs(fake_sh):
+    r = requests.post(fake_sh.process_url, json={}, timeout=5)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "COMMON_UNAUTHORIZED"
+    tok = requests.post(fake_sh.token_url, data={"grant_type": "client_credentials", "client_id": fake_sh.client_id,
+                                                 "client_secret": fake_sh.client_secret}, timeout=5).json()
+    assert tok["access_token"].count(".") == 2
+    body = {"input": {"bounds": {"bbox": [13.08, 42.79, 13.09, 42.8],
+                                 "properties": {"crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+                      "data": [{"type": "sentinel-2-l1c"}]},
+            "output": {"width": 3000, "height": 10, "responses": [{"identifier": "default",
+                                                                   "format": {"type": "image/tiff"}}]},
+            "evalscript": "//VERSION=3\nfunction setup(){return {input:[\"B04\"], output:{bands:1}}}\n"
+                          "function evaluatePixel(s){return [s.B04]}"}
+    headers = {"Authorization": f"Bearer {tok['access_token']}"}
+    r = requests.post(fake_sh.process_url, json=body, headers=headers, timeout=5)
+    assert r.status_code == 400 and "2500" in r.json()["error"]["message"]
+    body["output"]["width"] = 20
+    r = requests.post(fake_sh.process_url, json=body, headers=headers, timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/tiff"
+    assert float(r.headers["x-processingunits-spent"]) == pytest.approx(0.005)
+    assert fake_sh.counts() == {"token": 1, "catalog": 0, "process": 3}
+
+
+def test_fake_standalone_plain_http_needs_no_certificate():
+    with FakeSentinelHub(tls=False) as fake:
+        assert fake.base_url.startswith("http://") and fake.ca_file is None
+        r = requests.post(fake.token_url, data={"grant_type": "client_credentials", "client_id": "x",
+                                                "client_secret": "y"}, timeout=5)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+        assert fake.request_log == [("POST", "/auth/realms/CDSE/protocol/openid-connect/token", 401)]

@@ -1,0 +1,91 @@
+"""Plotly figures built from plain data (no Streamlit here, so they are testable on their own)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from lulc_core.bands import BANDS_BY_NAME
+from lulc_core.change import ChangeResult
+from lulc_core.classes import CLASS_COLOURS, CLASS_NAMES
+
+DATE_COLOURS = ("#7f9fbf", "#1b3f8f")
+
+
+def probability_bars(probs_a: np.ndarray | None, probs_b: np.ndarray | None, labels: tuple[str, str],
+                     threshold: float, class_names: Sequence[str] = CLASS_NAMES) -> go.Figure:
+    """Grouped horizontal bars of the 10 calibrated probabilities on both dates."""
+    fig = go.Figure()
+    for probs, label, colour in ((probs_a, labels[0], DATE_COLOURS[0]), (probs_b, labels[1], DATE_COLOURS[1])):
+        if probs is None:
+            continue
+        flag = " (low confidence)" if float(np.max(probs)) < threshold else ""
+        fig.add_bar(y=list(class_names), x=[float(p) for p in probs], orientation="h", name=label + flag,
+                    marker_color=colour, text=[f"{p:.2f}" for p in probs], textposition="outside")
+    fig.add_vline(x=threshold, line_dash="dot", line_color="#f2b134",
+                  annotation_text=f"confidence threshold {threshold:.2f}", annotation_position="top")
+    fig.update_layout(barmode="group", height=420, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(range=[0, 1.1], title="calibrated probability"),
+                      yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def spectral_signature(sig_a: dict[str, float] | None, sig_b: dict[str, float] | None, labels: tuple[str, str],
+                       references: dict[str, dict[str, float]] | None = None,
+                       highlight: Sequence[str] = ()) -> go.Figure:
+    """Reflectance vs band centre wavelength for a patch on both dates, with the EuroSAT mean
+    signature of each class in ``highlight`` (e.g. the patch's predicted classes) for reference."""
+    fig = go.Figure()
+    for cls in highlight:
+        sig = (references or {}).get(cls)
+        if sig:
+            names = sorted(sig, key=lambda b: BANDS_BY_NAME[b].wavelength_nm)
+            fig.add_scatter(x=[BANDS_BY_NAME[b].wavelength_nm for b in names], y=[sig[b] for b in names],
+                            mode="lines", name=f"EuroSAT mean {cls}",
+                            line=dict(color=CLASS_COLOURS[CLASS_NAMES.index(cls)], dash="dot", width=2))
+    for sig, label, colour in ((sig_a, labels[0], DATE_COLOURS[0]), (sig_b, labels[1], DATE_COLOURS[1])):
+        if not sig:
+            continue
+        names = sorted(sig, key=lambda b: BANDS_BY_NAME[b].wavelength_nm)
+        fig.add_scatter(x=[BANDS_BY_NAME[b].wavelength_nm for b in names], y=[sig[b] for b in names],
+                        mode="lines+markers", name=label, text=names, line=dict(color=colour, width=3),
+                        hovertemplate="%{text} (%{x:.0f} nm): %{y:.3f}<extra></extra>")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="band centre wavelength (nm)", tickvals=[443, 665, 865, 1374, 1614, 2202]),
+                      yaxis=dict(title="TOA reflectance"), legend=dict(orientation="h", y=-0.2, font=dict(size=11)))
+    return fig
+
+
+def transition_heatmap(change: ChangeResult) -> go.Figure:
+    """From (date A, rows) - to (date B, columns) matrix in hectares."""
+    names = list(change.class_names)
+    m = change.transition_ha
+    text = [[f"{v:,.0f}" if v > 0 else "" for v in row] for row in m]
+    fig = go.Figure(go.Heatmap(z=m, x=names, y=names, text=text, texttemplate="%{text}", colorscale="Reds",
+                               hovertemplate="%{y} -> %{x}: %{z:,.1f} ha<extra></extra>",
+                               colorbar=dict(title="ha")))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="date B", tickangle=-35), yaxis=dict(title="date A", autorange="reversed"))
+    return fig
+
+
+def class_area_bars(change: ChangeResult, labels: tuple[str, str]) -> go.Figure:
+    """Grouped bars of class areas (ha) on both dates."""
+    names = list(change.class_names)
+    fig = go.Figure()
+    fig.add_bar(x=names, y=change.area_a_ha, name=labels[0], marker_color=DATE_COLOURS[0])
+    fig.add_bar(x=names, y=change.area_b_ha, name=labels[1], marker_color=DATE_COLOURS[1])
+    fig.update_layout(barmode="group", height=380, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(title="hectares"), xaxis=dict(tickangle=-35), legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def confusion_heatmap(matrix: Sequence[Sequence[int]], class_names: Sequence[str] = CLASS_NAMES) -> go.Figure:
+    m = np.asarray(matrix)
+    fig = go.Figure(go.Heatmap(z=m, x=list(class_names), y=list(class_names), text=m, texttemplate="%{text}",
+                               colorscale="Blues", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="predicted", tickangle=-35), yaxis=dict(title="true", autorange="reversed"))
+    return fig

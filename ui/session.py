@@ -1,0 +1,132 @@
+"""Streamlit glue shared by the pages: cached model and providers, session state, one-click demo.
+
+Everything computed here is a ``lulc_core`` call; this module only decides what is cached
+where. The model loads once per process (``st.cache_resource``); analyses are kept per input
+signature so that reruns, page switches and map events never refetch or reclassify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from typing import Any
+
+import streamlit as st
+
+from lulc_core.aoi import AOI
+from lulc_core.change import ChangeThresholds
+from lulc_core.errors import LulcError
+from lulc_core.model.classifier import Classifier, load_classifier
+from lulc_core.pipeline import Analysis, run_analysis
+from lulc_core.providers.factory import make_provider
+from lulc_core.scene import Acquisition, DateWindow
+
+DEMO_PRESETS = {  # area -> (window A, window B): the two real acquisitions of each demo area
+    "pisa": ("2015-07-01/2015-07-31", "2018-02-01/2018-02-28"),
+    "norcia": ("2015-07-01/2015-07-31", "2017-10-01/2017-10-31"),
+    "saclay_e": ("2016-03-01/2016-03-31", "2017-08-01/2017-08-31"),
+    "montpellier": ("2015-08-01/2015-08-31", "2017-10-01/2017-10-31"),
+    "valencia": ("2016-07-01/2016-07-31", "2017-11-01/2017-11-30"),
+}
+
+
+def basemap_enabled() -> bool:
+    """OpenStreetMap tiles under the overlays (from the internet); LULC_BASEMAP=0 turns them off
+    for offline / air-gapped use, where the maps show overlays on a plain background."""
+    return os.environ.get("LULC_BASEMAP", "1").lower() not in ("0", "false", "no", "off")
+
+
+def secrets_dict() -> dict[str, str]:
+    """Streamlit secrets as a plain dict ({} when there is no secrets file)."""
+    try:
+        return {k: str(v) for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
+    except Exception:  # no secrets.toml: Streamlit raises rather than returning empty
+        return {}
+
+
+def sentinelhub_configured() -> bool:
+    keys = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
+    sec = secrets_dict()
+    return all(sec.get(k) or os.environ.get(k) for k in keys)
+
+
+def provider_kind() -> str:
+    """The data source in use: the user's choice, else Sentinel Hub with credentials, else demo."""
+    if "provider_kind" not in st.session_state:
+        st.session_state.provider_kind = "sentinelhub" if sentinelhub_configured() else "demo"
+    return st.session_state.provider_kind
+
+
+@st.cache_resource(show_spinner="Loading the EuroSAT ResNet...")
+def get_classifier() -> Classifier:
+    return load_classifier()
+
+
+@st.cache_resource(show_spinner=False)
+def get_provider(kind: str, collection: str = "sentinel-2-l1c"):
+    return make_provider(kind, collection=collection, secrets=secrets_dict())
+
+
+@st.cache_resource(show_spinner=False)
+def _analysis_store() -> "OrderedDict[str, Analysis]":
+    return OrderedDict()
+
+
+def signature(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str,
+              acq_a: Acquisition | None, acq_b: Acquisition | None, max_cloud: float) -> str:
+    blob = json.dumps([aoi.geometry.wkt, str(wa), str(wb), kind, collection,
+                       acq_a.id if acq_a else None, acq_b.id if acq_b else None, max_cloud])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str,
+            acq_a: Acquisition | None, acq_b: Acquisition | None, max_cloud: float,
+            progress=None) -> Analysis:
+    """Run (or reuse) the analysis for these inputs and make it the session's current one."""
+    key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
+    store = _analysis_store()
+    if key not in store:
+        store[key] = run_analysis(aoi, wa, wb, get_provider(kind, collection), get_classifier(),
+                                  acq_a, acq_b, max_cloud, progress=progress)
+        while len(store) > 8:
+            store.popitem(last=False)
+    store.move_to_end(key)
+    st.session_state.analysis_key = key
+    st.session_state.analysis = store[key]
+    st.session_state.pop("patch", None)
+    return store[key]
+
+
+def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
+    """The session's analysis, re-compared with the chosen thresholds (cheap, no reclassification)."""
+    an = st.session_state.get("analysis")
+    if an is None or thresholds is None or thresholds == an.change.thresholds:
+        return an
+    return an.recompare(thresholds)
+
+
+def start_demo(area: str) -> Analysis:
+    """One click: the demo area's AOI and its two dates, analysed on the bundled scenes."""
+    provider = get_provider("demo")
+    aoi = provider.area_aoi(area)
+    wa, wb = (DateWindow.parse(w) for w in DEMO_PRESETS[area])
+    st.session_state.provider_kind = "demo"
+    st.session_state.aoi = aoi
+    st.session_state.window_a, st.session_state.window_b = wa, wb
+    return analyse(aoi, wa, wb, "demo", "sentinel-2-l1c", None, None, 100.0)
+
+
+def show_error(exc: Exception) -> None:
+    """A user-facing error: LulcError messages as they are, anything else with its type."""
+    if isinstance(exc, LulcError):
+        st.error(str(exc))
+    else:
+        st.error(f"Unexpected {type(exc).__name__}: {exc}")
+
+
+def model_summary(clf: Classifier) -> dict[str, Any]:
+    m = clf.meta.test_metrics.get("tta" if clf.tta else "plain", {})
+    return {"architecture": f"{clf.meta.architecture} ({clf.meta.stem} stem)", "accuracy": m.get("accuracy"),
+            "ece": m.get("ece_after"), "n_images": m.get("n_images"), "tta": clf.tta}
