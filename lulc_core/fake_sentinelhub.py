@@ -970,6 +970,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     fake = FakeSentinelHub(args.scenes, args.client_id, args.client_secret, host=args.host, port=args.port,
                            tls=False if args.http else None)
+    import signal
+
+    def _terminate(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     with fake:
         print(fake.describe(), flush=True)
         try:

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import requests
+from sentinelhub import SentinelHubSession
 
 from lulc_core.aoi import AOI
 from lulc_core.bands import EUROSAT_BAND_ORDER
@@ -125,7 +126,7 @@ def test_fetch_matches_local_demo_and_reads_processing_units(fake_sh, sh_provide
     assert (body["output"]["width"], body["output"]["height"]) == (grid.width, grid.height)
     data = body["input"]["data"][0]
     assert data["type"] == "sentinel-2-l1c" and data["processing"]["harmonizeValues"] is True
-    assert data["dataFilter"]["mosaickingOrder"] == "leastCC"
+    assert data["dataFilter"]["mosaickingOrder"] == "leastCC" and data["dataFilter"]["maxCloudCoverage"] == 100
     assert data["dataFilter"]["timeRange"] == {"from": "2015-07-01T00:00:00Z", "to": "2015-07-31T23:59:59Z"}
     assert '"B8A", "dataMask", "CLM"' in body["evalscript"]
     assert [r["identifier"] for r in body["output"]["responses"]] == ["default", "masks"]
@@ -162,8 +163,16 @@ def test_fetch_one_chosen_acquisition(fake_sh, sh_provider, small_aoi, demo):
     assert scene.dates == (acq.date,) and fake_sh.count("catalog") == 0
     tr = fake_sh.process_payloads[0]["input"]["data"][0]["dataFilter"]["timeRange"]
     assert tr == {"from": "2017-10-18T00:00:00Z", "to": "2017-10-18T23:59:59Z"}
+    assert "maxCloudCoverage" not in fake_sh.process_payloads[0]["input"]["data"][0]["dataFilter"]
     ref = demo.fetch(small_aoi, DateWindow.parse("2017-10-18/2017-10-18"))
     assert np.abs(scene.data.astype(np.int32) - ref.data.astype(np.int32)).mean() < 0.5
+
+
+def test_fetch_passes_the_cloud_limit_unrounded(fake_sh, sh_provider, small_aoi):
+    scene = sh_provider.fetch(small_aoi, JULY_2015, max_cloud=0.05)
+    assert scene.valid.all()
+    assert fake_sh.catalog_payloads[0]["filter"] == "eo:cloud_cover <= 0.05"
+    assert fake_sh.process_payloads[0]["input"]["data"][0]["dataFilter"]["maxCloudCoverage"] == 0.05
 
 
 def test_fetch_level_2a_has_no_b10(fake_sh, sh_settings, small_aoi):
@@ -264,6 +273,12 @@ def test_persistent_500_at_token_endpoint(fake_sh, sh_provider, small_aoi):
         sh_provider.search(small_aoi, JULY_2015)
 
 
+def test_429_at_token_endpoint_is_a_rate_limit(fake_sh, sh_provider, small_aoi):
+    fake_sh.inject("token", status=429, retry_after_ms=10, times=None)
+    with pytest.raises(RateLimitError, match="token endpoint"):
+        sh_provider.search(small_aoi, JULY_2015)
+
+
 def test_slow_response_past_timeout(fake_sh, sh_settings, small_aoi):
     p = SentinelHubProvider(make_sh_settings(fake_sh, timeout_s=0.3))
     fake_sh.inject("process", delay_s=1.0, times=None)
@@ -312,6 +327,8 @@ def test_fake_rejects_bad_tokens_and_oversized_outputs(fake_sh):
     tok = requests.post(fake_sh.token_url, data={"grant_type": "client_credentials", "client_id": fake_sh.client_id,
                                                  "client_secret": fake_sh.client_secret}, timeout=5).json()
     assert tok["access_token"].count(".") == 2
+    session = SentinelHubSession(config=make_sh_settings(fake_sh).to_shconfig())
+    assert session.info()["azp"] == fake_sh.client_id  # JWT-shaped, as the client decodes it
     body = {"input": {"bounds": {"bbox": [13.08, 42.79, 13.09, 42.8],
                                  "properties": {"crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
                       "data": [{"type": "sentinel-2-l1c"}]},
@@ -326,7 +343,7 @@ def test_fake_rejects_bad_tokens_and_oversized_outputs(fake_sh):
     r = requests.post(fake_sh.process_url, json=body, headers=headers, timeout=5)
     assert r.status_code == 200 and r.headers["Content-Type"] == "image/tiff"
     assert float(r.headers["x-processingunits-spent"]) == pytest.approx(0.005)
-    assert fake_sh.counts() == {"token": 1, "catalog": 0, "process": 3}
+    assert fake_sh.counts() == {"token": 2, "catalog": 0, "process": 3}
 
 
 def test_fake_standalone_plain_http_needs_no_certificate():

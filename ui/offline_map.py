@@ -18,18 +18,18 @@ defaults are dropped because nothing we draw needs them:
   for ``folium.Icon`` markers (``folium.Marker`` without an icon uses Leaflet's default
   marker image, which is shipped).
 
-Which URL to use (verified in headless Chromium with streamlit 1.67 +
-streamlit-folium 0.27.4, all non-localhost requests blocked):
-``st_folium`` does not put the links into the page itself: it hands them to its
-component, which runs in an iframe served from ``<server>/component/streamlit_folium.
-st_folium/index.html`` and appends ``<script src=...>``/``<link href=...>`` there.  A
-relative URL such as ``"app/static/vendor"`` therefore resolves against the
-*component's* URL (``/component/streamlit_folium.st_folium/app/static/...``, a 404) and
-the map stays blank.  An absolute path (``"/app/static/vendor"``, same origin as the
-iframe) works both there and in ``folium_static``/``components.html`` iframes; it
-must include ``server.baseUrlPath`` when the app is served under a prefix, which is
-what :func:`static_vendor_url` does.  Use ``static_url="app/static/vendor"`` only for
-HTML saved next to a ``app/static/vendor`` folder.
+Which URL to use (verified in headless Chromium, streamlit 1.67 + streamlit-folium
+0.27.4, every non-localhost request blocked): ``st_folium`` strips the <script>/<link>
+tags from the map HTML and hands the URLs to its component, which runs in an iframe
+served from ``<server>/component/streamlit_folium.st_folium/index.html`` and appends
+the tags there.  A relative URL such as ``"app/static/vendor"`` therefore resolves
+against the *component's* URL (``/component/streamlit_folium.st_folium/app/static/...``
+-> 404, blank map).  An absolute path (``/app/static/vendor/...``, same origin as the
+iframe) works there and in ``folium_static``/``components.html`` (srcdoc) iframes, but
+must carry ``server.baseUrlPath`` when the app is served under a prefix; that is what
+:func:`static_vendor_url` (the default of ``make_map``) computes.  Streamlit serves
+.js as ``application/javascript`` and .css as ``text/css`` with ``nosniff``, so the
+browser accepts them.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import requests
 import tifffile
-from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.oauth2.rfc6749.errors import MissingTokenError, OAuth2Error
 from sentinelhub import (CRS, BBox, DataCollection, Geometry, MimeType, MosaickingOrder, ResamplingType,
                          SentinelHubCatalog, SentinelHubDownloadClient, SentinelHubRequest, SentinelHubSession,
                          SHConfig)
@@ -75,7 +75,7 @@ _SECRET_PATTERNS = (
 def redact(text: str) -> str:
     """``text`` with every registered client secret, token and client_secret=... masked."""
     for s in sorted(_SECRETS, key=len, reverse=True):
-        if s:
+        if len(s) >= 6:  # shorter ones would mangle ordinary words; the patterns below still apply
             text = text.replace(s, "***")
     for pat in _SECRET_PATTERNS:
         text = pat.sub(r"\1***", text)
@@ -218,6 +218,20 @@ function evaluatePixel(s) {{
 _TILE_RE = re.compile(r"_(T\d{2}[A-Z]{3})_")
 
 
+class _Session(SentinelHubSession):
+    """A SentinelHubSession that turns a 429 from the token endpoint into an HTTP error.
+
+    The stock compliance hook hands any JSON body with an "error" key to oauthlib, which would
+    report a rate limit as refused credentials.
+    """
+
+    @staticmethod
+    def _compliance_hook(response: requests.Response) -> requests.Response:
+        if response.status_code == requests.codes.too_many_requests:
+            response.raise_for_status()
+        return SentinelHubSession._compliance_hook(response)
+
+
 class SentinelHubProvider:
     """Search and fetch Sentinel-2 L1C (or L2A) through the Sentinel Hub Catalog and Process APIs."""
 
@@ -249,7 +263,7 @@ class SentinelHubProvider:
                                    "or Streamlit secrets); free accounts at https://dataspace.copernicus.eu")
         with self._lock:
             if self._session is None:
-                self._session = SentinelHubSession(config=self.config)
+                self._session = _Session(config=self.config)
             return self._session
 
     def _client(self) -> SentinelHubDownloadClient:
@@ -276,7 +290,7 @@ class SentinelHubProvider:
                                      geometry=Geometry(aoi.geometry, CRS.WGS84), filter=flt,
                                      limit=self.search_limit)
             features = list(results)
-        except (ProviderError, CredentialsError):
+        except ProviderError:
             raise
         except Exception as exc:
             raise self._error(exc, "catalog search") from _cause(exc)
@@ -303,13 +317,19 @@ class SentinelHubProvider:
                 raise NoImageryError(f"Sentinel Hub has no {self.collection} acquisition over this AOI within {window} "
                                      f"with cloud <= {max_cloud:g}%; widen the date window or raise the cloud limit")
             time_range = window.to_rfc3339()
-            maxcc: float | None = min(max(max_cloud, 0.0), 100.0) / 100.0
+            maxcc: float | None = min(max(float(max_cloud), 0.0), 100.0)
         else:
             acqs = [acquisition]
             day = acquisition.date.isoformat()
             time_range = (f"{day}T00:00:00Z", f"{day}T23:59:59Z")
             maxcc = None
         parts = grid.split(self.max_px)
+        try:
+            client = self._client()  # one client: its rate-limit pacing spans the sub-requests
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "Process API request") from _cause(exc)
         data = np.zeros((13, grid.height, grid.width), dtype=np.uint16)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
@@ -319,8 +339,8 @@ class SentinelHubProvider:
                 progress(i / len(parts), f"downloading part {i + 1} of {len(parts)} from Sentinel Hub")
             request = self._process_request(sub, time_range, maxcc)
             try:
-                (response,) = self._client().download(request.download_list, max_threads=1, decode_data=False)
-            except (ProviderError, CredentialsError):
+                (response,) = client.download(request.download_list, max_threads=1, decode_data=False)
+            except ProviderError:
                 raise
             except Exception as exc:
                 raise self._error(exc, "Process API request") from _cause(exc)
@@ -341,10 +361,13 @@ class SentinelHubProvider:
                      tuple(sorted({a.date for a in acqs})), self.name, self.collection, pu, tuple(acqs))
 
     def _process_request(self, grid: PatchGrid, time_range: tuple[str, str], maxcc: float | None) -> SentinelHubRequest:
+        # maxCloudCoverage goes in as given (percent): the client's own maxcc rounds it down to an integer
+        extra: dict[str, Any] = {"processing": {"harmonizeValues": True}}
+        if maxcc is not None:
+            extra["dataFilter"] = {"maxCloudCoverage": maxcc}
         input_data = SentinelHubRequest.input_data(
-            self.data_collection, time_interval=time_range, maxcc=maxcc,
-            mosaicking_order=MosaickingOrder.LEAST_CC, upsampling=ResamplingType.BILINEAR,
-            other_args={"processing": {"harmonizeValues": True}})
+            self.data_collection, time_interval=time_range, mosaicking_order=MosaickingOrder.LEAST_CC,
+            upsampling=ResamplingType.BILINEAR, other_args=extra)
         return SentinelHubRequest(
             evalscript=evalscript(self.collection), input_data=[input_data],
             responses=[SentinelHubRequest.output_response("default", MimeType.TIFF),
@@ -449,6 +472,9 @@ def _map_error(exc: BaseException, what: str, s: SentinelHubSettings, collection
     check = f"check SH_CLIENT_ID / SH_CLIENT_SECRET and the endpoint ({s.endpoint}, {s.base_url})"
     if isinstance(exc, ProviderError):
         return exc
+    if isinstance(exc, MissingTokenError):
+        return ProviderError(_one_line(f"the Sentinel Hub token endpoint {s.token_url} sent no access token; check "
+                                       "SH_TOKEN_URL and the endpoint"))
     if isinstance(exc, OAuth2Error):
         code = getattr(exc, "error", "") or type(exc).__name__
         return CredentialsError(_one_line(f"Sentinel Hub refused the credentials ({code}) at the token endpoint "

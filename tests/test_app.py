@@ -1,0 +1,118 @@
+"""Page logic with streamlit.testing.v1.AppTest (no browser): home, area and dates, compare, model."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lulc_core.aoi import AOI
+
+TIMEOUT = 300
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("LULC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LULC_BASEMAP", "0")
+    for k in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def _clf_calls():
+    from ui.session import get_classifier
+    return get_classifier().calls
+
+
+def _errors(at):
+    return [e.value for e in at.error] + [str(x.value) for x in at.exception]
+
+
+def test_home_shows_source_and_model_and_runs_demo():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not _errors(at)
+    assert at.title[0].value == "LULC Change Explorer"
+    assert any("Bundled demo scenes" in i.value for i in at.info)
+    assert at.metric[0].label.startswith("Test accuracy")
+    at.selectbox(key="home_demo_area").set_value("norcia")
+    at.button(key="home_start").click().run()
+    assert not _errors(at)
+    an = at.session_state["analysis"]
+    assert an.aoi.name == "norcia" and an.a.patches.grid.n_patches == 15
+    assert at.title[0].value == "Compare two dates"  # switched to the Compare page
+
+
+def test_compare_page_reruns_never_reclassify():
+    import streamlit as st
+
+    st.cache_resource.clear()  # fresh model and analysis store: count from zero
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert _clf_calls() == 0
+    at.selectbox(key="home_demo_area").set_value("norcia")
+    at.button(key="home_start").click().run()
+    calls = _clf_calls()
+    assert calls == 2  # one batched call per date
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == ["Area", "Changed", "Unchanged", "Uncertain"]
+    subheaders = [s.value for s in at.subheader]
+    assert {"Patch details", "Change", "Downloads"} <= set(subheaders)
+    # widgets that don't change the inputs: thresholds, opacity, patch choice, plain reruns
+    at.sidebar.slider(key="thr_conf").set_value(0.3).run()
+    at.sidebar.slider(key="class_opacity").set_value(0.9).run()
+    patch_box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    patch_box.set_value(patch_box.options and patch_box.value).run()
+    at.run()
+    assert _clf_calls() == calls
+    assert not _errors(at)
+    # a lower confidence threshold can only turn uncertain patches into (un)changed ones
+    an = at.session_state["analysis"]
+    assert an.change.thresholds.confidence == 0.6
+
+
+def test_area_page_invalid_bbox_message():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.radio(key="aoi_how").set_value("Type a bounding box").run()
+    at.number_input(key="bbox_East (lon)").set_value(10.0).run()  # east < west
+    at.button(key="bbox_apply").click().run()
+    assert any("west < east" in e for e in _errors(at))
+
+
+def test_area_page_outside_demo_and_reversed_dates():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = AOI.from_bbox(5.0, 45.0, 5.05, 45.05, name="elsewhere")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert any("outside the demo scenes" in e and "pisa" in e for e in _errors(at))
+    at2 = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    from lulc_core.providers.local import demo_provider
+    from lulc_core.scene import DateWindow
+    at2.session_state["aoi"] = demo_provider().area_aoi("norcia")
+    at2.session_state["window_a"] = DateWindow.parse("2017-10-01/2017-10-31")
+    at2.session_state["window_b"] = DateWindow.parse("2015-07-01/2015-07-31")
+    at2.switch_page("pages/1_Area_and_dates.py").run()
+    assert any("before date A" in e for e in _errors(at2))
+    assert at2.button(key="run_analysis").disabled
+
+
+def test_area_page_runs_analysis_on_demo_area():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.radio(key="aoi_how").set_value("Demo area").run()
+    at.selectbox(key="aoi_demo_area").set_value("norcia").run()
+    at.button(key="demo_apply").click().run()
+    assert [m.label for m in at.metric][:2] == ["Area", "64x64 patches"]
+    assert at.metric[1].value == "15"
+    assert not _errors(at)
+    at.button(key="run_analysis").click().run()
+    assert not _errors(at)
+    assert any("Analysis ready" in s.value for s in at.success)
+    an = at.session_state["analysis"]
+    assert an.a.scene.dates[0].isoformat() == "2015-07-11" and an.b.scene.dates[0].isoformat() == "2017-10-18"
+
+
+def test_model_page():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/3_Model.py").run()
+    assert not _errors(at)
+    assert at.metric[0].label == "Test accuracy"
+    assert any("Input contract" == s.value for s in at.subheader)
