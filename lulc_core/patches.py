@@ -1,6 +1,7 @@
 """Cutting a Scene into 64x64 patches, with per-patch masks, areas and outlines.
 
-A patch is classified only when it is usable: inside the AOI, at most ``MAX_NODATA`` of its
+A patch is classified only when it is usable: at least ``MIN_AOI_SHARE`` of it inside the AOI
+(thinner slivers along a rotated edge are left out), at most ``MAX_NODATA`` of its
 pixels without data and at most ``MAX_CLOUD`` of them cloudy. Others are shown as what they
 are (outside, nodata, cloudy), never as land cover.
 """
@@ -18,6 +19,7 @@ from lulc_core.scene import Scene
 
 MAX_NODATA = 0.10  # share of pixels without data above which a patch is "nodata"
 MAX_CLOUD = 0.10  # share of cloudy pixels above which a patch is "cloudy"
+MIN_AOI_SHARE = 0.01  # patches with less of their area inside the AOI are slivers: "outside"
 
 OK, OUTSIDE, NODATA, CLOUDY = 0, 1, 2, 3
 STATUS_NAMES = {OK: "ok", OUTSIDE: "outside", NODATA: "nodata", CLOUDY: "cloudy"}
@@ -77,6 +79,7 @@ def cut_patches(scene: Scene, aoi: AOI | None = None, grid: PatchGrid | None = N
     status = np.full((grid.rows, grid.cols), OK, dtype=np.int8)
     status[cloud_frac > max_cloud] = CLOUDY
     status[valid_frac < 1 - max_nodata] = NODATA
+    aoi_frac = np.where(aoi_frac < MIN_AOI_SHARE, 0.0, aoi_frac)
     status[aoi_frac <= 0] = OUTSIDE
     return PatchSet(grid, scene.bands, dn, status, valid_frac, cloud_frac, aoi_frac)
 

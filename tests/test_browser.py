@@ -1,0 +1,172 @@
+"""Real-browser tests: Playwright for Python driving Debian's Chromium against the app.
+
+Skipped with a reason where Chromium is not installed (``apt-get install chromium``), except in
+CI (``CI=true``), where a missing browser is a failure. Screenshots go to tests/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true but Chromium is missing at {CHROMIUM}: install it with apt-get install chromium")
+    pytest.skip(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) to run browser tests",
+                allow_module_level=True)
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, LULC_BASEMAP="0", LULC_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    for k in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
+        env.pop(k, None)
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the app did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture()
+def page():
+    SHOTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        pg.console_errors = []
+        pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+        yield pg
+        browser.close()
+
+
+def _wait_idle(pg, timeout_s: float = 240) -> None:
+    """Wait until Streamlit has finished running the script."""
+    pg.wait_for_timeout(800)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if pg.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        pg.wait_for_timeout(300)
+    raise AssertionError("the app kept running for too long")
+
+
+def _no_errors(pg) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0
+    alerts = pg.locator('[data-testid="stAlertContentError"]')
+    assert alerts.count() == 0, [alerts.nth(i).inner_text() for i in range(alerts.count())]
+    assert pg.console_errors == []
+
+
+def _map_frame(pg, index: int):
+    frames = pg.locator('iframe[title="streamlit_folium.st_folium"]')
+    frames.nth(index).wait_for(timeout=60_000)
+    return frames.nth(index), pg.frame_locator('iframe[title="streamlit_folium.st_folium"]').nth(index)
+
+
+def _set_date_range(pg, label: str, start: str, end: str) -> None:
+    """Type a date range into a Streamlit date_input, segment by segment (year, month, day)."""
+    for which, day in (("start", start), ("end", end)):
+        for part, value in zip(("year", "month", "day"), day.split("-")):
+            seg = pg.get_by_role("spinbutton", name=f"{part}, {label} {which} date")
+            seg.click()
+            seg.type(value, delay=30)
+    pg.keyboard.press("Enter")
+    pg.keyboard.press("Escape")
+    pg.get_by_role("heading", name="2. Two dates").click()  # blur: the widget commits its value
+    _wait_idle(pg)
+
+
+def test_home_page(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("LULC Change Explorer").first.wait_for(timeout=60_000)
+    _wait_idle(page)
+    page.get_by_text("Test accuracy on held-out EuroSAT images").wait_for()
+    page.screenshot(path=str(SHOTS / "home.png"))
+    _no_errors(page)
+
+
+def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
+    page.goto(app_url)
+    _wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Area and dates").click()
+    _wait_idle(page)
+    frame_el, frame = _map_frame(page, 0)
+    frame.locator(".leaflet-container").wait_for(timeout=60_000)
+    # draw a rectangle with the mouse over Pisa (the map opens centred on the Pisa demo scenes)
+    frame.locator("a.leaflet-draw-draw-rectangle").click()
+    box = frame_el.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 70, cy - 50)
+    page.mouse.down()
+    page.mouse.move(cx, cy, steps=5)
+    page.mouse.move(cx + 70, cy + 50, steps=5)
+    page.mouse.up()
+    _wait_idle(page)
+    page.get_by_text("64x64 patches").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "area_drawn.png"))
+    # the two Pisa acquisitions are 2015-07-04 and 2018-02-11
+    _set_date_range(page, "Date A window", "2015-07-01", "2015-07-31")
+    _set_date_range(page, "Date B window", "2018-02-01", "2018-02-28")
+    page.get_by_text("Scene for date B").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run analysis").click()
+    page.get_by_text("Analysis ready").wait_for(timeout=300_000)
+    _wait_idle(page)
+    page.get_by_role("link", name="Open the comparison").click()
+    _wait_idle(page)
+    page.get_by_text("Compare two dates").wait_for(timeout=60_000)
+    # both class maps: image overlays (true colour + classes) on both side-by-side maps
+    for i in (0, 1):
+        _, f = _map_frame(page, i)
+        f.locator("img.leaflet-image-layer").nth(1).wait_for(timeout=60_000)
+    # click a patch on map A
+    el, _ = _map_frame(page, 0)
+    b = el.bounding_box()
+    page.mouse.click(b["x"] + b["width"] / 2 + 5, b["y"] + b["height"] / 2 + 5)
+    _wait_idle(page)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, class areas, transitions
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    for expected in ("Class probabilities", "Spectral signature", "From-to transitions", "Change map"):
+        assert expected in text
+    page.set_viewport_size({"width": 1400, "height": 3400})
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "compare.png"))
+    _no_errors(page)
