@@ -108,3 +108,29 @@ def test_exports_roundtrip(tmp_path):
     fr = next(r for r in rows if r["from_class_a"] == "Forest" and r["to_class_b"] == "Residential")
     assert fr["patches"] == "1" and float(fr["hectares"]) == pytest.approx(FULL)
     json.dumps(fc)
+
+
+def test_real_demo_pair_is_consistent():
+    from lulc_core.model import load_classifier
+    from lulc_core.pipeline import run_analysis
+    from lulc_core.providers.local import demo_provider
+    from lulc_core.scene import DateWindow
+
+    provider, clf = demo_provider(), load_classifier()
+    aoi = provider.area_aoi("norcia")
+    wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
+    an = run_analysis(aoi, wa, wb, provider, clf)
+    ch = an.change
+    ok = an.a.classes.classified & an.b.classes.classified
+    assert ok.sum() == 15
+    assert ((ch.score[ok] >= 0) & (ch.score[ok] <= 1)).all()
+    # the matrix's row sums are date A's class areas (every patch is classified on both dates here)
+    np.testing.assert_allclose(ch.transition_ha.sum(axis=1), ch.area_a_ha)
+    np.testing.assert_allclose(ch.transition_ha.sum(axis=0), ch.area_b_ha)
+    assert ch.transition_ha.sum() == pytest.approx(aoi.area_ha, rel=0.01)
+    assert sum(ch.state_counts().values()) == 15
+    # a date against itself: nothing changed, every score zero
+    same = run_analysis(aoi, wa, wa, provider, clf).change
+    assert same.state_counts()["changed"] == 0
+    np.testing.assert_allclose(same.score[ok], 0, atol=1e-6)
+    assert np.trace(same.transition_patches) == 15
