@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lulc_core.aoi import AOI
+from tests.fake_sh_fixture import *  # noqa: F401,F403
 
 TIMEOUT = 300
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -116,3 +117,29 @@ def test_model_page():
     assert not _errors(at)
     assert at.metric[0].label == "Test accuracy"
     assert any("Input contract" == s.value for s in at.subheader)
+
+
+def test_dashboard_runs_on_sentinelhub_when_credentials_are_set(fake_sh, monkeypatch):
+    """With SH_* credentials (pointing at the project's fake server) the app uses Sentinel Hub."""
+    import streamlit as st
+
+    from lulc_core.scene import DateWindow
+
+    for k, v in (("SH_CLIENT_ID", fake_sh.client_id), ("SH_CLIENT_SECRET", fake_sh.client_secret),
+                 ("SH_BASE_URL", fake_sh.base_url), ("SH_TOKEN_URL", fake_sh.token_url)):
+        monkeypatch.setenv(k, v)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert any("Sentinel Hub" in s.value for s in at.success)
+    at.session_state["aoi"] = AOI.from_bbox(13.080, 42.785, 13.100, 42.796, name="norcia-box")
+    at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
+    at.session_state["window_b"] = DateWindow.parse("2017-10-01/2017-10-31")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert not _errors(at)
+    assert "PU" in at.metric[2].value
+    at.button(key="run_analysis").click().run()
+    assert not _errors(at)
+    an = at.session_state["analysis"]
+    assert an.provider == "sentinelhub" and an.processing_units > 0
+    assert fake_sh.count("process") == 2  # one Process request per date
+    st.cache_resource.clear()
