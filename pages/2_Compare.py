@@ -55,9 +55,9 @@ if renders.get("key") != key:
     renders.update(key=key, tc=(tc_a, tc_b),
                    tc_ll=(to_latlon(tc_a, grid.crs, grid.transform), to_latlon(tc_b, grid.crs, grid.transform)),
                    cls_ll=(to_latlon(class_map_rgba(a.classes, scale=scale), grid.crs, ptr),
-                           to_latlon(class_map_rgba(b.classes, scale=scale), grid.crs, ptr)),
-                   features=patch_features(ch))
+                           to_latlon(class_map_rgba(b.classes, scale=scale), grid.crs, ptr)))
 
+features = patch_features(ch)  # depends on the thresholds: cheap, rebuilt each run
 counts, areas = ch.state_counts(), ch.state_areas_ha()
 m = st.columns(5)
 m[0].metric("Area", f"{an.aoi.area_ha:,.0f} ha", help=f"{grid.n_patches} patches on {grid.crs}")
@@ -90,7 +90,7 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
         add_image_overlay(fm, renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)
         add_image_overlay(fm, renders["cls_ll"][i][0], renders["cls_ll"][i][1], "class map", opacity)
-        add_geojson(fm, renders["features"], "patches", grid_style,
+        add_geojson(fm, features, "patches", grid_style,
                     tooltip_fields=["class_a", "class_b", "change"])
         out = st_folium(fm, key=f"compare_map_{i}", height=420, width="stretch",
                         returned_objects=["last_clicked"])
@@ -123,7 +123,7 @@ with st.expander("Swipe view (drag the slider to compare A and B)", expanded=Fal
 
 # -- patch details -----------------------------------------------------------------------------
 st.subheader("Patch details")
-inside = [(f["properties"]["row"], f["properties"]["col"]) for f in renders["features"]["features"]]
+inside = [(f["properties"]["row"], f["properties"]["col"]) for f in features["features"]]
 if clicked is not None:
     hit = patch_at(grid, clicked[1]["lng"], clicked[1]["lat"])
     if hit is not None and hit in inside and st.session_state.get("last_click") != clicked:
@@ -201,9 +201,22 @@ def geotiff_zip(classes, label: str) -> bytes:
         return buf.getvalue()
 
 
+exports = renders.setdefault("exports", {})
+ekey = (conf, min_score)
+if ekey not in exports:  # built once per analysis and thresholds, not on every rerun
+    exports.clear()
+    exports[ekey] = {
+        "tif_a": geotiff_zip(a.classes, "a"), "tif_b": geotiff_zip(b.classes, "b"),
+        "geojson": json.dumps(features), "csv": transition_matrix_csv(ch),
+        "html": html_report(an, get_classifier().meta),
+    }
+ex = exports[ekey]
 e = st.columns(5)
-e[0].download_button("GeoTIFF date A", geotiff_zip(a.classes, "a"), "classes_a.zip", "application/zip", key="dl_tif_a")
-e[1].download_button("GeoTIFF date B", geotiff_zip(b.classes, "b"), "classes_b.zip", "application/zip", key="dl_tif_b")
-e[2].download_button("GeoJSON patches", json.dumps(patch_features(ch)), "patches.geojson", "application/geo+json", key="dl_geojson")
-e[3].download_button("Transitions CSV", transition_matrix_csv(ch), "transitions_ha.csv", "text/csv", key="dl_csv")
-e[4].download_button("HTML report", html_report(an, get_classifier().meta), "report.html", "text/html", key="dl_html")
+e[0].download_button("GeoTIFF date A", ex["tif_a"], "classes_a.zip", "application/zip", key="dl_tif_a")
+e[1].download_button("GeoTIFF date B", ex["tif_b"], "classes_b.zip", "application/zip", key="dl_tif_b")
+e[2].download_button("GeoJSON patches", ex["geojson"], "patches.geojson", "application/geo+json", key="dl_geojson")
+e[3].download_button("Transitions CSV", ex["csv"], "transitions_ha.csv", "text/csv", key="dl_csv")
+e[4].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
+st.caption("GeoTIFFs: one pixel per patch, band 1 = class (colour table in the .aux.xml inside the zip), "
+           "bands 2-11 = probabilities x 10000 (scale 1e-4). GeoJSON: one polygon per patch with both dates' "
+           "classes and probabilities, change state and score, area in ha.")

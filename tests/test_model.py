@@ -108,3 +108,17 @@ def test_evaluate_rejects_bad_layout(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2
     assert "not a EuroSAT class" in out.stderr
+
+
+def test_evaluate_reads_a_zip(tmp_path):
+    import zipfile
+
+    from lulc_core.model.evaluate import evaluate
+
+    z = tmp_path / "few.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in sorted(SAMPLE.glob("*/*.jpg"))[::10]:
+            zf.write(p, f"{p.parent.name}/{p.name}")
+    report = evaluate(z, Classifier(tta=False))
+    assert report["n_images"] == 20 and 0 <= report["ece"] <= 1
+    assert sum(v["support"] for v in report["per_class"].values()) == 20

@@ -18,7 +18,7 @@ import streamlit as st
 from lulc_core.aoi import AOI
 from lulc_core.change import ChangeThresholds
 from lulc_core.errors import LulcError
-from lulc_core.model.classifier import Classifier, load_classifier
+from lulc_core.model.classifier import Classifier
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
 from lulc_core.scene import Acquisition, DateWindow
@@ -61,7 +61,7 @@ def provider_kind() -> str:
 
 @st.cache_resource(show_spinner="Loading the EuroSAT ResNet...")
 def get_classifier() -> Classifier:
-    return load_classifier()
+    return Classifier()
 
 
 @st.cache_resource(show_spinner=False)
