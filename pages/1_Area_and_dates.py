@@ -10,7 +10,7 @@ from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.pipeline import STAGES
 from lulc_core.scene import DateWindow, check_window_order
-from ui.offline_map import add_geojson, make_map
+from ui.offline_map import add_geojson, add_image_overlay, make_map
 from ui.session import DEMO_PRESETS, analyse, basemap_enabled, get_provider, provider_kind, show_error
 
 
@@ -19,6 +19,15 @@ kind = provider_kind()
 provider = get_provider(kind)
 st.caption(f"Data source: **{'bundled demo scenes' if kind == 'demo' else 'Sentinel Hub'}**"
            + (f" (areas: {', '.join(DEMO_PRESETS)})" if kind == "demo" else ""))
+
+
+
+@st.cache_data(show_spinner=False)
+def demo_previews() -> dict:
+    """Small true-colour previews of the demo scenes, so the map shows imagery even offline."""
+    demo = get_provider("demo")
+    return {name: demo.preview(name) for name in demo.areas()}
+
 
 # -- 1. the area ------------------------------------------------------------------------------
 st.subheader("1. Area of interest")
@@ -33,12 +42,15 @@ if how == "Draw on the map":
     if aoi is not None:
         add_geojson(m, aoi.to_geojson(), "current AOI", {"color": "#1f6b2a", "weight": 2, "fillOpacity": 0.05})
     if kind == "demo":
+        for name, (img, (w, s_, e, n)) in demo_previews().items():
+            add_image_overlay(m, img, ((s_, w), (n, e)), f"demo scene: {name}", 0.85)
         for name, a in provider.areas().items():
             add_geojson(m, {"type": "Feature", "properties": {"area": name},
                             "geometry": a["footprint"].__geo_interface__},
                         f"demo: {name}", {"color": "#3d8fd9", "weight": 1, "dashArray": "4", "fillOpacity": 0.02},
                         tooltip_fields=["area"])
-    st.caption("Use the rectangle or polygon tool on the left of the map; dashed blue outlines are the demo scenes.")
+    st.caption("Use the rectangle or polygon tool on the left of the map to draw your area; "
+               "dashed blue outlines (with image previews) are the demo scenes.")
     out = st_folium(m, key="aoi_map", height=460, width="stretch",
                     returned_objects=["last_active_drawing"])
     drawing = (out or {}).get("last_active_drawing")

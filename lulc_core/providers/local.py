@@ -177,6 +177,23 @@ class LocalFilesProvider:
             a["bounds"] = tuple(round(v, 5) for v in a["footprint"].bounds)
         return out
 
+    def preview(self, area: str, max_side: int = 400) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        """A small true-colour preview of an area's first date: (H, W, 3) uint8 and its lon/lat bounds."""
+        from lulc_core.bands import display_rgb
+
+        source = next(s for s in self.sources if s.area == area)
+        with rasterio.open(source.reference) as ref:
+            scale = max(ref.width, ref.height) / max_side
+            shape = (max(1, int(ref.height / scale)), max(1, int(ref.width / scale)))
+            west, south, east, north = transform_bounds(ref.crs, "EPSG:4326", *ref.bounds)
+        rgb = []
+        for band in ("B04", "B03", "B02"):
+            path, index = ((source.band_path(band), 1) if source.kind == "bands"
+                           else (source.path, source.stack_bands.index(band) + 1))
+            with rasterio.open(path) as ds:
+                rgb.append(ds.read(index, out_shape=shape, resampling=Resampling.average))
+        return display_rgb(np.stack(rgb)), (west, south, east, north)
+
     def area_aoi(self, area: str) -> AOI:
         """The largest whole-patch AOI inside an area's extent (all dates), for one-click demos."""
         import math
