@@ -49,11 +49,6 @@ class Analysis:
                         self.provider, self.notes)
 
 
-def fetch_date(provider, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
-               max_cloud: float, progress: Callable[[float, str], None] | None = None) -> Scene:
-    return provider.fetch(aoi, window, acquisition, max_cloud, progress)
-
-
 def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider, classifier,
                  acquisition_a: Acquisition | None = None, acquisition_b: Acquisition | None = None,
                  max_cloud: float = 100.0, thresholds: ChangeThresholds = ChangeThresholds(),
@@ -71,7 +66,7 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     report("search")(1.0, f"{len(acq_a)} + {len(acq_b)} acquisitions")
     results = []
     for label, window, acqs, chosen in (("A", window_a, acq_a, acquisition_a), ("B", window_b, acq_b, acquisition_b)):
-        scene = fetch_date(provider, aoi, window, chosen, max_cloud, report(f"fetch {label}"))
+        scene = provider.fetch(aoi, window, chosen, max_cloud, report(f"fetch {label}"))
         report(f"fetch {label}")(1.0, scene.label)
         results.append((window, acqs, scene))
     out = []

@@ -84,16 +84,20 @@ class SceneSource:
         files = [self.band_path(b) for b in EUROSAT_BAND_ORDER] if self.kind == "bands" else [self.path]
         return [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files]
 
+    def locate(self, band: str) -> tuple[Path, int]:
+        """The file and 1-based band index holding ``band``."""
+        if self.kind == "bands":
+            path = self.band_path(band)
+            if not path.exists():
+                raise ProviderError(f"{self.path}: band file {band}.tif is missing")
+            return path, 1
+        return self.path, self.stack_bands.index(band) + 1
+
     def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER) -> np.ndarray:
         """Bands as float32 DN (len(bands), H, W) on ``grid``; 0 where the source has no data."""
         out = np.zeros((len(bands), grid.height, grid.width), dtype=np.float32)
         for i, band in enumerate(bands):
-            if self.kind == "bands":
-                path, index = self.band_path(band), 1
-                if not path.exists():
-                    raise ProviderError(f"{self.path}: band file {band}.tif is missing")
-            else:
-                path, index = self.path, self.stack_bands.index(band) + 1
+            path, index = self.locate(band)
             with rasterio.open(path) as ds:
                 reproject(rasterio.band(ds, index), out[i], src_nodata=0, dst_nodata=0,
                           dst_transform=grid.transform, dst_crs=grid.crs,
@@ -102,17 +106,13 @@ class SceneSource:
 
     def cloud_cover(self) -> float:
         """Cloud % of the whole source scene by :func:`bright_cloud_mask`, read at 60 m."""
+        with rasterio.open(self.reference) as ref:
+            shape = (max(1, ref.height // 6), max(1, ref.width // 6))
         arrs = {}
         for band in ("B02", "B04", "B11", "B10"):
-            if self.kind == "bands":
-                path, index = self.band_path(band), 1
-            else:
-                path, index = self.path, self.stack_bands.index(band) + 1
+            path, index = self.locate(band)
             with rasterio.open(path) as ds:
-                ref = rasterio.open(self.reference)
-                h, w = max(1, ref.height // 6), max(1, ref.width // 6)
-                ref.close()
-                arrs[band] = ds.read(index, out_shape=(h, w), resampling=Resampling.average).astype(np.float32)
+                arrs[band] = ds.read(index, out_shape=shape, resampling=Resampling.average).astype(np.float32)
         valid = arrs["B02"] > 0
         if not valid.any():
             return 100.0
@@ -188,8 +188,7 @@ class LocalFilesProvider:
             west, south, east, north = transform_bounds(ref.crs, "EPSG:4326", *ref.bounds)
         rgb = []
         for band in ("B04", "B03", "B02"):
-            path, index = ((source.band_path(band), 1) if source.kind == "bands"
-                           else (source.path, source.stack_bands.index(band) + 1))
+            path, index = source.locate(band)
             with rasterio.open(path) as ds:
                 rgb.append(ds.read(index, out_shape=shape, resampling=Resampling.average))
         return display_rgb(np.stack(rgb)), (west, south, east, north)
