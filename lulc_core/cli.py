@@ -17,7 +17,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, bf16=not args.fp32, pretrained=args.pretrained,
                       resume=args.resume, limit_train=args.limit_train,
-                      stop_after=args.stop_after)
+                      stop_after=args.stop_after, init_from=Path(args.init_from) if args.init_from else None)
     train(cfg)
     return 0
 
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrained", choices=["imagenet"], default=None,
                    help="start from torchvision ImageNet weights (needs internet)")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    t.add_argument("--init-from", help="start from these weights (e.g. a second cycle at a lower learning rate)")
     t.add_argument("--stop-after", type=int, default=0, help="stop after N epochs in this run (then --resume)")
     t.add_argument("--limit-train", type=int, default=0, help="train on only N images (smoke test)")
     t.set_defaults(func=_cmd_train)

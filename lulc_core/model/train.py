@@ -49,6 +49,7 @@ class TrainConfig:
     resume: bool = False
     limit_train: int = 0  # for smoke tests: use only this many training images
     stop_after: int = 0  # stop after this many epochs in this run (resume later with --resume)
+    init_from: Path | None = None  # start from these weights (a second, fine-tuning cycle)
 
 
 def _log(msg: str) -> None:
@@ -116,6 +117,16 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
     std = (x_tr.float() / 255).std(dim=(0, 2, 3)).tolist()
 
     model = build_resnet(cfg.arch, cfg.stem, len(CLASS_NAMES), 3, cfg.pretrained)
+    previous: dict = {}
+    if cfg.init_from:
+        from lulc_core.model.weights import load_weights
+
+        init_model, init_meta = load_weights(Path(cfg.init_from))
+        if (init_meta.architecture, init_meta.stem) != (cfg.arch, cfg.stem):
+            raise ValueError(f"--init-from weights are {init_meta.architecture}/{init_meta.stem}, not {cfg.arch}/{cfg.stem}")
+        model.load_state_dict(init_model.state_dict())
+        previous = {k: init_meta.training.get(k) for k in ("epochs", "lr_schedule", "minutes", "history")}
+        _log(f"initialised from {cfg.init_from}")
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
@@ -206,8 +217,9 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
                   "augmentations": "dihedral (flips both axes, 90-degree rotations), "
                                    "brightness +-0.04, contrast +-10%",
                   "pretrained": cfg.pretrained or "none (from scratch)",
-                  "minutes": round(train_minutes, 1), "threads": cfg.threads,
-                  "history": history},
+                  "minutes": round(train_minutes + (previous.get("minutes") or 0), 1),
+                  "threads": cfg.threads, "history": history,
+                  **({"previous_cycle": previous} if previous else {})},
         test_metrics=metrics,
         created=dt.date.today().isoformat(),
     )
