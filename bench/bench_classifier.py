@@ -42,15 +42,15 @@ def rate(fn, n_items: int, seconds: float) -> float:
 
 
 def matmul_flops(seconds: float) -> float:
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
+    a = torch.randn(2048, 2048)
+    b = torch.randn(2048, 2048)
     n = 0
     a @ b
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         a @ b
         n += 1
-    return 2 * 1024**3 * n / (time.perf_counter() - t0)
+    return 2 * 2048**3 * n / (time.perf_counter() - t0)
 
 
 def main() -> None:

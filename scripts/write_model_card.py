@@ -29,7 +29,9 @@ def main() -> None:
     mode = rep.get("mode", "tta")
     names = meta.class_names
     tr = meta.training
-    hist = tr.get("history", [])
+    prev = tr.get("previous_cycle") or {}
+    hist = [dict(h, cycle=1) for h in (prev.get("history") or [])] + \
+        [dict(h, cycle=2 if prev else 1) for h in tr.get("history", [])]
     lines = [
         "# Model card: EuroSAT RGB ResNet-18 (LULC Change Explorer)",
         "",
@@ -63,16 +65,21 @@ def main() -> None:
         f"- {meta.architecture} from torchvision, stem `{meta.stem}` (7x7/2 convolution without the max-pool, so a 64 px "
         "patch reaches the first stage at 32x32), trained from scratch "
         f"({tr.get('pretrained')}).",
-        f"- {tr.get('epochs')} epochs, batch {tr.get('batch_size')}, {tr.get('optimizer')}, {tr.get('lr_schedule')}, "
-        f"weight decay {tr.get('weight_decay')}, {tr.get('precision')}, {tr.get('threads')} CPU threads; "
-        f"augmentations: {tr.get('augmentations')}.",
-        f"- Training time: {tr.get('minutes')} min on 2 CPU cores (AMD EPYC, shared with other work).",
-        "- Command: `python -m lulc_core train --data ../shared/data/eurosat/eurosat_rgb.zip` "
-        "(checkpoints every epoch in `runs/train/last.pt`; `--resume` continues an interrupted run).",
+        *([f"- Cycle 1: {prev.get('epochs')} epochs, {prev.get('lr_schedule')}; cycle 2 starts from its weights."]
+          if prev else []),
+        f"- {'Cycle 2: ' if prev else ''}{tr.get('epochs')} epochs, batch {tr.get('batch_size')}, {tr.get('optimizer')}, "
+        f"{tr.get('lr_schedule')}, weight decay {tr.get('weight_decay')}, {tr.get('precision')}, "
+        f"{tr.get('threads')} CPU threads; augmentations: {tr.get('augmentations')}.",
+        f"- Training time: {tr.get('minutes')} min in all on 2 CPU cores (AMD EPYC, partly shared with other work).",
+        "- Commands: `python -m lulc_core train --data ../shared/data/eurosat/eurosat_rgb.zip --run-dir runs/train` "
+        "(18 epochs, max lr 0.05)" + (", then `cp lulc_core/weights/eurosat_rgb_resnet18.pt runs/train/cycle1.pt && "
+        "python -m lulc_core train --data ../shared/data/eurosat/eurosat_rgb.zip --run-dir runs/train2 --epochs 7 "
+        "--lr 0.02 --init-from runs/train/cycle1.pt`" if prev else "") +
+        ". Checkpoints every epoch in `RUN_DIR/last.pt`; `--resume` continues an interrupted run.",
         "",
-        "| epoch | train loss | train acc | val acc | minutes |",
-        "| --- | --- | --- | --- | --- |",
-        *[f"| {h['epoch']} | {h['train_loss']:.4f} | {pct(h['train_acc'])} | {pct(h['val_acc'])} | {h['minutes']:.1f} |"
+        "| cycle | epoch | train loss | train acc | val acc | minutes |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {h['cycle']} | {h['epoch']} | {h['train_loss']:.4f} | {pct(h['train_acc'])} | {pct(h['val_acc'])} | {h['minutes']:.1f} |"
           for h in hist],
         "",
         f"## Per-class figures (test part, {mode})",

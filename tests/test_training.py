@@ -41,3 +41,16 @@ def test_temperature_scaling_reduces_ece():
     t = fit_temperature(logits, labels)
     assert t > 1.5
     assert expected_calibration_error(softmax(logits, t), labels) < expected_calibration_error(softmax(logits), labels) / 2
+
+
+def test_second_cycle_starts_from_given_weights(tmp_path):
+    base = dict(data=FIXTURES / "eurosat_test_sample", arch="resnet18", stem="imagenet", batch_size=32, threads=1)
+    first = train(TrainConfig(out=tmp_path / "w1.pt", run_dir=tmp_path / "r1", epochs=1, **base))
+    second = train(TrainConfig(out=tmp_path / "w2.pt", run_dir=tmp_path / "r2", epochs=1, lr=0.01,
+                               init_from=tmp_path / "w1.pt", **base))
+    assert second.training["previous_cycle"]["history"] == first.training["history"]
+    assert second.training["minutes"] >= first.training["minutes"]
+    import pytest as _pytest
+    with _pytest.raises(ValueError, match="resnet18/imagenet, not resnet18/s2"):
+        train(TrainConfig(out=tmp_path / "w3.pt", run_dir=tmp_path / "r3", epochs=1,
+                          init_from=tmp_path / "w1.pt", **{**base, "stem": "s2"}))
