@@ -29,7 +29,8 @@ def test_train_checkpoint_resume_and_export(tmp_path):
     assert [h["epoch"] for h in loaded.training["history"]] == [1, 2]
     assert loaded.training["history"][0] == first[0]
     assert loaded == meta
-    assert set(loaded.test_metrics) == {"plain", "tta"}
+    assert set(loaded.test_metrics) == {"plain", "tta", "report"}
+    assert loaded.test_metrics["report"]["n_images"] == 20
 
 
 def test_temperature_scaling_reduces_ece():
