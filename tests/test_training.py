@@ -45,7 +45,7 @@ def test_temperature_scaling_reduces_ece():
 
 
 def test_second_cycle_starts_from_given_weights(tmp_path):
-    base = dict(data=FIXTURES / "eurosat_test_sample", arch="resnet18", stem="imagenet", batch_size=32, threads=1)
+    base = dict(data=FIXTURES / "eurosat_test_sample", arch="resnet18", stem="imagenet", batch_size=16, threads=1)
     first = train(TrainConfig(out=tmp_path / "w1.pt", run_dir=tmp_path / "r1", epochs=1, **base))
     second = train(TrainConfig(out=tmp_path / "w2.pt", run_dir=tmp_path / "r2", epochs=1, lr=0.01,
                                init_from=tmp_path / "w1.pt", **base))
