@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from shapely.geometry.base import BaseGeometry
 
 from lulc_core.aoi import AOI, PatchGrid
-from lulc_core.bands import BANDS_BY_NAME
 from lulc_core.scene import Scene
 
 MAX_NODATA = 0.10  # share of pixels without data above which a patch is "nodata"
@@ -93,16 +91,6 @@ def patch_signature(scene: Scene, grid: PatchGrid, row: int, col: int) -> dict[s
     if not valid.any():
         return {b: float("nan") for b in scene.bands}
     return {b: float(data[i][valid].mean() / 10_000) for i, b in enumerate(scene.bands)}
-
-
-def sorted_signature(signature: dict[str, float]) -> tuple[list[str], list[float], list[float]]:
-    """(band names, centre wavelengths nm, values) sorted by wavelength, for plotting."""
-    names = sorted(signature, key=lambda b: BANDS_BY_NAME[b].wavelength_nm)
-    return names, [BANDS_BY_NAME[b].wavelength_nm for b in names], [signature[b] for b in names]
-
-
-def patch_outline_wgs84(grid: PatchGrid, row: int, col: int) -> BaseGeometry:
-    return grid.to_wgs84(grid.patch_box(row, col))
 
 
 def patch_at(grid: PatchGrid, lon: float, lat: float) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ from lulc_core.bands import RGB_BANDS, display_rgb
 from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeResult
 from lulc_core.classes import CLASS_COLOURS, hex_to_rgb
 from lulc_core.classify import ClassMap
-from lulc_core.patches import CLOUDY, NODATA, OK
+from lulc_core.patches import CLOUDY, NODATA
 from lulc_core.scene import Scene
 
 CLOUDY_RGBA = (255, 255, 255, 230)
@@ -78,7 +78,7 @@ def patch_thumbnail(rgb: np.ndarray, row: int, col: int, patch_px: int = 64, sca
 
 
 __all__ = ["true_colour", "joint_true_colour", "class_map_rgba", "change_map_rgba", "png_bytes",
-           "patch_thumbnail", "OK"]
+           "patch_thumbnail", "to_latlon", "patch_image_transform"]
 
 
 def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
