@@ -9,6 +9,11 @@ Definitions (documented in the dashboard and the README):
   is under ``confidence`` (default 0.6).
 - **changed**: otherwise, when the top classes differ and the score is at least ``min_score``
   (default 0: any confident flip counts); **unchanged** otherwise.
+- **built-up change** = ``P_b(built) - P_a(built)`` with built = Highway + Industrial +
+  Residential, in -1..1 (positive: more built-up on the later date). A secondary score for
+  urban change: on the OSCD urban change maps its |value| ranks patches better than the
+  change score (AUROC 0.65 vs 0.58, docs/CHANGE_EVALUATION.md) because crop, pasture and
+  water changes don't count.
 - The transition matrix counts patches classified on both dates (confident or not), in
   patches and hectares (a full 64x64 patch at 10 m is 40.96 ha; patches cut by the AOI count
   their real share).
@@ -26,6 +31,7 @@ DEFAULT_CONFIDENCE = 0.6
 DEFAULT_MIN_SCORE = 0.0
 
 UNCHANGED, CHANGED, UNCERTAIN, OUTSIDE = 0, 1, 2, 3
+BUILT_UP_CLASSES = ("Highway", "Industrial", "Residential")
 STATE_NAMES = {UNCHANGED: "unchanged", CHANGED: "changed", UNCERTAIN: "uncertain", OUTSIDE: "outside"}
 
 
@@ -66,6 +72,14 @@ class ChangeResult:
     @property
     def net_change_ha(self) -> np.ndarray:
         return self.area_b_ha - self.area_a_ha
+
+    @property
+    def built_up_change(self) -> np.ndarray:
+        """Signed change of built-up probability mass per patch (NaN unless classified on both dates)."""
+        cols = [self.class_names.index(n) for n in BUILT_UP_CLASSES if n in self.class_names]
+        pa = self.a.probs[..., cols].astype(np.float64).sum(axis=-1)
+        pb = self.b.probs[..., cols].astype(np.float64).sum(axis=-1)
+        return pb - pa
 
     def state_counts(self) -> dict[str, int]:
         return {name: int((self.state == k).sum()) for k, name in STATE_NAMES.items()}

@@ -36,6 +36,9 @@ with st.sidebar:
     min_score = st.slider("Minimum change score", 0.0, 1.0, 0.0, 0.05, key="thr_score",
                           help="Change score = total-variation distance between the two dates' probabilities "
                                "(0..1). A confident class flip counts as 'changed' only above this score.")
+    st.caption("Against OSCD urban change maps the change score ranks truly changed patches with AUROC 0.59 "
+               "(F1 of 'changed' 0.17); small construction rarely flips a 640 m patch's class. For urbanisation, "
+               "look at each patch's built-up change. See docs/CHANGE_EVALUATION.md.")
     opacity = st.slider("Class map opacity", 0.0, 1.0, 0.6, 0.05, key="class_opacity")
 
 an = current_analysis(ChangeThresholds(conf, min_score))
@@ -134,14 +137,16 @@ if st.session_state.get("patch") not in inside:
     ranked = sorted(inside, key=lambda rc: -scores[rc])
     st.session_state.patch = ranked[0]
 la, lb = a.classes.labels, b.classes.labels
+built = ch.built_up_change
 
 
 def describe(rc):
     r, c = rc
     fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])]
     fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])]
-    s = ch.score[r, c]
-    return f"row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}" + ("" if np.isnan(s) else f", score {s:.2f}") + ")"
+    s, u = ch.score[r, c], built[r, c]
+    return (f"row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
+            + ("" if np.isnan(s) else f", score {s:.2f}, built-up {u:+.2f}") + ")")
 
 
 patch = st.selectbox("Patch (or click one on a map); sorted by position", inside, format_func=describe,

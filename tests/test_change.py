@@ -56,6 +56,11 @@ def test_hand_built_pair_has_known_answers():
     assert ch.score[0, 0] == pytest.approx(0.0, abs=1e-6)
     assert ch.score[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
     assert np.isnan(ch.score[1, 0])
+    # built-up change (Highway + Industrial + Residential mass): Forest -> Residential goes from
+    # 3 * 0.05/9 to 0.95 + 2 * 0.05/9; Forest -> Forest gains nothing; a cloudy patch has none
+    assert ch.built_up_change[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
+    assert ch.built_up_change[0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(ch.built_up_change[1, 0])
     assert ch.state_counts() == {"unchanged": 1, "changed": 2, "uncertain": 2, "outside": 1}
     # raising the confidence threshold turns everything uncertain; min_score filters weak flips
     assert (compare(a, b, ChangeThresholds(confidence=0.99)).state[0] == UNCERTAIN).all()
@@ -99,6 +104,7 @@ def test_exports_roundtrip(tmp_path):
     f = fc["features"][1]["properties"]
     assert (f["class_a"], f["class_b"], f["change"]) == ("Forest", "Residential", "changed")
     assert len(f["prob_a"]) == 10 and f["area_ha"] == pytest.approx(FULL)
+    assert f["built_up_change"] == pytest.approx(0.95 - 0.05 / 9, abs=1e-4)
     assert fc["features"][2]["properties"]["class_a"] is None
     lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
     assert 12 < lon < 14 and 42 < lat < 43.5
