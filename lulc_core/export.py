@@ -186,12 +186,13 @@ def _table(change: ChangeResult) -> str:
 
 def html_report(analysis, model_meta=None) -> str:
     """A self-contained HTML report of an analysis (all images inlined as data URLs)."""
-    from lulc_core.render import change_map_rgba, class_map_rgba, joint_true_colour, png_bytes
+    from lulc_core.render import change_map_rgba, class_map_rgba, joint_true_colour, only_patches, png_bytes
 
     ch = analysis.change
     a, b = analysis.a, analysis.b
-    tc_a, tc_b = joint_true_colour(a.scene, b.scene)
-    scale = a.patches.grid.patch_px // 8
+    inside, patch_px = a.classes.area_ha > 0, a.patches.grid.patch_px
+    tc_a, tc_b = (only_patches(tc, inside, patch_px) for tc in joint_true_colour(a.scene, b.scene))
+    scale = patch_px // 8
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
     counts, areas = ch.state_counts(), ch.state_areas_ha()
     legend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c.colour};'

@@ -36,6 +36,15 @@ def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2,
     return img[:, : a.width], img[:, a.width:]
 
 
+def only_patches(img: np.ndarray, inside: np.ndarray, patch_px: int) -> np.ndarray:
+    """RGBA copy of an (H, W, 3) image on a patch grid, transparent on patches where ``inside`` is False.
+
+    Maps and reports show imagery only where patches were analysed, not the lattice's outer slivers.
+    """
+    alpha = np.repeat(np.repeat(np.where(inside, 255, 0).astype(np.uint8), patch_px, 0), patch_px, 1)
+    return np.dstack([img, alpha[: img.shape[0], : img.shape[1]]])
+
+
 def class_map_rgba(classes: ClassMap, opacity: float = 1.0, scale: int = 1) -> np.ndarray:
     """(rows*scale, cols*scale, 4) uint8: class colours, white for cloudy, dark for nodata."""
     rows, cols = classes.status.shape

@@ -15,7 +15,7 @@ from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds
 from lulc_core.classes import EUROSAT_CLASSES
 from lulc_core.export import html_report, patch_features, transition_matrix_csv, write_classmap_geotiff
 from lulc_core.patches import STATUS_NAMES, patch_at, patch_signature
-from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, patch_image_transform,
+from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, only_patches, patch_image_transform,
                               patch_thumbnail, png_bytes, to_latlon)
 from ui.charts import class_area_bars, probability_bars, spectral_signature, transition_heatmap
 from ui.offline_map import add_geojson, add_image_overlay, make_map
@@ -56,7 +56,8 @@ if renders.get("key") != key:
     ptr = patch_image_transform(grid, scale)
     renders.clear()
     renders.update(key=key, tc=(tc_a, tc_b),
-                   tc_ll=(to_latlon(tc_a, grid.crs, grid.transform), to_latlon(tc_b, grid.crs, grid.transform)),
+                   tc_ll=tuple(to_latlon(only_patches(tc, a.classes.area_ha > 0, grid.patch_px), grid.crs, grid.transform)
+                               for tc in (tc_a, tc_b)),
                    cls_ll=(to_latlon(class_map_rgba(a.classes, scale=scale), grid.crs, ptr),
                            to_latlon(class_map_rgba(b.classes, scale=scale), grid.crs, ptr)))
 
@@ -224,4 +225,4 @@ e[3].download_button("Transitions CSV", ex["csv"], "transitions_ha.csv", "text/c
 e[4].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
 st.caption("GeoTIFFs: one pixel per patch, band 1 = class (colour table in the .aux.xml inside the zip), "
            "bands 2-11 = probabilities x 10000 (scale 1e-4). GeoJSON: one polygon per patch with both dates' "
-           "classes and probabilities, change state and score, area in ha.")
+           "classes and probabilities, change state, change score, built-up change and area in ha.")

@@ -116,6 +116,18 @@ def test_exports_roundtrip(tmp_path):
     json.dumps(fc)
 
 
+def test_true_colour_is_shown_only_on_analysed_patches():
+    from lulc_core.render import only_patches
+
+    img = np.full((2 * 64, 3 * 64, 3), 100, dtype=np.uint8)
+    inside = np.array([[True, False, True], [True, True, False]])
+    rgba = only_patches(img, inside, 64)
+    assert rgba.shape == (128, 192, 4)
+    assert (rgba[:64, 64:128, 3] == 0).all() and (rgba[64:, 128:, 3] == 0).all()
+    assert (rgba[:64, :64, 3] == 255).all() and (rgba[64:, 64:128, 3] == 255).all()
+    assert (rgba[..., :3] == 100).all()
+
+
 def test_real_demo_pair_is_consistent():
     from lulc_core.model import load_classifier
     from lulc_core.pipeline import run_analysis
