@@ -51,6 +51,11 @@ def test_second_cycle_starts_from_given_weights(tmp_path):
                                init_from=tmp_path / "w1.pt", **base))
     assert second.training["previous_cycle"]["history"] == first.training["history"]
     assert second.training["minutes"] >= first.training["minutes"]
+    third = train(TrainConfig(out=tmp_path / "w4.pt", run_dir=tmp_path / "r4", epochs=1, lr=0.005,
+                              init_from=tmp_path / "w2.pt", **base))
+    chain = third.training["previous_cycle"]  # the whole chain of earlier cycles is kept
+    assert chain["history"] == second.training["history"]
+    assert chain["previous_cycle"]["history"] == first.training["history"]
     import pytest as _pytest
     with _pytest.raises(ValueError, match="resnet18/imagenet, not resnet18/s2"):
         train(TrainConfig(out=tmp_path / "w3.pt", run_dir=tmp_path / "r3", epochs=1,

@@ -126,6 +126,8 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
             raise ValueError(f"--init-from weights are {init_meta.architecture}/{init_meta.stem}, not {cfg.arch}/{cfg.stem}")
         model.load_state_dict(init_model.state_dict())
         previous = {k: init_meta.training.get(k) for k in ("epochs", "lr_schedule", "minutes", "history")}
+        if init_meta.training.get("previous_cycle"):  # keep the whole chain of earlier cycles
+            previous["previous_cycle"] = init_meta.training["previous_cycle"]
         _log(f"initialised from {cfg.init_from}")
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
