@@ -13,8 +13,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# The app runs on the CPU: take torch's CPU build first (PyPI's default build adds several GB of CUDA
+# libraries). `--build-arg TORCH_INDEX=https://pypi.org/simple` uses PyPI's build instead.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN grep -E '^(torch|torchvision)==' requirements.txt > /tmp/torch.txt \
+ && pip install --index-url "$TORCH_INDEX" -r /tmp/torch.txt \
+ && pip install -r requirements.txt
 
 COPY .streamlit ./.streamlit
 COPY app.py ./
