@@ -17,7 +17,7 @@ the change in built-up probability mass |P_b(built) - P_a(built)| with built = H
 Industrial, Residential, because OSCD labels only urban change (new buildings, new roads) while
 the total-variation score also counts crop, pasture and water changes.
 
-Usage: python bench/eval_change_oscd.py [--shared ../shared] [--out docs/change_eval.json]
+Usage: python bench/eval_change_oscd.py [--shared ../shared] [--out lulc_core/data/change_eval.json]
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def cva_per_patch(a, b, grid) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "change_eval.json"))
+    ap.add_argument("--out", default=str(ROOT / "lulc_core" / "data" / "change_eval.json"))
     ap.add_argument("--confidence", type=float, default=0.6)
     args = ap.parse_args()
     root = Path(args.shared) / "data" / "s2" / "oscd"

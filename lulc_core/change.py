@@ -12,8 +12,8 @@ Definitions (documented in the dashboard and the README):
 - **built-up change** = ``P_b(built) - P_a(built)`` with built = Highway + Industrial +
   Residential, in -1..1 (positive: more built-up on the later date). A secondary score for
   urban change: on the OSCD urban change maps its |value| ranks patches better than the
-  change score (AUROC 0.65 vs 0.58, docs/CHANGE_EVALUATION.md) because crop, pasture and
-  water changes don't count.
+  change score (``measured_change_skill()``, docs/CHANGE_EVALUATION.md) because crop, pasture
+  and water changes don't count.
 - The transition matrix counts patches classified on both dates (confident or not), in
   patches and hectares (a full 64x64 patch at 10 m is 40.96 ha; patches cut by the AOI count
   their real share).
@@ -21,12 +21,15 @@ Definitions (documented in the dashboard and the README):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lulc_core.classify import ClassMap
 
+CHANGE_EVALUATION = Path(__file__).parent / "data" / "change_eval.json"
 DEFAULT_CONFIDENCE = 0.6
 DEFAULT_MIN_SCORE = 0.0
 
@@ -116,3 +119,19 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds = ChangeThres
     np.add.at(tp, (la[both], lb[both]), 1)
     np.add.at(tha, (la[both], lb[both]), a.area_ha[both])
     return ChangeResult(a, b, thresholds, state, score, tp, tha)
+
+
+def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict[str, float] | None:
+    """Headline figures of the shipped model's change evaluation on OSCD urban change maps.
+
+    Written by ``bench/eval_change_oscd.py`` (summary figures only); None when absent.
+    Keys: auroc, f1 (of ``changed``), built_up_auroc, cva_auroc, cva_f1, patches, truly_changed.
+    """
+    try:
+        d = json.loads(path.read_text())
+        return {"auroc": d["model"]["auroc"], "f1": d["model"]["changed_state"]["f1"],
+                "built_up_auroc": d["built_up_change"]["auroc"], "cva_auroc": d["cva_baseline"]["auroc"],
+                "cva_f1": d["cva_baseline"]["otsu"]["f1"], "patches": d["patches"],
+                "truly_changed": d["truly_changed"]}
+    except (OSError, ValueError, KeyError):
+        return None

@@ -42,3 +42,15 @@ def test_otsu_splits_two_modes():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(0.1, 0.02, 500), rng.normal(0.6, 0.05, 100)])
     assert 0.15 < ev.otsu(values) < 0.5
+
+
+def test_shipped_change_evaluation_is_read(tmp_path):
+    from lulc_core.change import measured_change_skill
+
+    skill = measured_change_skill()
+    assert skill is not None, "lulc_core/data/change_eval.json missing: run bench/eval_change_oscd.py"
+    assert all(0 <= skill[k] <= 1 for k in ("auroc", "f1", "built_up_auroc", "cva_auroc", "cva_f1"))
+    assert 0 < skill["truly_changed"] < skill["patches"]
+    assert measured_change_skill(tmp_path / "absent.json") is None
+    (tmp_path / "bad.json").write_text('{"model": ')
+    assert measured_change_skill(tmp_path / "bad.json") is None
