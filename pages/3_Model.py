@@ -24,7 +24,9 @@ c = st.columns(4)
 c[0].metric("Test accuracy", f"{100 * m.get('accuracy', float('nan')):.2f}%", help=f"{m.get('n_images')} held-out EuroSAT images")
 c[1].metric("Calibration error (ECE)", f"{m.get('ece_after', float('nan')):.3f}",
             help=f"15 bins, after temperature scaling (before: {m.get('ece_before', float('nan')):.3f})")
-c[2].metric("Architecture", f"{meta.architecture}", help=f"{meta.stem} stem, {meta.training.get('epochs')} epochs from scratch")
+c[2].metric("Architecture", f"{meta.architecture}", help=f"{meta.stem} stem, trained from scratch: "
+                                                  + " + ".join(str(c.get("epochs")) for c in meta.training_cycles)
+                                                  + f" epochs in {len(meta.training_cycles)} cycle(s)")
 c[3].metric("Test-time augmentation", "8 flips/rotations" if clf.tta else "off")
 
 st.subheader("Input contract")

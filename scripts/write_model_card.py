@@ -29,11 +29,7 @@ def main() -> None:
     mode = rep.get("mode", "tta")
     names = meta.class_names
     tr = meta.training
-    cycles = []  # oldest first: each later cycle starts from the previous one's weights
-    node = tr
-    while node:
-        cycles.insert(0, node)
-        node = node.get("previous_cycle")
+    cycles = meta.training_cycles
     hist = [dict(h, cycle=i + 1) for i, c in enumerate(cycles) for h in (c.get("history") or [])]
     zip_arg = "--data ../shared/data/eurosat/eurosat_rgb.zip"
     commands = []

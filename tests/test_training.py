@@ -56,6 +56,7 @@ def test_second_cycle_starts_from_given_weights(tmp_path):
     chain = third.training["previous_cycle"]  # the whole chain of earlier cycles is kept
     assert chain["history"] == second.training["history"]
     assert chain["previous_cycle"]["history"] == first.training["history"]
+    assert [c["history"] for c in third.training_cycles] == [m.training["history"] for m in (first, second, third)]
     import pytest as _pytest
     with _pytest.raises(ValueError, match="resnet18/imagenet, not resnet18/s2"):
         train(TrainConfig(out=tmp_path / "w3.pt", run_dir=tmp_path / "r3", epochs=1,

@@ -43,6 +43,15 @@ class WeightsMetadata:
     test_metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
 
+    @property
+    def training_cycles(self) -> list[dict[str, Any]]:
+        """Training cycles, oldest first (each later cycle started from the previous one's weights)."""
+        cycles, node = [], self.training
+        while node:
+            cycles.insert(0, node)
+            node = node.get("previous_cycle")
+        return cycles
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WeightsMetadata":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
