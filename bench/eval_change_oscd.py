@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from lulc_core.change import BUILT_UP_CLASSES, CHANGED, ChangeThresholds  # noqa: E402
 from lulc_core.model import load_classifier  # noqa: E402
+from lulc_core.patches import patch_means  # noqa: E402
 from lulc_core.pipeline import run_analysis  # noqa: E402
 from lulc_core.providers.local import LocalFilesProvider  # noqa: E402
 from lulc_core.scene import DateWindow  # noqa: E402
@@ -102,21 +103,20 @@ def otsu(values: np.ndarray) -> float:
     return float(centres[np.argmax(between)])
 
 
-def truth_per_patch(cm_path: Path, grid) -> np.ndarray:
+def truth_per_patch(cm_path: Path, grid) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch: share of change-map pixels marked changed, and share covered by the map."""
     with rasterio.open(cm_path) as ds:
         dst = np.zeros((grid.height, grid.width), dtype=np.uint8)
         reproject(rasterio.band(ds, 1), dst, dst_transform=grid.transform, dst_crs=grid.crs,
                   resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
-    changed = (dst == 2).reshape(grid.rows, grid.patch_px, grid.cols, grid.patch_px).mean(axis=(1, 3))
-    known = (dst > 0).reshape(grid.rows, grid.patch_px, grid.cols, grid.patch_px).mean(axis=(1, 3))
-    return changed, known
+    return patch_means(dst == 2, grid.patch_px), patch_means(dst > 0, grid.patch_px)
 
 
 def cva_per_patch(a, b, grid) -> np.ndarray:
     da = a.data.astype(np.float32) / 10_000
     db = b.data.astype(np.float32) / 10_000
     mag = np.sqrt(((db - da) ** 2).sum(axis=0))
-    return mag.reshape(grid.rows, grid.patch_px, grid.cols, grid.patch_px).mean(axis=(1, 3))
+    return patch_means(mag, grid.patch_px)
 
 
 def main() -> None:

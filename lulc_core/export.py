@@ -196,15 +196,15 @@ def html_report(analysis, model_meta=None) -> str:
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
     counts, areas = ch.state_counts(), ch.state_areas_ha()
     skill = measured_change_skill()
-    skill_note = "<li>This is land-cover change, not an urban change detector. Small construction inside a 640 m patch " \
-        "rarely flips its class; the per-patch built-up change in the GeoJSON is the better guide to urbanisation.</li>"
+    measured = built_auroc = ""
     if skill:
-        skill_note = (f"<li>This is land-cover change, not an urban change detector: against the OSCD urban change maps "
-                      f"({skill['patches']} patches) the change score ranks truly changed patches with AUROC "
-                      f"{skill['auroc']:.2f} and the changed state reaches F1 {skill['f1']:.2f} (change-vector baseline: "
-                      f"{skill['cva_auroc']:.2f}, {skill['cva_f1']:.2f}). Small construction inside a 640 m patch rarely "
-                      f"flips its class; the per-patch built-up change in the GeoJSON (AUROC {skill['built_up_auroc']:.2f}) "
-                      "is the better guide to urbanisation.</li>")
+        measured = (f": against the OSCD urban change maps ({skill['patches']} patches) the change score ranks truly "
+                    f"changed patches with AUROC {skill['auroc']:.2f} and the changed state reaches F1 {skill['f1']:.2f} "
+                    f"(change-vector baseline: {skill['cva_auroc']:.2f}, {skill['cva_f1']:.2f})")
+        built_auroc = f" (AUROC {skill['built_up_auroc']:.2f})"
+    skill_note = (f"<li>This is land-cover change, not an urban change detector{measured}. Small construction inside a "
+                  f"640 m patch rarely flips its class; the per-patch built-up change in the GeoJSON{built_auroc} is the "
+                  "better guide to urbanisation.</li>")
     legend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c.colour};'
                       f'border:1px solid #999"></span> {c.name}' for c in EUROSAT_CLASSES)
     acc = ""

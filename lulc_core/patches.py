@@ -59,6 +59,11 @@ def _blocks(arr: np.ndarray, p: int) -> np.ndarray:
     return x.transpose(nl, nl + 2, *range(nl), nl + 1, nl + 3)
 
 
+def patch_means(arr: np.ndarray, patch_px: int) -> np.ndarray:
+    """Mean of an (H, W) array over each patch of a grid: (rows, cols)."""
+    return _blocks(arr, patch_px).mean(axis=(-2, -1))
+
+
 def cut_patches(scene: Scene, aoi: AOI | None = None, grid: PatchGrid | None = None,
                 max_nodata: float = MAX_NODATA, max_cloud: float = MAX_CLOUD) -> PatchSet:
     """Patches of ``scene`` on ``grid`` (default: the AOI's grid) with their status."""
@@ -70,7 +75,7 @@ def cut_patches(scene: Scene, aoi: AOI | None = None, grid: PatchGrid | None = N
                          f"({grid.crs}, {grid.width}x{grid.height})")
     p = grid.patch_px
     dn = _blocks(scene.data, p).reshape(grid.n_patches, len(scene.bands), p, p)
-    valid_frac = _blocks(scene.valid, p).mean(axis=(2, 3))
+    valid_frac = patch_means(scene.valid, p)
     cloud_frac = (_blocks(scene.cloud & scene.valid, p).sum(axis=(2, 3))
                   / np.maximum(_blocks(scene.valid, p).sum(axis=(2, 3)), 1))
     aoi_frac = aoi.patch_fractions(grid) if aoi is not None else np.ones((grid.rows, grid.cols))
