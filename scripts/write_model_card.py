@@ -81,7 +81,9 @@ def main() -> None:
         f"{tr.get('optimizer')}, {tr.get('lr_schedule')}, weight decay {tr.get('weight_decay')}, {tr.get('precision')}, "
         f"{tr.get('threads')} CPU threads; augmentations: {tr.get('augmentations')}.",
         f"- Training time: {tr.get('minutes')} min in all on 2 CPU cores (AMD EPYC, partly shared with other work).",
-        *([f"- Selection: {tr['selection']}"] if tr.get("selection") else []),
+        *([f"- Selection: {tr['selection']} Validation figures: `python scripts/eval_split_part.py --split-file "
+           f"runs/train{len(cycles)}/split.json --weights runs/cycle{len(cycles) - 1}.pt "
+           "lulc_core/weights/eurosat_rgb_resnet18.pt`."] if tr.get("selection") else []),
         "- Commands, one per cycle: " + ", then ".join(commands)
         + ". Checkpoints every epoch in `RUN_DIR/last.pt`; `--resume` continues an interrupted run.",
         "",
