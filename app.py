@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.session import DEMO_PRESETS, get_classifier, model_summary, provider_kind, sentinelhub_configured, show_error, start_demo
+from ui.session import demo_presets, get_classifier, model_summary, provider_kind, sentinelhub_configured, show_error, start_demo
 
 
 def home() -> None:
@@ -10,8 +10,9 @@ def home() -> None:
     st.title("LULC Change Explorer")
     st.markdown(
         "Draw an area on the map and pick two dates: the app fetches **Sentinel-2** imagery for both, "
-        "classifies every 640 m patch into one of **10 EuroSAT land-cover classes** with a ResNet, and "
-        "shows the two dates **side by side** with the change map and a from-to table in hectares."
+        "maps **10 EuroSAT land-cover classes** every 160 m with a ResNet, measures **10 m spectral change**, "
+        "and shows the two dates **side by side** with a change map where a changed hectare needs both a "
+        "land-cover flip and spectral evidence, and a from-to table in hectares."
     )
 
     c1, c2 = st.columns(2)
@@ -20,7 +21,7 @@ def home() -> None:
         kind = provider_kind()
         if kind == "demo":
             st.info("**Bundled demo scenes** (offline): real Sentinel-2 Level-1C images of "
-                    f"{len(DEMO_PRESETS)} areas, two dates each, from the OSCD dataset.")
+                    f"{len(demo_presets())} areas, two dates each, from the OSCD dataset.")
             if sentinelhub_configured():
                 if st.button("Use Sentinel Hub instead"):
                     st.session_state.provider_kind = "sentinelhub"
@@ -49,8 +50,11 @@ def home() -> None:
 
     st.subheader("Start")
     cols = st.columns([2, 1, 3])
-    area = cols[0].selectbox("Demo area", list(DEMO_PRESETS), index=0, key="home_demo_area",
-                             help="Each area has two real acquisitions a few years apart.")
+    presets = demo_presets()
+    area = cols[0].selectbox("Demo area", list(presets), index=0, key="home_demo_area",
+                             format_func=lambda k: f"{k} ({presets[k][0].start:%b %Y} / {presets[k][1].start:%b %Y})",
+                             help="Each area has two real acquisitions a few years apart; the areas whose two "
+                                  "dates are closest in the season come first.")
     if cols[1].button("Analyse demo area", type="primary", key="home_start"):
         try:
             with st.spinner(f"Analysing {area}: fetch, classify and compare both dates..."):

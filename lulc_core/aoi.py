@@ -89,6 +89,12 @@ class PatchGrid:
                                                  min(step, self.height - r0), self.patch_px)))
         return parts
 
+    def cells(self, cell_px: int) -> "PatchGrid":
+        """The same extent divided into cells of ``cell_px`` pixels (a divisor of the patch size)."""
+        if self.patch_px % cell_px:
+            raise ValueError(f"cells of {cell_px} px do not divide {self.patch_px} px patches")
+        return PatchGrid(self.crs, self.transform, self.width, self.height, cell_px)
+
     def to_dict(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": list(self.transform)[:6], "width": self.width,
                 "height": self.height, "patch_px": self.patch_px}
@@ -240,12 +246,13 @@ class AOI:
         """Share (0..1) of each patch's area inside the AOI, shape (rows, cols)."""
         grid = grid or self.grid
         geom = self.in_crs(grid.crs)
-        out = np.zeros((grid.rows, grid.cols))
-        patch_area = (grid.patch_px * grid.resolution) ** 2
-        for r in range(grid.rows):
-            for c in range(grid.cols):
-                out[r, c] = geom.intersection(grid.patch_box(r, c)).area / patch_area
-        return out
+        size = grid.patch_px * grid.resolution
+        x0 = grid.transform.c + np.arange(grid.cols) * size
+        y1 = grid.transform.f - np.arange(grid.rows) * size
+        xx, yy = np.meshgrid(x0, y1)
+        boxes = shapely.box(xx, yy - size, xx + size, yy)
+        shapely.prepare(geom)
+        return shapely.area(shapely.intersection(boxes, geom)) / (size * size)
 
     def to_geojson(self) -> dict[str, Any]:
         return {"type": "Feature", "properties": {"name": self.name},

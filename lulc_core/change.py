@@ -1,68 +1,141 @@
-"""Comparing two class maps of the same grid: per-patch change, scores and transitions.
+"""Change between two dates: one decision per cell from class and spectral evidence.
 
-Definitions (documented in the dashboard and the README):
-- **change score** = total-variation distance between the two dates' calibrated probability
-  vectors, ``0.5 * sum(|p_a - p_b|)``, in 0..1: 0 when the model sees the same mixture on both
-  dates, 1 when the two dates share no probability mass. It ranks patches by how much they
-  changed, including changes within a class mixture that don't flip the top class.
-- **uncertain**: the patch is cloudy / nodata on either date, or either date's top probability
-  is under ``confidence`` (default 0.6).
-- **changed**: otherwise, when the top classes differ and the score is at least ``min_score``
-  (default 0: any confident flip counts); **unchanged** otherwise.
-- **built-up change** = ``P_b(built) - P_a(built)`` with built = Highway + Industrial +
-  Residential, in -1..1 (positive: more built-up on the later date). A secondary score for
-  urban change: on the OSCD urban change maps its |value| ranks patches better than the
-  change score (``measured_change_skill()``, docs/CHANGE_EVALUATION.md) because crop, pasture
-  and water changes don't count.
-- The transition matrix counts patches classified on both dates (confident or not), in
-  patches and hectares (a full 64x64 patch at 10 m is 40.96 ha; patches cut by the AOI count
-  their real share).
+Inputs are two class maps on the same grid (160 m cells from the dense path, or 640 m patches)
+and, optionally, the 10 m spectral change (:mod:`lulc_core.spectral`). Definitions (shown in the
+dashboard, the report and the README):
+
+- **Level**: ``group`` (default) compares the land-cover groups of
+  :data:`~lulc_core.classes.LAND_COVER_GROUPS` (group probability = sum of its classes'
+  probabilities); ``class`` compares the 10 EuroSAT classes.
+- **uncertain**: the cell is cloudy or without data on either date, or the top probability at the
+  chosen level is under ``confidence`` on either date.
+- **changed**: otherwise, when the top group (class) differs between the dates *and* at least
+  ``min_spectral`` of the cell's comparable 10 m pixels show spectral change (the evidence
+  agrees). Without spectral evidence (``spectral=None``) a confident flip suffices.
+- **unchanged**: everything else, including class flips inside one group at group level
+  (shown as such, e.g. "crop rotation / season") and flips without spectral support.
+- **change probability** (``score``, 0..1, ranks cells): a logistic model of the spectral
+  share and the group-probability distance between the dates, with coefficients tuned on the
+  OSCD change maps (leave one area out; ``lulc_core/data/change_model.json``).
+- **Transitions** count only cells confident on both dates (``changed`` or ``unchanged``); the
+  hectares left out are reported. A flip not supported by the spectral evidence counts as no
+  change (on the diagonal), so the group table's off-diagonal is exactly the changed area.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from lulc_core.classes import GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
 from lulc_core.classify import ClassMap
 
-CHANGE_EVALUATION = Path(__file__).parent / "data" / "change_eval.json"
+DATA_DIR = Path(__file__).parent / "data"
+CHANGE_EVALUATION = DATA_DIR / "change_eval.json"
+CHANGE_MODEL = DATA_DIR / "change_model.json"
 DEFAULT_CONFIDENCE = 0.6
-DEFAULT_MIN_SCORE = 0.0
+LEVELS = ("group", "class")
 
 UNCHANGED, CHANGED, UNCERTAIN, OUTSIDE = 0, 1, 2, 3
-BUILT_UP_CLASSES = ("Highway", "Industrial", "Residential")
 STATE_NAMES = {UNCHANGED: "unchanged", CHANGED: "changed", UNCERTAIN: "uncertain", OUTSIDE: "outside"}
+BUILT_UP_CLASSES = LAND_COVER_GROUPS[0].classes
+
+
+@dataclass(frozen=True)
+class ChangeModel:
+    """Change probability = sigmoid(intercept + w_spectral * logit(share) + w_group * group distance).
+
+    ``min_spectral`` is the default share of changed 10 m pixels that supports a flip.
+    """
+
+    intercept: float = -4.0
+    w_spectral: float = 1.0
+    w_group: float = 2.0
+    min_spectral: float = 0.1
+    eps: float = 0.005
+
+    def probability(self, share: np.ndarray, group_distance: np.ndarray) -> np.ndarray:
+        s = np.clip(np.nan_to_num(share, nan=0.0), self.eps, 1 - self.eps)
+        z = self.intercept + self.w_spectral * np.log(s / (1 - s)) + self.w_group * np.nan_to_num(group_distance)
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@lru_cache(maxsize=4)
+def load_change_model(path: Path = CHANGE_MODEL) -> ChangeModel:
+    """The shipped tuned coefficients (defaults when the file is absent or unreadable)."""
+    try:
+        d = json.loads(Path(path).read_text())
+        return ChangeModel(**{k: float(d[k]) for k in ChangeModel.__dataclass_fields__ if k in d})
+    except (OSError, ValueError, TypeError):
+        return ChangeModel()
 
 
 @dataclass(frozen=True)
 class ChangeThresholds:
+    """The decision rule's settings: confidence at the chosen level, spectral support, level."""
+
     confidence: float = DEFAULT_CONFIDENCE
-    min_score: float = DEFAULT_MIN_SCORE
+    min_spectral: float = field(default_factory=lambda: load_change_model().min_spectral)
+    level: str = "group"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.confidence <= 1 or not 0 <= self.min_score <= 1:
+        if not 0 <= self.confidence <= 1 or not 0 <= self.min_spectral <= 1:
             raise ValueError("thresholds must lie in 0..1")
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown change level {self.level!r}; use one of {', '.join(LEVELS)}")
+
+
+def group_matrix(class_names: tuple[str, ...]) -> np.ndarray:
+    """(classes, groups) 0/1 matrix: probabilities @ matrix = group probabilities."""
+    idx = group_of_classes(class_names)
+    m = np.zeros((len(class_names), len(LAND_COVER_GROUPS)))
+    m[np.arange(len(class_names)), idx] = 1
+    return m
+
+
+def tv_distance(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """Total-variation distance along the last axis."""
+    return 0.5 * np.abs(pa - pb).sum(axis=-1)
 
 
 @dataclass
 class ChangeResult:
-    """Per-patch ``state`` and ``score`` (rows, cols); transitions and class areas."""
+    """Per-cell ``state``, ``score`` (change probability) and evidence; transitions in hectares."""
 
     a: ClassMap
     b: ClassMap
     thresholds: ChangeThresholds
     state: np.ndarray
     score: np.ndarray
-    transition_patches: np.ndarray
-    transition_ha: np.ndarray
+    spectral_share: np.ndarray
+    group_distance: np.ndarray
+    transition_ha: np.ndarray  # (classes, classes), confident cells, unsupported flips on the diagonal
+    transition_cells: np.ndarray
+    unsupported_flip_ha: float
+    within_group_ha: float
+    spectral_only_ha: float = 0.0  # confident, spectral change supported, but no flip at the level
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.a.class_names
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return GROUP_NAMES
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Group index of each class."""
+        return np.array(group_of_classes(self.class_names))
+
+    @property
+    def group_transition_ha(self) -> np.ndarray:
+        m = group_matrix(self.class_names)
+        return m.T @ self.transition_ha @ m
 
     @property
     def area_a_ha(self) -> np.ndarray:
@@ -77,8 +150,34 @@ class ChangeResult:
         return self.area_b_ha - self.area_a_ha
 
     @property
+    def compared_ha(self) -> float:
+        """Hectares confident on both dates (counted in the transition tables)."""
+        return float(self.transition_ha.sum())
+
+    @property
+    def left_out_ha(self) -> float:
+        """Hectares inside the AOI not counted in the transitions (uncertain)."""
+        return float(self.a.area_ha[self.state == UNCERTAIN].sum())
+
+    def gains_losses(self, level: str = "group") -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """(names, gains_ha, losses_ha) per group or class from the confident transitions."""
+        m = self.group_transition_ha if level == "group" else self.transition_ha
+        names = self.group_names if level == "group" else self.class_names
+        off = m - np.diag(np.diag(m))
+        return names, off.sum(axis=0), off.sum(axis=1)
+
+    def transition_kind(self, i: int, j: int) -> str:
+        """'no change', 'land-cover change' or the group's within-group name for classes i -> j."""
+        if i == j:
+            return "no change"
+        g = self.groups
+        if g[i] != g[j] or self.thresholds.level == "class":
+            return "land-cover change"
+        return LAND_COVER_GROUPS[g[i]].within
+
+    @property
     def built_up_change(self) -> np.ndarray:
-        """Signed change of built-up probability mass per patch (NaN unless classified on both dates)."""
+        """Signed change of built-up probability mass per cell (NaN unless classified on both dates)."""
         cols = [self.class_names.index(n) for n in BUILT_UP_CLASSES if n in self.class_names]
         pa = self.a.probs[..., cols].astype(np.float64).sum(axis=-1)
         pb = self.b.probs[..., cols].astype(np.float64).sum(axis=-1)
@@ -91,47 +190,69 @@ class ChangeResult:
         return {name: float(self.a.area_ha[self.state == k].sum()) for k, name in STATE_NAMES.items()}
 
 
-def tv_distance(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
-    """Total-variation distance along the last axis."""
-    return 0.5 * np.abs(pa - pb).sum(axis=-1)
-
-
-def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds = ChangeThresholds()) -> ChangeResult:
-    """Change between two class maps on the same grid."""
+def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
+            spectral_share: np.ndarray | None = None, model: ChangeModel | None = None) -> ChangeResult:
+    """Change between two class maps on one grid; ``spectral_share`` is per cell (NaN = no evidence)."""
+    thresholds = thresholds or ChangeThresholds()
+    model = model or load_change_model()
     if a.grid != b.grid:
         raise ValueError("the two class maps are on different grids")
     if a.class_names != b.class_names:
         raise ValueError("the two class maps use different classes")
-    n = len(a.class_names)
+    shape = a.status.shape
+    if spectral_share is not None and spectral_share.shape != shape:
+        raise ValueError(f"spectral evidence {spectral_share.shape} does not match the grid {shape}")
+    gm = group_matrix(a.class_names)
     both = a.classified & b.classified
-    score = np.full(a.status.shape, np.nan)
-    score[both] = tv_distance(a.probs[both].astype(np.float64), b.probs[both].astype(np.float64))
-    la, lb = a.labels, b.labels
-    confident = both & (a.confidence >= thresholds.confidence) & (b.confidence >= thresholds.confidence)
-    state = np.full(a.status.shape, UNCERTAIN, dtype=np.int8)
-    flipped = confident & (la != lb) & (score >= thresholds.min_score)
+    pa, pb = np.nan_to_num(a.probs.astype(np.float64)), np.nan_to_num(b.probs.astype(np.float64))
+    ga, gb = pa @ gm, pb @ gm
+    group_distance = np.where(both, tv_distance(ga, gb), np.nan)
+    if thresholds.level == "group":
+        la, lb = ga.argmax(-1), gb.argmax(-1)
+        ca, cb = ga.max(-1), gb.max(-1)
+    else:
+        la, lb = pa.argmax(-1), pb.argmax(-1)
+        ca, cb = pa.max(-1), pb.max(-1)
+    confident = both & (ca >= thresholds.confidence) & (cb >= thresholds.confidence)
+    share = np.full(shape, np.nan) if spectral_share is None else spectral_share.astype(np.float64)
+    if spectral_share is None:
+        supported = np.ones(shape, bool)
+    else:
+        supported = np.nan_to_num(share, nan=-1.0) >= thresholds.min_spectral
+        confident &= np.isfinite(share)  # no comparable 10 m pixel: the evidence is missing
+    flip = la != lb
+    state = np.full(shape, UNCERTAIN, dtype=np.int8)
     state[confident] = UNCHANGED
-    state[flipped] = CHANGED
-    outside = (a.area_ha <= 0)
-    state[outside] = OUTSIDE
-    tp = np.zeros((n, n), dtype=np.int64)
-    tha = np.zeros((n, n))
-    np.add.at(tp, (la[both], lb[both]), 1)
-    np.add.at(tha, (la[both], lb[both]), a.area_ha[both])
-    return ChangeResult(a, b, thresholds, state, score, tp, tha)
+    state[confident & flip & supported] = CHANGED
+    state[a.area_ha <= 0] = OUTSIDE
+    score = np.where(both, model.probability(share if spectral_share is not None else np.ones(shape),
+                                             group_distance), np.nan)
+    counted = (state == CHANGED) | (state == UNCHANGED)
+    ka, kb = a.labels.astype(np.int64), b.labels.astype(np.int64)
+    unsupported = counted & flip & ~supported
+    kb_counted = np.where(unsupported, ka, kb)  # a flip without spectral support is no change
+    n = len(a.class_names)
+    tc, tha = np.zeros((n, n), dtype=np.int64), np.zeros((n, n))
+    np.add.at(tc, (ka[counted], kb_counted[counted]), 1)
+    np.add.at(tha, (ka[counted], kb_counted[counted]), a.area_ha[counted])
+    groups = np.array(group_of_classes(a.class_names))
+    within = counted & ~unsupported & (ka != kb) & (groups[np.clip(ka, 0, None)] == groups[np.clip(kb, 0, None)])
+    within_ha = float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0
+    spectral_only = counted & ~flip & supported & (spectral_share is not None)
+    return ChangeResult(a, b, thresholds, state, score, share, group_distance, tha, tc,
+                        float(a.area_ha[unsupported].sum()), within_ha, float(a.area_ha[spectral_only].sum()))
 
 
-def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict[str, float] | None:
-    """Headline figures of the shipped model's change evaluation on OSCD urban change maps.
+def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict | None:
+    """Headline figures of the shipped change evaluation on OSCD (held-out areas), or None.
 
-    Written by ``bench/eval_change_oscd.py`` (summary figures only); None when absent.
-    Keys: auroc, f1 (of ``changed``), built_up_auroc, cva_auroc, cva_f1, patches, truly_changed.
+    Written by ``bench/eval_change_oscd.py`` (summary figures only). Keys: auroc, f1, cell_auroc,
+    cell_f1, baseline_auroc, baseline_f1, patches, truly_changed.
     """
     try:
-        d = json.loads(path.read_text())
-        return {"auroc": d["model"]["auroc"], "f1": d["model"]["changed_state"]["f1"],
-                "built_up_auroc": d["built_up_change"]["auroc"], "cva_auroc": d["cva_baseline"]["auroc"],
-                "cva_f1": d["cva_baseline"]["otsu"]["f1"], "patches": d["patches"],
-                "truly_changed": d["truly_changed"]}
-    except (OSError, ValueError, KeyError):
+        d = json.loads(Path(path).read_text())
+        h = d["headline"]
+        return {k: h[k] for k in ("auroc", "f1", "cell_auroc", "cell_f1", "baseline_auroc", "baseline_f1",
+                                  "patches", "truly_changed")}
+    except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from lulc_core.model.weights import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS_PATH  # noqa: E402
+from lulc_core.model.weights import WEIGHTS_DIR
+
+DENSE_WEIGHTS_PATH = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -101,15 +104,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from lulc_core.change import ChangeThresholds
     from lulc_core.export import export_all
-    from lulc_core.model.classifier import Classifier
+    from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import STAGES, run_analysis
     from lulc_core.scene import DateWindow
 
     aoi = _load_aoi(args.aoi)
     wa, wb = DateWindow.parse(args.date_a), DateWindow.parse(args.date_b)
-    thresholds = ChangeThresholds(args.confidence, args.min_score)
+    kw = {} if args.min_spectral is None else {"min_spectral": args.min_spectral}
+    thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
-    clf = Classifier(args.weights, threads=args.threads, tta=None if args.tta == "default" else args.tta == "on")
+    clf = DenseClassifier(args.dense_weights, threads=args.threads)
     bars = {}
 
     def progress(stage: str, fraction: float, message: str) -> None:
@@ -124,10 +128,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             thresholds=thresholds, progress=progress)
     for bar, _ in bars.values():
         bar.close()
-    paths = export_all(analysis, args.out, clf.meta)
-    summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "patches": analysis.a.patches.grid.n_patches,
+    from lulc_core.model.weights import load_weights
+
+    paths = export_all(analysis, args.out, load_weights(DEFAULT_WEIGHTS_PATH)[1])
+    ch = analysis.change
+    summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "cells": analysis.grid.n_patches,
+               "cell_m": analysis.grid.patch_px * analysis.grid.resolution,
                "date_a": analysis.a.scene.label, "date_b": analysis.b.scene.label,
-               "processing_units": analysis.processing_units, "states": analysis.change.state_counts(),
+               "processing_units": analysis.processing_units, "level": ch.thresholds.level,
+               "states_cells": ch.state_counts(),
+               "states_ha": {k: round(v, 2) for k, v in ch.state_areas_ha().items() if k != "outside"},
+               "within_group_ha": round(ch.within_group_ha, 2),
+               "unsupported_flip_ha": round(ch.unsupported_flip_ha, 2),
+               "season_note": analysis.season_note, "notes": analysis.notes,
                "outputs": [str(p) for p in paths]}
     print(json.dumps(summary, indent=2))
     return 0
@@ -194,13 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--aoi", required=True, help="AOI as GeoJSON or KML file")
     c.add_argument("--date-a", required=True, help="earlier window YYYY-MM-DD/YYYY-MM-DD")
     c.add_argument("--date-b", required=True, help="later window YYYY-MM-DD/YYYY-MM-DD")
-    c.add_argument("--out", required=True, help="folder for classes_a/b.tif, patches.geojson, CSVs, report.html")
+    c.add_argument("--out", required=True,
+                   help="folder for classes_a/b.tif, change_10m.tif, change_cells.tif, cells.geojson, CSVs, report.html")
+    c.add_argument("--level", choices=["group", "class"], default="group",
+                   help="change between land-cover groups (default) or between the 10 classes")
     c.add_argument("--confidence", type=float, default=0.6,
-                   help="top probability under which a patch is uncertain (default 0.6)")
-    c.add_argument("--min-score", type=float, default=0.0,
-                   help="minimum change score (0..1) for a class flip to count as changed (default 0)")
-    c.add_argument("--weights", default=str(DEFAULT_WEIGHTS_PATH), help="classifier weights (default: shipped)")
-    c.add_argument("--tta", choices=["default", "on", "off"], default="default", help="test-time augmentation")
+                   help="top probability (at the level) under which a cell is uncertain (default 0.6)")
+    c.add_argument("--min-spectral", type=float, default=None,
+                   help="share of a cell's 10 m pixels with spectral change needed to support a flip "
+                        "(default: the tuned value shipped in lulc_core/data/change_model.json)")
+    c.add_argument("--dense-weights", default=str(DENSE_WEIGHTS_PATH),
+                   help="dense (fully convolutional) classifier weights (default: shipped)")
     c.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     _add_provider_args(c)
     c.set_defaults(func=_cmd_compare)

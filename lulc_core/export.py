@@ -1,10 +1,13 @@
 """Exports of an :class:`~lulc_core.pipeline.Analysis`: GeoTIFF, GeoJSON, CSV and an HTML report.
 
-- GeoTIFF per date, one pixel per 64x64 patch (640 m) on the AOI's UTM grid: band 1 the class
+- GeoTIFF per date, one pixel per cell (160 m) on the AOI's UTM grid: band 1 the class
   index (0..9, colour table, nodata 65535), bands 2..11 the calibrated probabilities of the
   classes in model order, stored as uint16 x 10000 with scale 1e-4 (QGIS and rasterio apply it).
-- GeoJSON (EPSG:4326): one polygon per patch inside the AOI.
-- CSV: the transition matrix (hectares and patches) and class areas per date.
+- Change GeoTIFFs: ``change_10m.tif`` (spectral change magnitude and 1/0 per 10 m pixel) and
+  ``change_cells.tif`` (state, change probability, spectral share per cell).
+- GeoJSON (EPSG:4326): one polygon per cell inside the AOI.
+- CSV: the transition table (hectares and cells, with the kind of each transition), class and
+  group areas with gains, losses and net change.
 - HTML: a self-contained report (images inlined, no network needed to open it).
 """
 
@@ -76,60 +79,111 @@ def _write_colour_table_sidecar(path: Path, colours: tuple[str, ...]) -> Path:
     return aux
 
 
-def patch_features(change: ChangeResult) -> dict[str, Any]:
-    """GeoJSON FeatureCollection (EPSG:4326), one polygon per patch inside the AOI."""
+def cell_features(change: ChangeResult) -> dict[str, Any]:
+    """GeoJSON FeatureCollection (EPSG:4326), one polygon per cell (or patch) inside the AOI."""
     a, b = change.a, change.b
     grid = a.grid
     la, lb = a.labels, b.labels
-    names = change.class_names
+    names, gnames, groups = change.class_names, change.group_names, change.groups
     built = change.built_up_change
+
+    def num(v: float, nd: int = 4) -> float | None:
+        return None if not np.isfinite(v) else round(float(v), nd)
+
     feats = []
-    for r in range(grid.rows):
-        for c in range(grid.cols):
-            if a.area_ha[r, c] <= 0:
-                continue
-            props = {
-                "row": r, "col": c,
-                "class_a": names[la[r, c]] if la[r, c] >= 0 else None,
-                "class_b": names[lb[r, c]] if lb[r, c] >= 0 else None,
-                "prob_a": [round(float(p), 5) for p in a.probs[r, c]] if la[r, c] >= 0 else None,
-                "prob_b": [round(float(p), 5) for p in b.probs[r, c]] if lb[r, c] >= 0 else None,
-                "status_a": STATUS_NAMES[int(a.status[r, c])],
-                "status_b": STATUS_NAMES[int(b.status[r, c])],
-                "change": STATE_NAMES[int(change.state[r, c])],
-                "change_score": None if np.isnan(change.score[r, c]) else round(float(change.score[r, c]), 5),
-                "built_up_change": None if np.isnan(built[r, c]) else round(float(built[r, c]), 5),
-                "area_ha": round(float(a.area_ha[r, c]), 4),
-            }
-            feats.append({"type": "Feature", "properties": props,
-                          "geometry": mapping(grid.to_wgs84(grid.patch_box(r, c)))})
-    return {"type": "FeatureCollection", "class_order": list(names), "features": feats}
+    for r, c in zip(*np.nonzero(a.area_ha > 0)):
+        ka, kb = int(la[r, c]), int(lb[r, c])
+        props = {
+            "row": int(r), "col": int(c),
+            "class_a": names[ka] if ka >= 0 else None,
+            "class_b": names[kb] if kb >= 0 else None,
+            "group_a": gnames[groups[ka]] if ka >= 0 else None,
+            "group_b": gnames[groups[kb]] if kb >= 0 else None,
+            "prob_a": [round(float(p), 4) for p in a.probs[r, c]] if ka >= 0 else None,
+            "prob_b": [round(float(p), 4) for p in b.probs[r, c]] if kb >= 0 else None,
+            "status_a": STATUS_NAMES[int(a.status[r, c])],
+            "status_b": STATUS_NAMES[int(b.status[r, c])],
+            "change": STATE_NAMES[int(change.state[r, c])],
+            "transition": change.transition_kind(ka, kb) if ka >= 0 and kb >= 0 else None,
+            "change_probability": num(change.score[r, c]),
+            "spectral_share": num(change.spectral_share[r, c]),
+            "built_up_change": num(built[r, c]),
+            "area_ha": round(float(a.area_ha[r, c]), 4),
+        }
+        feats.append({"type": "Feature", "properties": props,
+                      "geometry": mapping(grid.to_wgs84(grid.patch_box(int(r), int(c))))})
+    return {"type": "FeatureCollection", "class_order": list(names), "group_order": list(gnames),
+            "cell_m": grid.patch_px * grid.resolution, "features": feats}
 
 
 def write_geojson(path: str | Path, change: ChangeResult) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(patch_features(change)))
+    path.write_text(json.dumps(cell_features(change)))
     return path
 
 
-def write_csvs(out_dir: str | Path, change: ChangeResult) -> tuple[Path, Path]:
-    """``transitions.csv`` (from, to, patches, hectares) and ``class_areas.csv``."""
+def write_change_geotiffs(out_dir: str | Path, analysis) -> tuple[Path, Path]:
+    """``change_10m.tif`` (band 1 spectral change magnitude, band 2 spectral change 1/0, NaN
+    where not comparable) and ``change_cells.tif`` (state, change probability, spectral share)."""
+    out_dir = Path(out_dir)
+    sp, ch, grid = analysis.spectral, analysis.change, analysis.grid
+    p10 = out_dir / "change_10m.tif"
+    changed = np.where(sp.valid, sp.changed.astype(np.float32), np.nan)
+    with rasterio.open(p10, "w", driver="GTiff", width=grid.width, height=grid.height, count=2,
+                       dtype="float32", crs=grid.crs, transform=grid.transform, nodata=float("nan"),
+                       compress="deflate") as ds:
+        ds.write(np.stack([sp.magnitude.astype(np.float32), changed]))
+        ds.set_band_description(1, "spectral_change_magnitude")
+        ds.set_band_description(2, "spectral_change")
+        ds.update_tags(threshold=f"{sp.threshold:.4f}", method="PIF orthogonal regression of B onto A; "
+                       "RMS of band differences over invariant-pixel noise; Otsu threshold on log magnitude",
+                       gain=",".join(f"{g:.4f}" for g in sp.gain), offset=",".join(f"{o:.2f}" for o in sp.offset),
+                       bands=",".join(sp.bands))
+    pc = out_dir / "change_cells.tif"
+    state = np.where(ch.state == 3, 255, ch.state).astype(np.float32)
+    with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=3, dtype="float32",
+                       crs=grid.crs, transform=grid.transform @ Affine.scale(grid.patch_px), nodata=float("nan"),
+                       compress="deflate") as ds:
+        ds.write(np.stack([np.where(ch.state == 3, np.nan, state), ch.score.astype(np.float32),
+                           ch.spectral_share.astype(np.float32)]))
+        for i, name in enumerate(("change_state", "change_probability", "spectral_share"), 1):
+            ds.set_band_description(i, name)
+        ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != 3),
+                       level=ch.thresholds.level, confidence=str(ch.thresholds.confidence),
+                       min_spectral=str(ch.thresholds.min_spectral))
+    return p10, pc
+
+
+def write_csvs(out_dir: str | Path, change: ChangeResult) -> tuple[Path, Path, Path]:
+    """``transitions.csv`` (from, to, kind, cells, hectares), ``class_areas.csv`` and
+    ``group_areas.csv`` (areas per date, gains, losses and net change)."""
     out_dir = Path(out_dir)
     names = change.class_names
-    t_path, a_path = out_dir / "transitions.csv", out_dir / "class_areas.csv"
+    t_path, a_path, g_path = out_dir / "transitions.csv", out_dir / "class_areas.csv", out_dir / "group_areas.csv"
     with open(t_path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["from_class_a", "to_class_b", "patches", "hectares"])
+        w.writerow(["from_class_a", "to_class_b", "kind", "cells", "hectares"])
         for i, fa in enumerate(names):
             for j, tb in enumerate(names):
-                w.writerow([fa, tb, int(change.transition_patches[i, j]), f"{change.transition_ha[i, j]:.2f}"])
-    with open(a_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["class", "area_a_ha", "area_b_ha", "net_change_ha"])
-        for k, name in enumerate(names):
-            w.writerow([name, f"{change.area_a_ha[k]:.2f}", f"{change.area_b_ha[k]:.2f}",
-                        f"{change.net_change_ha[k]:.2f}"])
-    return t_path, a_path
+                w.writerow([fa, tb, change.transition_kind(i, j), int(change.transition_cells[i, j]),
+                            f"{change.transition_ha[i, j]:.2f}"])
+        w.writerow(["(left out: uncertain)", "", "", "", f"{change.left_out_ha:.2f}"])
+    for path, level, area_a, area_b in ((a_path, "class", change.area_a_ha, change.area_b_ha),
+                                        (g_path, "group", *_group_areas(change))):
+        names_l, gains, losses = change.gains_losses(level)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([level, "area_a_ha", "area_b_ha", "gains_ha", "losses_ha", "net_change_ha"])
+            for k, name in enumerate(names_l):
+                w.writerow([name, f"{area_a[k]:.2f}", f"{area_b[k]:.2f}", f"{gains[k]:.2f}", f"{losses[k]:.2f}",
+                            f"{gains[k] - losses[k]:.2f}"])
+    return t_path, a_path, g_path
+
+
+def _group_areas(change: ChangeResult) -> tuple[np.ndarray, np.ndarray]:
+    groups = change.groups
+    return tuple(np.array([area[groups == g].sum() for g in range(len(change.group_names))])
+                 for area in (change.area_a_ha, change.area_b_ha))
 
 
 def transition_matrix_csv(change: ChangeResult) -> str:
@@ -139,6 +193,7 @@ def transition_matrix_csv(change: ChangeResult) -> str:
     w.writerow(["A \\ B"] + list(change.class_names))
     for i, name in enumerate(change.class_names):
         w.writerow([name] + [f"{v:.2f}" for v in change.transition_ha[i]])
+    w.writerow([f"left out (uncertain): {change.left_out_ha:.2f} ha"])
     return buf.getvalue()
 
 
@@ -170,43 +225,72 @@ def _bars_svg(names: tuple[str, ...], a: np.ndarray, b: np.ndarray, labels: tupl
     return "".join(parts)
 
 
-def _table(change: ChangeResult) -> str:
-    names = change.class_names
-    m = change.transition_ha
+def _matrix_table(names: tuple[str, ...], m: np.ndarray, kind=None) -> str:
     top = max(float(m.max()), 1e-9)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = []
     for i, n in enumerate(names):
-        cells = "".join(
-            f'<td style="background:rgba(228,0,58,{0.08 + 0.6 * v / top if i != j else 0:.2f});'
-            f'{"font-weight:bold" if i == j else ""}">{v:,.0f}</td>' for j, v in enumerate(m[i]))
-        rows.append(f"<tr><th>{html.escape(n)}</th>{cells}</tr>")
-    return (f'<table class="m"><tr><th>A \\ B (ha)</th>{head}</tr>{"".join(rows)}</table>')
+        cells = []
+        for j, v in enumerate(m[i]):
+            k = kind(i, j) if kind else ("no change" if i == j else "land-cover change")
+            colour = ("228,0,58" if k == "land-cover change" else "242,177,52") if i != j else "0,0,0"
+            alpha = 0.08 + 0.6 * v / top if i != j and v > 0 else 0
+            title = f' title="{html.escape(k)}"' if i != j else ""
+            cells.append(f'<td{title} style="background:rgba({colour},{alpha:.2f});'
+                         f'{"font-weight:bold" if i == j else ""}">{v:,.0f}</td>')
+        rows.append(f"<tr><th>{html.escape(n)}</th>{''.join(cells)}</tr>")
+    return f'<table class="m"><tr><th>A \\ B (ha)</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _gains_table(change: ChangeResult, level: str) -> str:
+    names, gains, losses = change.gains_losses(level)
+    rows = "".join(f"<tr><th>{html.escape(n)}</th><td>+{g:,.1f}</td><td>-{lo:,.1f}</td><td>{g - lo:+,.1f}</td></tr>"
+                   for n, g, lo in zip(names, gains, losses))
+    return (f'<table class="m"><tr><th>{level}</th><th>gains (ha)</th><th>losses (ha)</th><th>net (ha)</th></tr>'
+            f"{rows}</table>")
+
+
+def change_rule_text(thresholds) -> str:
+    """The change decision in one paragraph (dashboard and report)."""
+    level = "land-cover group" if thresholds.level == "group" else "class"
+    return (f"A cell is <b>changed</b> when its top {level} differs between the dates, both dates are confident "
+            f"(top {level} probability at least {thresholds.confidence:.2f}) and at least "
+            f"{100 * thresholds.min_spectral:.0f}% of its comparable 10 m pixels show spectral change (date B "
+            "normalised onto date A by regression on pseudo-invariant pixels, unsupervised Otsu threshold). "
+            "<b>Uncertain</b>: cloudy or no data on either date, or not confident. Class flips inside a group "
+            "(for example crop rotation / season) and flips without spectral support are not counted as change. "
+            "Change probability (0..1) ranks cells by the combined evidence.")
+
+
+def change_skill_text(skill: dict | None) -> str:
+    """What the change evaluation measured, in one sentence ('' when no figures are shipped)."""
+    if not skill:
+        return ""
+    return (f"Measured on OSCD urban change maps, areas held out ({skill['patches']} patches of 640 m, "
+            f"{skill['truly_changed']} truly changed): change probability AUROC {skill['auroc']:.2f}, F1 of "
+            f"'changed' {skill['f1']:.2f}; 160 m cells: AUROC {skill['cell_auroc']:.2f}, F1 {skill['cell_f1']:.2f} "
+            f"(spectral baseline AUROC {skill['baseline_auroc']:.2f}). See docs/CHANGE_EVALUATION.md.")
 
 
 def html_report(analysis, model_meta=None) -> str:
     """A self-contained HTML report of an analysis (all images inlined as data URLs)."""
-    from lulc_core.render import change_map_rgba, class_map_rgba, joint_true_colour, only_patches, png_bytes
+    from lulc_core.classes import LAND_COVER_GROUPS
+    from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, only_patches, png_bytes,
+                                  spectral_change_rgba)
 
     ch = analysis.change
     a, b = analysis.a, analysis.b
-    inside, patch_px = a.classes.area_ha > 0, a.patches.grid.patch_px
-    tc_a, tc_b = (only_patches(tc, inside, patch_px) for tc in joint_true_colour(a.scene, b.scene))
-    scale = patch_px // 8
+    grid = analysis.grid
+    inside = a.classes.area_ha > 0
+    tc_a, tc_b = (only_patches(tc, inside, grid.patch_px) for tc in joint_true_colour(a.scene, b.scene))
+    scale = max(grid.patch_px // 8, 1)
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
-    counts, areas = ch.state_counts(), ch.state_areas_ha()
-    skill = measured_change_skill()
-    measured = built_auroc = ""
-    if skill:
-        measured = (f": against the OSCD urban change maps ({skill['patches']} patches) the change score ranks truly "
-                    f"changed patches with AUROC {skill['auroc']:.2f} and the changed state reaches F1 {skill['f1']:.2f} "
-                    f"(change-vector baseline: {skill['cva_auroc']:.2f}, {skill['cva_f1']:.2f})")
-        built_auroc = f" (AUROC {skill['built_up_auroc']:.2f})"
-    skill_note = (f"<li>This is land-cover change, not an urban change detector{measured}. Small construction inside a "
-                  f"640 m patch rarely flips its class; the per-patch built-up change in the GeoJSON{built_auroc} is the "
-                  "better guide to urbanisation.</li>")
+    areas = ch.state_areas_ha()
+    skill_note = change_skill_text(measured_change_skill())
     legend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c.colour};'
                       f'border:1px solid #999"></span> {c.name}' for c in EUROSAT_CLASSES)
+    glegend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{g.colour};'
+                       f'border:1px solid #999"></span> {html.escape(g.name)}' for g in LAND_COVER_GROUPS)
     acc = ""
     if model_meta is not None:
         m = model_meta.test_metrics.get("tta" if model_meta.tta_default else "plain", {})
@@ -214,44 +298,63 @@ def html_report(analysis, model_meta=None) -> str:
                f"{100 * m.get('accuracy', float('nan')):.2f}% on {m.get('n_images', '?')} held-out EuroSAT images, "
                f"ECE {m.get('ece_after', float('nan')):.3f} after temperature scaling")
     w, s, e, n = analysis.aoi.bounds
-    rows_state = "".join(f"<tr><td>{k}</td><td>{counts[k]}</td><td>{areas[k]:,.1f}</td></tr>"
-                         for k in ("changed", "unchanged", "uncertain"))
+    season = analysis.season_note
+    season_html = f'<p class="note"><b>{html.escape(season)}</b></p>' if season else ""
+    spec = spectral_change_rgba(analysis.spectral.changed, analysis.spectral.valid)
+    spec_on_tc = tc_a.copy()
+    hit = spec[..., 3] > 0
+    spec_on_tc[hit, :3] = spec[hit, :3]
     thr = ch.thresholds
+    cell_m = grid.patch_px * grid.resolution
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>LULC change report: {html.escape(analysis.aoi.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 .pair{{display:flex;gap:16px;flex-wrap:wrap}} .pair figure{{margin:0}}
-table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
-.m th{{background:#f4f4f4}} .note{{background:#fff8e1;padding:8px 12px;border-left:4px solid #f2b134}}</style>
+table{{border-collapse:collapse;font-size:12px;margin:6px 0}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
+.m th{{background:#f4f4f4}} .note{{background:#fff8e1;padding:8px 12px;border-left:4px solid #f2b134}}
+.head td{{font-size:15px}}</style>
 </head><body>
 <h1>Land-cover change: {html.escape(analysis.aoi.name)}</h1>
 <p>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by LULC Change Explorer.</p>
+<h2>Headline ({'land-cover groups' if thr.level == 'group' else 'classes'})</h2>
+<table class="head"><tr><th>changed</th><td>{areas['changed']:,.1f} ha</td></tr>
+<tr><th>unchanged</th><td>{areas['unchanged']:,.1f} ha</td></tr>
+<tr><th>of which class changes inside a group</th><td>{ch.within_group_ha:,.1f} ha</td></tr>
+<tr><th>of which flips without spectral support</th><td>{ch.unsupported_flip_ha:,.1f} ha</td></tr>
+<tr><th>uncertain (left out of the tables)</th><td>{areas['uncertain']:,.1f} ha</td></tr></table>
+{season_html}
+<p>{change_rule_text(thr)}</p>
 <h2>Area and data</h2>
 <ul><li>AOI: {analysis.aoi.area_ha:,.1f} ha, bounds W {w:.5f}, S {s:.5f}, E {e:.5f}, N {n:.5f};
-grid {a.patches.grid.crs}, {a.patches.grid.rows} x {a.patches.grid.cols} patches of 64 x 64 px at 10 m</li>
+grid {grid.crs}, {grid.rows} x {grid.cols} cells of {cell_m:.0f} m (each classified from the 640 m window around it)</li>
 <li>Date A: window {a.window}, imagery {html.escape(a.scene.label)}</li>
 <li>Date B: window {b.window}, imagery {html.escape(b.scene.label)}</li>
 <li>Data source: {html.escape(analysis.provider)}; processing units spent: {analysis.processing_units:g}</li>
 <li>Model: {html.escape(acc) or 'EuroSAT ResNet'}</li></ul>
 <h2>True colour</h2><div class="pair"><figure>{_img(png_bytes(tc_a), la)}<figcaption>{html.escape(la)}</figcaption></figure>
 <figure>{_img(png_bytes(tc_b), lb)}<figcaption>{html.escape(lb)}</figcaption></figure></div>
-<h2>Class maps</h2><p>{legend}; white = cloudy, dark = no data.</p>
+<h2>Land-cover groups</h2><p>{glegend}; white = cloudy, dark = no data.</p>
+<div class="pair"><figure>{_img(png_bytes(class_map_rgba(a.classes, scale=scale, level='group')), 'group map A')}<figcaption>{html.escape(la)}</figcaption></figure>
+<figure>{_img(png_bytes(class_map_rgba(b.classes, scale=scale, level='group')), 'group map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
+<h2>Class maps</h2><p>{legend}</p>
 <div class="pair"><figure>{_img(png_bytes(class_map_rgba(a.classes, scale=scale)), 'class map A')}<figcaption>{html.escape(la)}</figcaption></figure>
 <figure>{_img(png_bytes(class_map_rgba(b.classes, scale=scale)), 'class map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
-<h2>Change map</h2><div class="pair"><figure>{_img(png_bytes(change_map_rgba(ch, scale=scale)), 'change map')}
+<h2>Change</h2><div class="pair"><figure>{_img(png_bytes(change_map_rgba(ch, scale=scale)), 'change map')}
 <figcaption>red = changed, grey = unchanged, amber = uncertain</figcaption></figure>
-<table><tr><th>state</th><th>patches</th><th>hectares</th></tr>{rows_state}</table></div>
-<p>Change score = total-variation distance between the two dates' calibrated class probabilities (0..1).
-A patch is uncertain when cloudy / without data on either date or when either top probability is under
-{thr.confidence:.2f}; changed when the top classes differ (score at least {thr.min_score:.2f}).</p>
-<h2>Transitions (hectares)</h2>{_table(ch)}
+<figure>{_img(png_bytes(spec_on_tc), '10 m spectral change')}<figcaption>magenta = 10 m pixels with spectral change
+(threshold {analysis.spectral.threshold:.2f}), over date A</figcaption></figure></div>
+<h2>Transitions between groups (hectares)</h2>{_matrix_table(ch.group_names, ch.group_transition_ha)}
+<p>Counted: {ch.compared_ha:,.1f} ha confident on both dates; left out: {ch.left_out_ha:,.1f} ha uncertain.</p>
+<h2>Gains and losses</h2><div class="pair">{_gains_table(ch, 'group')}{_gains_table(ch, 'class')}</div>
+<h2>Transitions between classes (hectares)</h2><p>Amber: changes inside one group (e.g. crop rotation / season),
+not counted as land-cover change at group level. Red: land-cover change.</p>{_matrix_table(ch.class_names, ch.transition_ha, ch.transition_kind)}
 <h2>Class areas</h2>{_bars_svg(ch.class_names, ch.area_a_ha, ch.area_b_ha, (la[:40], lb[:40]))}
 <h2>Limits to keep in mind</h2><div class="note"><ul>
-<li>The model classifies whole 640 m patches into one of 10 EuroSAT classes; mixed patches get mixed probabilities.</li>
-<li>It was trained on Level-1C (top-of-atmosphere) imagery; Level-2A input is out of its domain.</li>
+<li>Each {cell_m:.0f} m cell is classified from the 640 m window around it into one of 10 EuroSAT classes; mixed areas get mixed probabilities.</li>
+<li>The model was trained on Level-1C (top-of-atmosphere) imagery; Level-2A input is out of its domain.</li>
 <li>Seasons matter: bare winter fields and summer crops look different; compare similar seasons where possible.</li>
-<li>Class flips between dates include classifier errors; check changed patches visually.</li>
-{skill_note}{''.join(f'<li>{html.escape(x)}</li>' for x in analysis.notes)}</ul></div>
+<li>Check changed cells visually; the spectral evidence also reacts to moisture, shadows and misregistration.</li>
+{f'<li>{html.escape(skill_note)}</li>' if skill_note else ''}{''.join(f'<li>{html.escape(x)}</li>' for x in analysis.notes)}</ul></div>
 <p style="font-size:11px;color:#666">Contains modified Copernicus Sentinel data. EuroSAT: Helber et al., 2019.</p>
 </body></html>"""
 
@@ -265,8 +368,9 @@ def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
         tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
         paths += [tif, tif.with_name(tif.name + ".aux.xml")]
     paths += [
-        write_geojson(out / "patches.geojson", analysis.change),
+        write_geojson(out / "cells.geojson", analysis.change),
         *write_csvs(out, analysis.change),
+        *write_change_geotiffs(out, analysis),
     ]
     report = out / "report.html"
     report.write_text(html_report(analysis, model_meta), encoding="utf-8")

@@ -19,6 +19,18 @@ thread per request) that speaks enough of the service for the real ``sentinelhub
   :func:`bright_cloud_mask`. One output comes back as a GeoTIFF, several as
   ``application/x-tar`` with ``<id>.tif`` each; ``x-processingunits-spent`` follows the
   documented formula. ``sentinel-2-l2a`` serves the same (Level-1C) pixels without B10.
+- ORBIT mosaicking (``mosaicking: "ORBIT"`` or ``Mosaicking.ORBIT`` in ``setup()``, where the
+  real API takes it): one sample per orbit, i.e. per acquisition date of the library's scenes in
+  the time range over the bbox (with maxCloudCoverage applied to each tile, and the tiles of one
+  date mosaicked as above). The evalscript is still not executed: ``evaluatePixel(samples,
+  scenes)`` must reduce the samples with a reducer the fake knows (``var px =
+  clearMedian(samples, scenes);``, defined in the script) and return ``px.<field>`` values or
+  constants; the fake then computes that reducer from its data (:data:`ORBIT_REDUCERS`). Other
+  ORBIT scripts, and TILE mosaicking, are answered 400.
+- Processing units of multi-temporal requests: the service's "number of data samples"
+  multiplication factor, i.e. an ORBIT request costs the single-request formula times the number
+  of orbits (acquisition dates) over its bbox in the time range (at least 1), with the same
+  0.005 PU minimum per request. A SIMPLE request is one sample, as before.
 
 Fault injection (:meth:`FakeSentinelHub.inject`) makes the next request(s) to an endpoint fail
 with a status (401, 403, 429 with ``Retry-After`` in milliseconds, 5xx), answer slowly, send a
@@ -71,7 +83,8 @@ from shapely import geometry as sg
 
 from lulc_core.aoi import PatchGrid
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider, SceneSource, bright_cloud_mask
+from lulc_core.providers.local import (DEMO_DIR, LocalFilesProvider, SceneSource, bright_cloud_mask,
+                                       lower_median_of_clear)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +134,16 @@ class _Evalscript:
     inputs: list[str]
     units: str
     outputs: list[dict[str, Any]] = field(default_factory=list)  # id, bands, sampleType, values
+    mosaicking: str = "SIMPLE"
+    reducer: str = ""  # ORBIT: the known per-pixel reducer evaluatePixel applies to the samples
+
+
+#: Per-pixel reducers of ORBIT samples the fake computes (the evalscript function it stands for).
+ORBIT_REDUCERS = {
+    "clearMedian": "per band, the lower median of the clear samples (dataMask 1 and CLM 0); where no sample is "
+                   "clear, the valid sample of the orbit with the least cloud cover (earliest on a tie) with "
+                   "CLM 1; dataMask 1 where any sample has data",
+}
 
 
 def _b64url(data: bytes) -> str:
@@ -695,7 +718,10 @@ class FakeSentinelHub:
 
         transform = Affine((bbox[2] - bbox[0]) / width, 0, bbox[0], 0, -(bbox[3] - bbox[1]) / height, bbox[3])
         grid = PatchGrid(crs, transform, width, height)
-        samples = self._render(grid, crs, bbox, geom, start, end, maxcc, order)
+        if script.mosaicking == "ORBIT":
+            samples, n_samples = self._render_orbits(grid, crs, bbox, geom, start, end, maxcc, script.reducer)
+        else:
+            samples, n_samples = self._render(grid, crs, bbox, geom, start, end, maxcc, order), 1
         if script.units.upper() == "REFLECTANCE":
             for b in EUROSAT_BAND_ORDER:
                 samples[b] = samples[b] / 10000.0
@@ -708,7 +734,9 @@ class FakeSentinelHub:
             files[r["identifier"]] = _geotiff(arr, o["sampleType"], crs, transform)
         n_bands = len([b for b in script.inputs if b != "dataMask"])
         float_out = any(by_id[r["identifier"]]["sampleType"] == "FLOAT32" for r in responses)
-        pu = max(0.005, width * height / (512 * 512) * max(n_bands, 1) / 3 * (2 if float_out else 1))
+        # multi-temporal (ORBIT) requests: times the number of data samples (orbits), at least one
+        pu = max(0.005, width * height / (512 * 512) * max(n_bands, 1) / 3 * (2 if float_out else 1)
+                 * max(n_samples, 1))
         headers = {"x-processingunits-spent": f"{pu:.6g}"}
         if len(responses) == 1:
             return next(iter(files.values())), "image/tiff", headers
@@ -721,8 +749,9 @@ class FakeSentinelHub:
                 tar.addfile(info, io.BytesIO(blob))
         return buf.getvalue(), "application/x-tar", headers
 
-    def _render(self, grid: PatchGrid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
-                end: dt.datetime | None, maxcc: float, order: str) -> dict[str, np.ndarray]:
+    def _candidates(self, crs: str, bbox: list[float], start: dt.datetime | None, end: dt.datetime | None,
+                    maxcc: float) -> list[SceneSource]:
+        """The library's scenes in the time range over the bbox with cloud <= maxcc (tiles, unsorted)."""
         try:
             wgs = sg.box(*transform_bounds(crs, "EPSG:4326", *bbox))
         except Exception as exc:
@@ -735,12 +764,11 @@ class FakeSentinelHub:
             if not s.footprint.intersects(wgs) or self._cloud(s) > maxcc:
                 continue
             cands.append(s)
-        if order == "leastCC":
-            cands.sort(key=lambda s: (self._cloud(s), s.date))
-        elif order == "leastRecent":
-            cands.sort(key=lambda s: s.date)
-        else:
-            cands.sort(key=lambda s: s.date, reverse=True)
+        return cands
+
+    @staticmethod
+    def _mosaic(grid: PatchGrid, cands: list[SceneSource]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(13, H, W) float32 DN, dataMask and CLM of ``cands`` in order: the first fills, clear replaces cloud."""
         h, w = grid.height, grid.width
         data = np.zeros((13, h, w), dtype=np.float32)
         valid = np.zeros((h, w), dtype=bool)
@@ -756,8 +784,14 @@ class FakeSentinelHub:
                 valid |= fill
             if valid.all() and not cloud.any():
                 break
+        return data, valid, cloud
+
+    @staticmethod
+    def _samples(grid: PatchGrid, geom: Any, data: np.ndarray, valid: np.ndarray,
+                 cloud: np.ndarray) -> dict[str, np.ndarray]:
         if geom is not None:
-            inside = ~geometry_mask([sg.mapping(geom)], out_shape=(h, w), transform=grid.transform)
+            inside = ~geometry_mask([sg.mapping(geom)], out_shape=(grid.height, grid.width),
+                                    transform=grid.transform)
             valid &= inside
             data[:, ~valid] = 0
             cloud &= valid
@@ -765,6 +799,44 @@ class FakeSentinelHub:
         out["dataMask"] = valid.astype(np.float32)
         out["CLM"] = cloud.astype(np.float32)
         return out
+
+    def _render(self, grid: PatchGrid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
+                end: dt.datetime | None, maxcc: float, order: str) -> dict[str, np.ndarray]:
+        """SIMPLE mosaicking: one mosaic of the tiles in the time range, in ``order``."""
+        cands = self._candidates(crs, bbox, start, end, maxcc)
+        if order == "leastCC":
+            cands.sort(key=lambda s: (self._cloud(s), s.date))
+        elif order == "leastRecent":
+            cands.sort(key=lambda s: s.date)
+        else:
+            cands.sort(key=lambda s: s.date, reverse=True)
+        data, valid, cloud = self._mosaic(grid, cands)
+        return self._samples(grid, geom, data, valid, cloud)
+
+    def _render_orbits(self, grid: PatchGrid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
+                       end: dt.datetime | None, maxcc: float, reducer: str) -> tuple[dict[str, np.ndarray], int]:
+        """ORBIT mosaicking: one sample per acquisition date, reduced per pixel by ``reducer``.
+
+        Returns the reduced outputs (as :meth:`_render`) and the number of samples (orbits).
+        Holds every orbit's 13 bands at once: fine for a test server's small requests.
+        """
+        if reducer not in ORBIT_REDUCERS:
+            raise _HTTPError(400, f"the fake knows no ORBIT reducer {reducer!r}", "RENDERER_EXCEPTION")
+        by_date: dict[dt.date, list[SceneSource]] = {}
+        for s in self._candidates(crs, bbox, start, end, maxcc):
+            by_date.setdefault(s.date, []).append(s)
+        dates = sorted(by_date, reverse=True)  # samples most recent first (the reducer ignores the order)
+        n, h, w = len(dates), grid.height, grid.width
+        stack = np.zeros((n, 13, h, w), dtype=np.float32)
+        ok = np.zeros((n, h, w), dtype=bool)
+        cl = np.zeros((n, h, w), dtype=bool)
+        orbit_cc = []
+        for i, d in enumerate(dates):
+            tiles = sorted(by_date[d], key=lambda s: (self._cloud(s), s.area))
+            stack[i], ok[i], cl[i] = self._mosaic(grid, tiles)
+            orbit_cc.append(min(self._cloud(s) for s in tiles))  # the evalscript's orbitCloud()
+        data, valid, cloud = clear_median_reduce(stack, ok, cl, orbit_cc, dates)
+        return self._samples(grid, geom, data, valid, cloud), n
 
     def describe(self) -> str:
         lines = [f"Fake Sentinel Hub serving {self.scenes_root}",
@@ -891,6 +963,10 @@ def _parse_evalscript(src: str) -> _Evalscript:
         raise _HTTPError(400, "setup() input names no bands", "RENDERER_EXCEPTION")
     um = re.search(r"units\s*:\s*[\"'](\w+)[\"']", input_text)
     units = um[1] if um else "REFLECTANCE"
+    mm = re.search(r"\bmosaicking\s*:\s*(?:[\"'](\w+)[\"']|Mosaicking\.(\w+))", setup)
+    mosaicking = ((mm[1] or mm[2]) if mm else "SIMPLE").upper()
+    if mosaicking not in ("SIMPLE", "ORBIT"):
+        raise _HTTPError(400, f"the fake supports SIMPLE and ORBIT mosaicking, not {mosaicking}", "RENDERER_EXCEPTION")
     outputs: list[dict[str, Any]] = []
     if mo:
         out_text = setup[mo.end():]
@@ -909,6 +985,15 @@ def _parse_evalscript(src: str) -> _Evalscript:
     em = re.search(r"function\s+evaluatePixel\s*\(\s*(\w+)", src_nc)
     body = _js_block(src_nc, em.end()) if em else ""
     var = em[1] if em else "sample"
+    reducer = ""
+    if mosaicking == "ORBIT":  # evaluatePixel gets an array of samples: the fake needs a reducer it knows
+        rm = re.search(r"\b(?:var|let|const)\s+(\w+)\s*=\s*(\w+)\s*\(\s*" + re.escape(var) + r"\b[^)]*\)", body)
+        if (rm is None or rm[2] not in ORBIT_REDUCERS
+                or not re.search(r"function\s+" + re.escape(rm[2]) + r"\s*\(", src_nc)):
+            raise _HTTPError(400, "the fake evaluates ORBIT evalscripts only through a per-pixel reducer defined in "
+                                  f"the script that it knows ({', '.join(ORBIT_REDUCERS)}), e.g. "
+                                  f"'var px = clearMedian({var}, scenes);' then px.B04...", "RENDERER_EXCEPTION")
+        var, reducer = rm[1], rm[2]
     next_input = 0
     for o in outputs:
         lm = re.search(r"[\"']?\b" + re.escape(o["id"]) + r"\b[\"']?\s*:\s*\[([^\]]*)\]", body)
@@ -940,7 +1025,33 @@ def _parse_evalscript(src: str) -> _Evalscript:
         if o["sampleType"] not in ("UINT8", "UINT16", "INT8", "INT16", "FLOAT32"):
             raise _HTTPError(400, f"Unknown sampleType {o['sampleType']}", "RENDERER_EXCEPTION")
         o["values"] = values
-    return _Evalscript(inputs, units, outputs)
+    return _Evalscript(inputs, units, outputs, mosaicking, reducer)
+
+
+def clear_median_reduce(stack: np.ndarray, ok: np.ndarray, cloud: np.ndarray, orbit_cc: list[float],
+                        dates: list[dt.date]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``clearMedian`` reducer over orbit samples: (13, H, W) values, dataMask and CLM.
+
+    ``stack`` (N, 13, H, W), ``ok`` (dataMask) and ``cloud`` (CLM) (N, H, W), one cloud cover and
+    date per orbit. Per band the lower median of the clear samples; where none is clear, the valid
+    sample of the least-cloudy orbit (earliest on a tie) with CLM set; zeros where no data.
+    """
+    n = stack.shape[0]
+    if n == 0:
+        h, w = stack.shape[2:]
+        return np.zeros((13, h, w), np.float32), np.zeros((h, w), bool), np.zeros((h, w), bool)
+    clear = ok & ~cloud
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorted(range(n), key=lambda i: (orbit_cc[i], dates[i]))] = np.arange(n)
+    fallback = np.argmin(np.where(ok, rank[:, None, None], n), axis=0)
+    valid = ok.any(axis=0)
+    no_clear = valid & ~clear.any(axis=0)
+    out = np.zeros(stack.shape[1:], dtype=stack.dtype)
+    for b in range(stack.shape[1]):
+        med, _ = lower_median_of_clear(stack[:, b], clear)
+        first = np.take_along_axis(stack[:, b], fallback[None], axis=0)[0]
+        out[b] = np.where(no_clear, first, np.where(valid, med, 0))
+    return out, valid, no_clear
 
 
 def _geotiff(arr: np.ndarray, sample_type: str, crs: str, transform: Affine) -> bytes:

@@ -59,6 +59,11 @@ def _blocks(arr: np.ndarray, p: int) -> np.ndarray:
     return x.transpose(nl, nl + 2, *range(nl), nl + 1, nl + 3)
 
 
+def block_sums(arr: np.ndarray, block_px: int) -> np.ndarray:
+    """Sum of an (H, W) array over each block_px square: (H // block_px, W // block_px)."""
+    return _blocks(np.asarray(arr, dtype=np.float64), block_px).sum(axis=(-2, -1))
+
+
 def patch_means(arr: np.ndarray, patch_px: int) -> np.ndarray:
     """Mean of an (H, W) array over each patch of a grid: (rows, cols)."""
     return _blocks(arr, patch_px).mean(axis=(-2, -1))
@@ -87,15 +92,37 @@ def cut_patches(scene: Scene, aoi: AOI | None = None, grid: PatchGrid | None = N
     return PatchSet(grid, scene.bands, dn, status, valid_frac, cloud_frac, aoi_frac)
 
 
-def patch_signature(scene: Scene, grid: PatchGrid, row: int, col: int) -> dict[str, float]:
-    """Mean top-of-atmosphere reflectance (DN / 10000) of each band over a patch's valid pixels."""
-    p = grid.patch_px
-    window = (slice(None), slice(row * p, (row + 1) * p), slice(col * p, (col + 1) * p))
+def window_around(grid: PatchGrid, row: int, col: int, window_px: int = 64) -> tuple[int, int]:
+    """Pixel origin (y0, x0) of the window_px square centred on cell (row, col), kept inside the grid."""
+    c = grid.patch_px
+    y0 = min(max(row * c + c // 2 - window_px // 2, 0), grid.height - window_px)
+    x0 = min(max(col * c + c // 2 - window_px // 2, 0), grid.width - window_px)
+    return max(y0, 0), max(x0, 0)
+
+
+def window_signature(scene: Scene, y0: int, x0: int, size: int = 64) -> dict[str, float]:
+    """Mean top-of-atmosphere reflectance (DN / 10000) of each band over a window's valid pixels."""
+    window = (slice(None), slice(y0, y0 + size), slice(x0, x0 + size))
     data = scene.data[window].astype(np.float64)
     valid = scene.valid[window[1:]]
     if not valid.any():
         return {b: float("nan") for b in scene.bands}
     return {b: float(data[i][valid].mean() / 10_000) for i, b in enumerate(scene.bands)}
+
+
+def patch_signature(scene: Scene, grid: PatchGrid, row: int, col: int) -> dict[str, float]:
+    """Mean TOA reflectance of each band over patch (row, col) of a grid."""
+    p = grid.patch_px
+    return window_signature(scene, row * p, col * p, p)
+
+
+def classify_window(classifier, scene: Scene, y0: int, x0: int, size: int = 64,
+                    max_nodata: float = MAX_NODATA) -> np.ndarray | None:
+    """Per-window classifier probabilities of one window (None when it has too little data)."""
+    valid = scene.valid[y0:y0 + size, x0:x0 + size]
+    if valid.mean() < 1 - max_nodata:
+        return None
+    return classifier.predict_proba(scene.data[None, :, y0:y0 + size, x0:x0 + size], scene.bands)[0]
 
 
 def patch_at(grid: PatchGrid, lon: float, lat: float) -> tuple[int, int] | None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lulc_core.bands import RGB_BANDS, display_rgb
 from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeResult
-from lulc_core.classes import CLASS_COLOURS, hex_to_rgb
+from lulc_core.classes import CLASS_COLOURS, GROUP_COLOURS, group_of_classes, hex_to_rgb
 from lulc_core.classify import ClassMap
 from lulc_core.patches import CLOUDY, NODATA
 from lulc_core.scene import Scene
@@ -21,11 +21,6 @@ CLOUDY_RGBA = (255, 255, 255, 230)
 NODATA_RGBA = (40, 40, 40, 200)
 STATE_COLOURS = {UNCHANGED: "#d9d9d9", CHANGED: "#e4003a", UNCERTAIN: "#f2b134", OUTSIDE: "#00000000"}
 STATUS_LABELS = {"cloudy": "#ffffff", "no data": "#282828"}
-
-
-def true_colour(scene: Scene, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
-    """(H, W, 3) uint8 true colour of a Scene (B04, B03, B02) with a percentile stretch."""
-    return display_rgb(scene.select(RGB_BANDS), percentiles, valid=scene.valid)
 
 
 def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2, 98)) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +40,19 @@ def only_patches(img: np.ndarray, inside: np.ndarray, patch_px: int) -> np.ndarr
     return np.dstack([img, alpha[: img.shape[0], : img.shape[1]]])
 
 
-def class_map_rgba(classes: ClassMap, opacity: float = 1.0, scale: int = 1) -> np.ndarray:
-    """(rows*scale, cols*scale, 4) uint8: class colours, white for cloudy, dark for nodata."""
+def class_map_rgba(classes: ClassMap, opacity: float = 1.0, scale: int = 1, level: str = "class") -> np.ndarray:
+    """(rows*scale, cols*scale, 4) uint8: class (or group) colours, white for cloudy, dark for nodata."""
     rows, cols = classes.status.shape
     out = np.zeros((rows, cols, 4), dtype=np.uint8)
     labels = classes.labels
-    for k, colour in enumerate(CLASS_COLOURS):
+    colours = CLASS_COLOURS
+    if level == "group":
+        groups = np.array(group_of_classes(classes.class_names))
+        probs = np.nan_to_num(classes.probs)
+        gp = np.stack([probs[..., groups == g].sum(-1) for g in range(len(GROUP_COLOURS))], -1)
+        labels = np.where(labels >= 0, gp.argmax(-1), -1)
+        colours = GROUP_COLOURS
+    for k, colour in enumerate(colours):
         out[labels == k] = (*hex_to_rgb(colour), 255)
     out[classes.status == CLOUDY] = CLOUDY_RGBA
     out[classes.status == NODATA] = NODATA_RGBA
@@ -67,6 +69,18 @@ def change_map_rgba(change: ChangeResult, opacity: float = 1.0, scale: int = 1) 
             out[change.state == state] = (*hex_to_rgb(colour), 255)
     out[..., 3] = (out[..., 3] * opacity).astype(np.uint8)
     return _upscale(out, scale)
+
+
+SPECTRAL_RGBA = (255, 0, 220, 255)  # magenta: 10 m pixels with spectral change
+
+
+def spectral_change_rgba(changed: np.ndarray, comparable: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """(H, W, 4) uint8 at 10 m: magenta where spectral change was found, transparent elsewhere
+    (pixels not comparable on both dates stay transparent too)."""
+    out = np.zeros(changed.shape + (4,), dtype=np.uint8)
+    out[changed & comparable] = SPECTRAL_RGBA
+    out[..., 3] = (out[..., 3] * opacity).astype(np.uint8)
+    return out
 
 
 def _upscale(img: np.ndarray, scale: int) -> np.ndarray:
@@ -86,7 +100,7 @@ def patch_thumbnail(rgb: np.ndarray, row: int, col: int, patch_px: int = 64, sca
     return _upscale(crop, scale)
 
 
-__all__ = ["true_colour", "joint_true_colour", "class_map_rgba", "change_map_rgba", "png_bytes",
+__all__ = ["joint_true_colour", "spectral_change_rgba", "class_map_rgba", "change_map_rgba", "png_bytes",
            "patch_thumbnail", "to_latlon", "patch_image_transform"]
 
 

@@ -124,6 +124,13 @@ class Scene:
                 and np.allclose(list(self.transform)[:6], list(grid.transform)[:6]))
 
     @property
+    def composite(self) -> bool:
+        """True for a per-pixel composite of several acquisition dates (a date window's median of
+        its clear observations), False for a single acquisition. Survives the disk cache and
+        GeoTIFF round trips, as ``dates`` does."""
+        return len(set(self.dates)) > 1
+
+    @property
     def label(self) -> str:
         days = ", ".join(d.isoformat() for d in self.dates) or "unknown date"
         return f"{days} ({self.provider}, {self.collection})"

@@ -10,15 +10,16 @@ from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.pipeline import STAGES
 from lulc_core.scene import DateWindow, check_window_order
+from lulc_core.season import SEASON_GAP_DAYS, day_of_year_gap, representative_date, suggest_window_b
 from ui.offline_map import add_geojson, add_image_overlay, make_map
-from ui.session import DEMO_PRESETS, analyse, basemap_enabled, get_provider, provider_kind, show_error
+from ui.session import analyse, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
 
 
 st.title("Area and dates")
 kind = provider_kind()
 provider = get_provider(kind)
 st.caption(f"Data source: **{'bundled demo scenes' if kind == 'demo' else 'Sentinel Hub'}**"
-           + (f" (areas: {', '.join(DEMO_PRESETS)})" if kind == "demo" else ""))
+           + (f" (areas: {', '.join(demo_presets())})" if kind == "demo" else ""))
 
 
 
@@ -79,10 +80,12 @@ elif how == "Type a bounding box":
         except LulcError as exc:
             aoi_error = str(exc)
 else:
-    area = st.selectbox("Demo area", list(DEMO_PRESETS), key="aoi_demo_area")
+    area = st.selectbox("Demo area", list(demo_presets()), key="aoi_demo_area")
     if st.button("Use this demo area", key="demo_apply"):
         aoi = get_provider("demo").area_aoi(area)
-        st.session_state.window_a, st.session_state.window_b = (DateWindow.parse(w) for w in DEMO_PRESETS[area])
+        st.session_state.window_a, st.session_state.window_b = demo_presets()[area]
+        for label, w in zip("AB", demo_presets()[area]):
+            st.session_state[f"dates_{label}"] = (w.start, w.end)
 
 if aoi_error:
     st.error(aoi_error)
@@ -98,7 +101,10 @@ if aoi is None:
 g = aoi.grid
 facts = st.columns(4)
 facts[0].metric("Area", f"{aoi.area_ha:,.0f} ha", help=f"{aoi.area_km2:,.2f} km2, geodesic")
-facts[1].metric("64x64 patches", f"{g.n_patches}", help=f"{g.rows} rows x {g.cols} columns of {PATCH_HA:.2f} ha, {g.crs}")
+cells = g.cells(16)
+facts[1].metric("160 m cells", f"{cells.n_patches:,}",
+                help=f"{cells.rows} rows x {cells.cols} columns of 2.56 ha, each classified from the 640 m "
+                     f"window around it; {g.n_patches} windows of 64x64 px ({PATCH_HA:.2f} ha), {g.crs}")
 facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
                 help="Processing units for both dates (13 bands + masks); the CDSE free tier has 10,000 PU a month")
 facts[3].metric("UTM grid", g.crs)
@@ -114,7 +120,9 @@ cols = st.columns(2)
 choices, windows = {}, {}
 for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
     with col:
-        rng = st.date_input(f"Date {label} window", value=(w0.start, w0.end), min_value=dt.date(2015, 6, 23),
+        if f"dates_{label}" not in st.session_state:
+            st.session_state[f"dates_{label}"] = (w0.start, w0.end)
+        rng = st.date_input(f"Date {label} window", min_value=dt.date(2015, 6, 23),
                             max_value=dt.date.today(), key=f"dates_{label}", format="YYYY-MM-DD")
         if not isinstance(rng, (tuple, list)) or len(rng) != 2:
             st.warning("Pick a start and an end date.")
@@ -149,6 +157,19 @@ if ready:
     except LulcError as exc:
         st.error(str(exc))
         ready = False
+if len(windows) == 2:
+    mid = {k: representative_date([], w) for k, w in windows.items()}
+    gap = day_of_year_gap(mid["A"], mid["B"])
+    if gap > SEASON_GAP_DAYS:
+        suggestion = suggest_window_b(windows["A"], windows["B"])
+
+        def use_suggestion(w=suggestion) -> None:
+            st.session_state["dates_B"] = (w.start, w.end)
+            st.session_state.window_b = w
+
+        st.warning(f"The two windows are {gap} days apart in the year: crops, pasture and grass change class with "
+                   f"the seasons. A date B window in date A's season: {suggestion}.", icon=":material/calendar_month:")
+        st.button(f"Use {suggestion} for date B", key="use_season_b", on_click=use_suggestion)
 
 # -- 3. run -----------------------------------------------------------------------------------
 st.subheader("3. Run")

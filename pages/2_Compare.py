@@ -1,9 +1,11 @@
-"""Compare: the two dates side by side, patch details, change map, transitions and exports."""
+"""Compare: the two dates side by side, cell details, change map, transitions and exports."""
 
 import base64
 import io
 import json
+import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -11,16 +13,16 @@ import streamlit.components.v1 as components
 from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
-from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, measured_change_skill
-from lulc_core.classes import EUROSAT_CLASSES
-from lulc_core.export import html_report, patch_features, transition_matrix_csv, write_classmap_geotiff
-from lulc_core.patches import STATUS_NAMES, patch_at, patch_signature
-from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, only_patches, patch_image_transform,
-                              patch_thumbnail, png_bytes, to_latlon)
-from ui.charts import class_area_bars, probability_bars, spectral_signature, transition_heatmap
+from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, load_change_model, measured_change_skill
+from lulc_core.classes import EUROSAT_CLASSES, LAND_COVER_GROUPS
+from lulc_core.export import (cell_features, change_rule_text, change_skill_text, html_report, transition_matrix_csv,
+                              write_change_geotiffs, write_classmap_geotiff, write_csvs)
+from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_around, window_signature
+from lulc_core.render import (STATE_COLOURS, change_map_rgba, class_map_rgba, joint_true_colour, only_patches,
+                              patch_image_transform, png_bytes, spectral_change_rgba, to_latlon)
+from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
 from ui.offline_map import add_geojson, add_image_overlay, make_map
 from ui.session import basemap_enabled, current_analysis, get_classifier
-
 
 st.title("Compare two dates")
 
@@ -30,74 +32,108 @@ if st.session_state.get("analysis") is None:
     st.stop()
 
 with st.sidebar:
-    st.header("Change thresholds")
+    st.header("Change decision")
+    level = st.radio("Level", ["group", "class"], key="thr_level", horizontal=True,
+                     format_func=lambda v: "land-cover groups" if v == "group" else "10 classes",
+                     help="Groups: built-up, agriculture and grassland, forest, water. Class changes inside a group "
+                          "(e.g. crop rotation / season) are not land-cover change at group level.")
     conf = st.slider("Confidence threshold", 0.0, 1.0, DEFAULT_CONFIDENCE, 0.05, key="thr_conf",
-                     help="A patch whose top probability is under this on either date is 'uncertain'.")
-    min_score = st.slider("Minimum change score", 0.0, 1.0, 0.0, 0.05, key="thr_score",
-                          help="Change score = total-variation distance between the two dates' probabilities "
-                               "(0..1). A confident class flip counts as 'changed' only above this score.")
-    if (skill := measured_change_skill()) is not None:
-        st.caption(f"Against OSCD urban change maps the change score ranks truly changed patches with AUROC "
-                   f"{skill['auroc']:.2f} (F1 of 'changed' {skill['f1']:.2f}); small construction rarely flips a "
-                   f"640 m patch's class. For urbanisation, look at each patch's built-up change (AUROC "
-                   f"{skill['built_up_auroc']:.2f}). See docs/CHANGE_EVALUATION.md.")
+                     help="A cell whose top probability (at the chosen level) is under this on either date is "
+                          "'uncertain' and left out of the transition tables.")
+    min_spectral = st.slider("Spectral support (share of 10 m pixels)", 0.0, 1.0,
+                             float(load_change_model().min_spectral), 0.02, key="thr_spectral",
+                             help="A flip counts as change only when at least this share of the cell's comparable "
+                                  "10 m pixels shows spectral change. The default was tuned on OSCD change maps "
+                                  "(leave one area out).")
     opacity = st.slider("Class map opacity", 0.0, 1.0, 0.6, 0.05, key="class_opacity")
+    map_level = st.radio("Class layer shows", ["group", "class"], key="map_level", horizontal=True,
+                         format_func=lambda v: "groups" if v == "group" else "classes")
+    if text := change_skill_text(measured_change_skill()):
+        st.caption(text)
 
-an = current_analysis(ChangeThresholds(conf, min_score))
+thresholds = ChangeThresholds(conf, min_spectral, level)
+an = current_analysis(thresholds)
 key = st.session_state.analysis_key
 a, b, ch = an.a, an.b, an.change
-grid = a.patches.grid
+grid = an.grid
 names = ch.class_names
-label_a, label_b = f"A: {a.scene.dates[0] if a.scene.dates else a.window}", f"B: {b.scene.dates[0] if b.scene.dates else b.window}"
+label_a, label_b = f"A: {a.date}", f"B: {b.date}"
 
 # Rendered images depend only on the analysis (not on thresholds or widgets): keep them per analysis.
 renders = st.session_state.setdefault("renders", {})
 if renders.get("key") != key:
     tc_a, tc_b = joint_true_colour(a.scene, b.scene)
-    scale = 16
+    scale = 4
     ptr = patch_image_transform(grid, scale)
+    inside = a.classes.area_ha > 0
+    spec = spectral_change_rgba(an.spectral.changed, an.spectral.valid & np.repeat(np.repeat(inside, grid.patch_px, 0),
+                                                                                   grid.patch_px, 1))
     renders.clear()
     renders.update(key=key, tc=(tc_a, tc_b),
-                   tc_ll=tuple(to_latlon(only_patches(tc, a.classes.area_ha > 0, grid.patch_px), grid.crs, grid.transform)
+                   tc_ll=tuple(to_latlon(only_patches(tc, inside, grid.patch_px), grid.crs, grid.transform)
                                for tc in (tc_a, tc_b)),
-                   cls_ll=(to_latlon(class_map_rgba(a.classes, scale=scale), grid.crs, ptr),
-                           to_latlon(class_map_rgba(b.classes, scale=scale), grid.crs, ptr)))
+                   cls_ll={lv: (to_latlon(class_map_rgba(a.classes, scale=scale, level=lv), grid.crs, ptr),
+                                to_latlon(class_map_rgba(b.classes, scale=scale, level=lv), grid.crs, ptr))
+                           for lv in ("group", "class")},
+                   spec_ll=to_latlon(spec, grid.crs, grid.transform))
 
-features = patch_features(ch)  # depends on the thresholds: cheap, rebuilt each run
-counts, areas = ch.state_counts(), ch.state_areas_ha()
+areas = ch.state_areas_ha()
 m = st.columns(5)
-m[0].metric("Area", f"{an.aoi.area_ha:,.0f} ha", help=f"{grid.n_patches} patches on {grid.crs}")
-m[1].metric("Changed", f"{areas['changed']:,.0f} ha", help=f"{counts['changed']} patches")
-m[2].metric("Unchanged", f"{areas['unchanged']:,.0f} ha", help=f"{counts['unchanged']} patches")
-m[3].metric("Uncertain", f"{areas['uncertain']:,.0f} ha",
-            help=f"{counts['uncertain']} patches: cloudy / no data, or top probability under {conf:.2f}")
-m[4].metric("Processing units", f"{an.processing_units:g}", help=f"source: {an.provider}")
-st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.label} (window {b.window})")
-for note in an.notes:
-    st.warning(note)
+m[0].metric("Area", f"{an.aoi.area_ha:,.0f} ha", help=f"{int((a.classes.area_ha > 0).sum())} cells of "
+            f"{grid.patch_px * grid.resolution:.0f} m on {grid.crs}")
+m[1].metric("Land-cover change" if level == "group" else "Class change", f"{areas['changed']:,.0f} ha",
+            help="Confident flip on both dates, supported by 10 m spectral change")
+m[2].metric("Unchanged", f"{areas['unchanged']:,.0f} ha",
+            help=f"of which class changes inside a group {ch.within_group_ha:,.0f} ha, flips without spectral "
+                 f"support {ch.unsupported_flip_ha:,.0f} ha")
+m[3].metric("Uncertain (left out)", f"{areas['uncertain']:,.0f} ha",
+            help=f"Cloudy / no data, or top probability under {conf:.2f} on either date")
+m[4].metric("Spectral change, same land cover", f"{ch.spectral_only_ha:,.0f} ha",
+            help="Confident cells with spectral change but no flip: construction, clearing, harvest, water state...")
+if note := an.season_note:
+    st.warning(note, icon=":material/calendar_month:")
+if level == "group" and ch.within_group_ha > 0:
+    st.caption(f"Class changes inside a group ({ch.within_group_ha:,.0f} ha, e.g. crop rotation / season) are shown in "
+               "the class transition table but not counted as land-cover change.")
+st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.label} (window {b.window})"
+           + (f" | processing units {an.processing_units:g}" if an.provider == "sentinelhub" else ""))
+for n in an.notes:
+    st.warning(n)
 
-legend = " ".join(f'<span style="display:inline-block;width:11px;height:11px;background:{c.colour};'
-                  f'border:1px solid #999;margin-left:8px"></span> {c.name}' for c in EUROSAT_CLASSES)
-st.markdown(f'<div style="font-size:13px">{legend} <span style="display:inline-block;width:11px;height:11px;'
-            'background:#fff;border:1px solid #999;margin-left:8px"></span> cloudy '
-            '<span style="display:inline-block;width:11px;height:11px;background:#282828;margin-left:8px">'
-            '</span> no data</div>', unsafe_allow_html=True)
+if map_level == "group":
+    legend_items = [(g.colour, g.name) for g in LAND_COVER_GROUPS]
+else:
+    legend_items = [(c.colour, c.name) for c in EUROSAT_CLASSES]
+legend_items += [("#ffffff", "cloudy"), ("#282828", "no data"), (STATE_COLOURS[1], "changed (outline)"),
+                 ("#ff00dc", "10 m spectral change")]
+st.markdown('<div style="font-size:13px">' + " ".join(
+    f'<span style="display:inline-block;width:11px;height:11px;background:{c};border:1px solid #999;'
+    f'margin-left:8px"></span> {n}' for c, n in legend_items) + "</div>", unsafe_allow_html=True)
 
 # -- side-by-side maps --------------------------------------------------------------------------
+features = cell_features(ch)
+changed_features = {"type": "FeatureCollection",
+                    "features": [f for f in features["features"] if f["properties"]["change"] == "changed"]}
 (s_ll, w_ll), (n_ll, e_ll) = renders["tc_ll"][0][1]
 center = ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2)
-grid_style = {"color": "#333333", "weight": 0.5, "fillOpacity": 0.0}
+show_spectral = st.toggle("Show 10 m spectral change on the maps", value=True, key="show_spectral")
 clicked = None
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
     with col:
-        st.markdown(f"**{label}**: true colour and class map (click a patch)")
+        st.markdown(f"**{label}**: true colour, {'groups' if map_level == 'group' else 'classes'} and change "
+                    "(click a cell)")
         fm = make_map(center, 13, basemap=basemap_enabled())
         fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
         add_image_overlay(fm, renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)
-        add_image_overlay(fm, renders["cls_ll"][i][0], renders["cls_ll"][i][1], "class map", opacity)
-        add_geojson(fm, features, "patches", grid_style,
-                    tooltip_fields=["class_a", "class_b", "change"])
+        add_image_overlay(fm, renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1],
+                          "class map", opacity)
+        if show_spectral:
+            add_image_overlay(fm, renders["spec_ll"][0], renders["spec_ll"][1], "10 m spectral change", 0.9)
+        if changed_features["features"]:
+            add_geojson(fm, changed_features, "changed cells",
+                        {"color": STATE_COLOURS[1], "weight": 1.5, "fillOpacity": 0.0},
+                        tooltip_fields=["class_a", "class_b", "transition", "change_probability"])
         out = st_folium(fm, key=f"compare_map_{i}", height=420, width="stretch",
                         returned_objects=["last_clicked"])
         if out and out.get("last_clicked"):
@@ -109,7 +145,7 @@ with st.expander("Swipe view (drag the slider to compare A and B)", expanded=Fal
     if which == "true colour":
         img_a, img_b = renders["tc"]
     else:
-        img_a, img_b = (class_map_rgba(x.classes, scale=grid.patch_px // 4) for x in (a, b))
+        img_a, img_b = (class_map_rgba(x.classes, scale=grid.patch_px // 4, level=map_level) for x in (a, b))
     ua, ub = (base64.b64encode(png_bytes(x)).decode() for x in (img_a, img_b))
     h, w = img_a.shape[:2]
     width = 700
@@ -127,104 +163,116 @@ with st.expander("Swipe view (drag the slider to compare A and B)", expanded=Fal
  document.getElementById('clip').style.width=this.value+'%';document.getElementById('bar').style.left=this.value+'%';">
 """, height=height + 40)
 
-# -- patch details -----------------------------------------------------------------------------
-st.subheader("Patch details")
-inside = [(f["properties"]["row"], f["properties"]["col"]) for f in features["features"]]
+# -- cell details ------------------------------------------------------------------------------
+st.subheader("Cell details")
+inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
 if clicked is not None:
     hit = patch_at(grid, clicked[1]["lng"], clicked[1]["lat"])
-    if hit is not None and hit in inside and st.session_state.get("last_click") != clicked:
+    if hit is not None and hit in inside_cells and st.session_state.get("last_click") != clicked:
         st.session_state.patch = hit
     st.session_state.last_click = clicked
-if st.session_state.get("patch") not in inside:
-    scores = np.where(np.isnan(ch.score), -1, ch.score)
-    ranked = sorted(inside, key=lambda rc: -scores[rc])
+scores = np.where(np.isnan(ch.score), -1, ch.score)
+ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
+if st.session_state.get("patch") not in inside_cells:
     st.session_state.patch = ranked[0]
+options = ranked[:200]
+if st.session_state.patch not in options:
+    options = [st.session_state.patch] + options
 la, lb = a.classes.labels, b.classes.labels
-built = ch.built_up_change
 
 
 def describe(rc):
     r, c = rc
     fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])]
     fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])]
-    s, u = ch.score[r, c], built[r, c]
+    s = ch.score[r, c]
     return (f"row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
-            + ("" if np.isnan(s) else f", score {s:.2f}, built-up {u:+.2f}") + ")")
+            + ("" if np.isnan(s) else f", change probability {s:.2f}") + ")")
 
 
-patch = st.selectbox("Patch (or click one on a map); sorted by position", inside, format_func=describe,
-                     index=inside.index(st.session_state.patch), key=f"patch_select_{key}")
+patch = st.selectbox("Cell (or click one on a map); the 200 most likely changed first", options,
+                     format_func=describe, index=options.index(st.session_state.patch), key=f"patch_select_{key}")
 if patch != st.session_state.patch:
     st.session_state.patch = patch
 r, c = st.session_state.patch
-pa = a.classes.probs[r, c] if la[r, c] >= 0 else None
-pb = b.classes.probs[r, c] if lb[r, c] >= 0 else None
+y0, x0 = window_around(grid, r, c)
+clf = get_classifier()
+pa, pb = classify_window(clf, a.scene, y0, x0), classify_window(clf, b.scene, y0, x0)
+share = ch.spectral_share[r, c]
+st.caption(f"The 64 x 64 px (640 m) window centred on the cell, classified on its own by the per-window model. "
+           f"Cell: {STATE_NAMES[int(ch.state[r, c])]}"
+           + ("" if np.isnan(share) else f", {100 * share:.0f}% of its 10 m pixels with spectral change"))
 d1, d2, d3 = st.columns([2, 2, 1])
 with d1:
     st.markdown("**Class probabilities** (calibrated)")
     if pa is None and pb is None:
-        st.info("Not classified on either date (cloudy or no data).")
-    st.plotly_chart(probability_bars(pa, pb, (label_a, label_b), conf, names), width="stretch",
-                    key="prob_bars")
+        st.info("Too little data in this window on either date.")
+    st.plotly_chart(probability_bars(pa, pb, (label_a, label_b), conf, names), width="stretch", key="prob_bars")
 with d2:
     st.markdown("**Spectral signature** (13 bands, top-of-atmosphere reflectance)")
-    sig_a, sig_b = patch_signature(a.scene, grid, r, c), patch_signature(b.scene, grid, r, c)
-    top = [names[x] for x in {la[r, c], lb[r, c]} if x >= 0]
+    sig_a, sig_b = window_signature(a.scene, y0, x0), window_signature(b.scene, y0, x0)
+    top = list(dict.fromkeys(names[int(np.argmax(p))] for p in (pa, pb) if p is not None))
     st.plotly_chart(spectral_signature(sig_a, sig_b, (label_a, label_b), eurosat_class_signatures(), top),
                     width="stretch", key="spectral_plot")
 with d3:
     st.markdown("**True colour**")
-    st.image(patch_thumbnail(renders["tc"][0], r, c, grid.patch_px, 2), caption=label_a)
-    st.image(patch_thumbnail(renders["tc"][1], r, c, grid.patch_px, 2), caption=label_b)
+    for img, lab in zip(renders["tc"], (label_a, label_b)):
+        st.image(np.repeat(np.repeat(img[y0:y0 + 64, x0:x0 + 64], 2, 0), 2, 1), caption=lab)
 st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
-           "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files); "
-           "the patch's two most likely classes are highlighted, others can be switched on in the legend.")
+           "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files).")
 
 # -- change ----------------------------------------------------------------------------------------
 st.subheader("Change")
+st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
 c1, c2 = st.columns([1, 1])
 with c1:
     st.markdown("**Change map**: red = changed, grey = unchanged, amber = uncertain")
-    st.image(change_map_rgba(ch, scale=grid.patch_px // 4), width="stretch")
+    st.image(change_map_rgba(ch, scale=max(grid.patch_px // 4, 1)), width="stretch")
 with c2:
-    st.markdown("**Class areas (ha)**")
-    st.plotly_chart(class_area_bars(ch, (label_a, label_b)), width="stretch", key="area_bars")
-st.markdown("**From-to transitions (hectares)**: rows = date A, columns = date B")
-st.plotly_chart(transition_heatmap(ch), width="stretch", key="transition_heatmap")
+    st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
+    st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")
+st.markdown(f"**From-to transitions between groups (hectares)**: rows = date A, columns = date B. Counted: "
+            f"{ch.compared_ha:,.0f} ha confident on both dates; left out: {ch.left_out_ha:,.0f} ha uncertain.")
+st.plotly_chart(transition_heatmap(ch, "group"), width="stretch", key="group_transitions")
+with st.expander("Transitions between the 10 classes (hover: land-cover change or e.g. crop rotation / season)"):
+    st.plotly_chart(transition_heatmap(ch, "class"), width="stretch", key="class_transitions")
+    st.plotly_chart(gains_losses_bars(ch, "class"), width="stretch", key="class_gains_losses")
 
 # -- exports ----------------------------------------------------------------------------------------
 st.subheader("Downloads")
 
 
-def geotiff_zip(classes, label: str) -> bytes:
-    import tempfile
-    from pathlib import Path
-
+def zipped(write) -> bytes:
+    """Zip of the files a writer puts in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        tif = write_classmap_geotiff(Path(tmp) / f"classes_{label}.tif", classes)
+        write(Path(tmp))
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.write(tif, tif.name)
-            zf.write(tif.with_name(tif.name + ".aux.xml"), tif.name + ".aux.xml")
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(Path(tmp).iterdir()):
+                zf.write(f, f.name)
         return buf.getvalue()
 
 
 exports = renders.setdefault("exports", {})
-ekey = (conf, min_score)
+ekey = thresholds
 if ekey not in exports:  # built once per analysis and thresholds, not on every rerun
     exports.clear()
     exports[ekey] = {
-        "tif_a": geotiff_zip(a.classes, "a"), "tif_b": geotiff_zip(b.classes, "b"),
-        "geojson": json.dumps(features), "csv": transition_matrix_csv(ch),
-        "html": html_report(an, get_classifier().meta),
+        "tif_a": zipped(lambda d: write_classmap_geotiff(d / "classes_a.tif", a.classes, str(a.window))),
+        "tif_b": zipped(lambda d: write_classmap_geotiff(d / "classes_b.tif", b.classes, str(b.window))),
+        "change": zipped(lambda d: write_change_geotiffs(d, an)),
+        "geojson": json.dumps(features), "csv": zipped(lambda d: write_csvs(d, ch)),
+        "html": html_report(an, clf.meta),
     }
 ex = exports[ekey]
-e = st.columns(5)
-e[0].download_button("GeoTIFF date A", ex["tif_a"], "classes_a.zip", "application/zip", key="dl_tif_a")
-e[1].download_button("GeoTIFF date B", ex["tif_b"], "classes_b.zip", "application/zip", key="dl_tif_b")
-e[2].download_button("GeoJSON patches", ex["geojson"], "patches.geojson", "application/geo+json", key="dl_geojson")
-e[3].download_button("Transitions CSV", ex["csv"], "transitions_ha.csv", "text/csv", key="dl_csv")
-e[4].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
-st.caption("GeoTIFFs: one pixel per patch, band 1 = class (colour table in the .aux.xml inside the zip), "
-           "bands 2-11 = probabilities x 10000 (scale 1e-4). GeoJSON: one polygon per patch with both dates' "
-           "classes and probabilities, change state, change score, built-up change and area in ha.")
+e = st.columns(6)
+e[0].download_button("Classes date A", ex["tif_a"], "classes_a.zip", "application/zip", key="dl_tif_a")
+e[1].download_button("Classes date B", ex["tif_b"], "classes_b.zip", "application/zip", key="dl_tif_b")
+e[2].download_button("Change GeoTIFFs", ex["change"], "change.zip", "application/zip", key="dl_change")
+e[3].download_button("GeoJSON cells", ex["geojson"], "cells.geojson", "application/geo+json", key="dl_geojson")
+e[4].download_button("Tables (CSV)", ex["csv"], "tables.zip", "application/zip", key="dl_csv")
+e[5].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
+st.caption("Class GeoTIFFs: one pixel per 160 m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
+           "probabilities x 10000 (scale 1e-4). Change GeoTIFFs: change_10m.tif (spectral change magnitude and "
+           "1/0 per 10 m pixel) and change_cells.tif (state, change probability, spectral share). GeoJSON: one "
+           "polygon per cell with both dates' classes, groups, probabilities, change state and transition kind.")

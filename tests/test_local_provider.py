@@ -161,3 +161,163 @@ def test_local_provider_over_shared_oscd_folder():
     aoi = p.area_aoi("hongkong")
     scene = p.fetch(aoi, DateWindow.parse("2018-03-23/2018-03-23"))
     assert scene.matches(aoi.grid) and scene.valid.mean() > 0.8
+
+
+# -- composites: a window holding several scenes ---------------------------------------------------
+import warnings  # noqa: E402
+
+import lulc_core.providers.local as local_module  # noqa: E402
+from lulc_core.cache import cache_key  # noqa: E402
+from lulc_core.providers.local import COMPOSITE_METHOD, bright_cloud_mask, lower_median_of_clear  # noqa: E402
+from tests.fake_sh_fixture import (HAZE_DN, HAZY_AOI, HAZY_DATES, HAZY_REGIONS, HAZY_WINDOW,  # noqa: E402
+                                   write_hazy_scenes)
+
+HAZY = DateWindow.parse(HAZY_WINDOW)
+
+
+@pytest.fixture(scope="module")
+def hazy(tmp_path_factory):
+    return LocalFilesProvider(write_hazy_scenes(tmp_path_factory.mktemp("hazy")))
+
+
+def _old_mosaic(provider, aoi, window, acquisition=None):
+    """LocalFilesProvider.fetch as it was before composites (least-cloudy-first mosaic), frozen here."""
+    grid = aoi.grid
+    sources = provider._candidates(aoi, window, acquisition, 100.0)
+    data = np.zeros((13, grid.height, grid.width), dtype=np.float32)
+    valid = np.zeros((grid.height, grid.width), dtype=bool)
+    cloud = np.zeros_like(valid)
+    for s in sources:
+        arr = s.read_on_grid(grid)
+        ok = np.all(arr > 0, axis=0)
+        cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in ("B02", "B04", "B11", "B10"))) & ok
+        fill = ok & (~valid | (cloud & ~cl))
+        if fill.any():
+            data[:, fill] = arr[:, fill]
+            cloud[fill] = cl[fill]
+            valid |= fill
+        if valid.all() and not cloud.any():
+            break
+    return np.rint(data).astype(np.uint16), valid, cloud
+
+
+def _numpy_clear_median(singles):
+    """The expected composite from single-acquisition scenes (least-cloudy first), with numpy only."""
+    stack = np.stack([s.data for s in singles]).astype(np.float64)
+    ok = np.stack([s.valid for s in singles])
+    clear = ok & ~np.stack([s.cloud for s in singles])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no clear observation
+        med = np.nanquantile(np.where(clear[:, None], stack, np.nan), 0.5, axis=0, method="lower")
+    no_clear = ok.any(axis=0) & ~clear.any(axis=0)
+    first = np.take_along_axis(stack, np.argmax(ok, axis=0)[None, None].repeat(13, axis=1), axis=0)[0]
+    expected = np.where(no_clear, first, np.nan_to_num(med, nan=0.0))
+    return expected.astype(np.uint16), ok.any(axis=0), no_clear
+
+
+def test_lower_median_of_clear_matches_numpy(monkeypatch):
+    monkeypatch.setattr(local_module, "_MEDIAN_CHUNK_PX", 37)  # many small chunks, ragged last one
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4):
+        values = rng.integers(1, 10000, (n, 23, 17)).astype(np.uint16)
+        clear = rng.random((n, 23, 17)) < 0.6
+        med, count = lower_median_of_clear(values, clear)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanquantile(np.where(clear, values.astype(float), np.nan), 0.5, axis=0, method="lower")
+        assert med.dtype == np.uint16
+        np.testing.assert_array_equal(count, clear.sum(axis=0))
+        np.testing.assert_array_equal(med, np.nan_to_num(ref, nan=0).astype(np.uint16))
+    # an even count takes the lower of the middle two
+    med, _ = lower_median_of_clear(np.array([[[10]], [[40]], [[20]], [[30]]], np.uint16), np.ones((4, 1, 1), bool))
+    assert med[0, 0] == 20
+
+
+def test_hazy_window_composite_is_the_median_of_clear_observations(hazy):
+    acqs = hazy.search(HAZY_AOI, HAZY)
+    assert [a.date for a in acqs] == list(HAZY_DATES)
+    by_cloud = sorted(acqs, key=lambda a: (a.cloud_cover, a.date))
+    assert by_cloud[0].date == HAZY_DATES[2]  # the hazy date is the least cloudy one
+    singles = [hazy.fetch(HAZY_AOI, HAZY, a) for a in by_cloud]
+    scene = hazy.fetch(HAZY_AOI, HAZY)
+    assert scene.composite and not singles[0].composite
+    assert scene.dates == HAZY_DATES and len(scene.acquisitions) == 3 and scene.matches(HAZY_AOI.grid)
+    data, valid, cloud = _numpy_clear_median(singles)
+    np.testing.assert_array_equal(scene.valid, valid)
+    np.testing.assert_array_equal(scene.cloud, cloud)
+    np.testing.assert_array_equal(scene.data, data)
+    hazy_s, d1, d2 = singles[0], *sorted(singles[1:], key=lambda s: s.dates)
+    vis = slice(0, 5)  # B01..B05 carry the haze
+    f, a, b, e, d = (HAZY_REGIONS[k] for k in "FABED")
+    # all three clear: the middle value, never the hazy one
+    np.testing.assert_array_equal(scene.data[vis][:, f[0], f[1]], np.maximum(d1.data, d2.data)[vis][:, f[0], f[1]])
+    assert (scene.data[vis][:, f[0], f[1]] < hazy_s.data[vis][:, f[0], f[1]] - HAZE_DN / 2).all()
+    # two clear observations, one hazy: the lower median is the clear date
+    for region, clear_date in ((a, d2), (b, d1), (e, d1)):
+        np.testing.assert_array_equal(scene.data[vis][:, region[0], region[1]],
+                                      clear_date.data[vis][:, region[0], region[1]])
+    # cloudy on every date: the least-cloudy date, still flagged cloud
+    assert scene.cloud[d].all() and not scene.cloud[f].any()
+    np.testing.assert_array_equal(scene.data[:, d[0], d[1]], hazy_s.data[:, d[0], d[1]])
+    # the least-cloudy-first mosaic that a window gave before took the hazy date everywhere it was clear
+    old, _, _ = _old_mosaic(hazy, HAZY_AOI, HAZY)
+    np.testing.assert_array_equal(old[:, f[0], f[1]], hazy_s.data[:, f[0], f[1]])
+
+
+def test_single_scene_window_is_bit_identical_to_the_old_mosaic(hazy, demo):
+    one_day = DateWindow.parse(HAZY_DATES[0].isoformat())
+    for provider, aoi, window in ((hazy, HAZY_AOI, one_day), (demo, demo.area_aoi("norcia"), NORCIA_A)):
+        scene = provider.fetch(aoi, window)
+        data, valid, cloud = _old_mosaic(provider, aoi, window)
+        assert not scene.composite and len(scene.dates) == 1
+        np.testing.assert_array_equal(scene.data, data)
+        np.testing.assert_array_equal(scene.valid, valid)
+        np.testing.assert_array_equal(scene.cloud, cloud)
+        assert "composite" not in provider.cache_parts(aoi, window, None, 100.0)
+    # a chosen acquisition inside a window of three stays that one acquisition
+    acq = hazy.search(HAZY_AOI, HAZY)[1]
+    chosen = hazy.fetch(HAZY_AOI, HAZY, acq)
+    data, _, _ = _old_mosaic(hazy, HAZY_AOI, HAZY, acq)
+    assert chosen.dates == (acq.date,) and not chosen.composite
+    np.testing.assert_array_equal(chosen.data, data)
+
+
+def test_composite_with_no_band_kept_reads_again_and_gives_the_same(hazy, monkeypatch):
+    kept = hazy.fetch(HAZY_AOI, HAZY)
+    reads = []
+    original = local_module.SceneSource.read_on_grid
+
+    def counting(self, grid, bands=EUROSAT_BAND_ORDER):
+        reads.append(len(bands))
+        return original(self, grid, bands)
+
+    monkeypatch.setattr(local_module.SceneSource, "read_on_grid", counting)
+    hazy.fetch(HAZY_AOI, HAZY)
+    assert sum(reads) == 3 * 13  # all bands kept between the two passes: each read once
+    reads.clear()
+    monkeypatch.setattr(local_module, "COMPOSITE_KEEP_BYTES", 0)
+    again = hazy.fetch(HAZY_AOI, HAZY)
+    assert sum(reads) == 2 * 3 * 13 and max(reads) == 1  # band by band, each read twice
+    np.testing.assert_array_equal(again.data, kept.data)
+    np.testing.assert_array_equal(again.cloud, kept.cloud)
+
+
+def test_composite_cache_key_differs_from_single_and_round_trips(hazy, tmp_path):
+    acq = hazy.search(HAZY_AOI, HAZY)[0]
+    composite_parts = hazy.cache_parts(HAZY_AOI, HAZY, None, 100.0)
+    assert composite_parts["composite"] == COMPOSITE_METHOD
+    single_parts = hazy.cache_parts(HAZY_AOI, HAZY, acq, 100.0)
+    one_day_parts = hazy.cache_parts(HAZY_AOI, DateWindow.parse(HAZY_DATES[0].isoformat()), None, 100.0)
+    assert "composite" not in single_parts and "composite" not in one_day_parts
+    keys = {cache_key(composite_parts), cache_key(single_parts), cache_key(one_day_parts)}
+    assert len(keys) == 3
+    # the tag alone separates a composite from the same sources' old mosaic key
+    assert cache_key({k: v for k, v in composite_parts.items() if k != "composite"}) != cache_key(composite_parts)
+    cached = CachingProvider(hazy, SceneCache(tmp_path))
+    first = cached.fetch(HAZY_AOI, HAZY)
+    one = cached.fetch(HAZY_AOI, HAZY, acq)
+    again = cached.fetch(HAZY_AOI, HAZY)
+    assert cached.cache.hits == 1 and again.composite and not one.composite
+    assert again.dates == first.dates == HAZY_DATES
+    np.testing.assert_array_equal(again.data, first.data)
+    assert not np.array_equal(one.data, first.data)

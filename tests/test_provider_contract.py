@@ -71,3 +71,28 @@ def test_cache_hit_makes_zero_requests(sh_provider, fake_sh, tmp_path):
     assert len(fake_sh.request_log) == n
     np.testing.assert_array_equal(first.data, second.data)
     assert second.processing_units == 0
+
+
+ALL_YEARS = DateWindow.parse("2015-01-01/2018-12-31")
+
+
+def test_window_of_several_dates_is_a_composite(provider):
+    scene = provider.fetch(AOI_NORCIA, ALL_YEARS)
+    assert scene.composite and scene.dates == (dt.date(2015, 7, 11), dt.date(2017, 10, 18))
+    assert len(scene.acquisitions) == 2 and scene.matches(AOI_NORCIA.grid)
+    assert scene.data.dtype == np.uint16 and scene.valid.mean() > 0.9
+    single = provider.fetch(AOI_NORCIA, WINDOW)
+    assert not single.composite
+    assert provider.cache_parts(AOI_NORCIA, ALL_YEARS, None, 100.0) != provider.cache_parts(AOI_NORCIA, WINDOW, None,
+                                                                                           100.0)
+
+
+def test_sentinelhub_and_local_give_the_same_composite(sh_provider, fake_sh):
+    local = demo_provider().fetch(AOI_NORCIA, ALL_YEARS)
+    remote = sh_provider.fetch(AOI_NORCIA, ALL_YEARS)
+    assert fake_sh.count("process") == 1 and remote.dates == local.dates
+    np.testing.assert_array_equal(remote.valid, local.valid)
+    np.testing.assert_array_equal(remote.cloud, local.cloud)
+    diff = np.abs(remote.data.astype(int) - local.data.astype(int))[:, local.valid]
+    assert diff.mean() < 1.0 and diff.max() <= 8
+    assert remote.processing_units > 0 and local.processing_units == 0

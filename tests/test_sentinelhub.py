@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
+import shutil
 import socket
+import subprocess
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -17,14 +21,15 @@ from lulc_core.aoi import AOI
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cache import SceneCache, cache_key
 from lulc_core.errors import (CredentialsError, NoImageryError, ProviderError, QuotaError, RateLimitError)
-from lulc_core.fake_sentinelhub import QUOTA_EXCEEDED_BODY, FakeSentinelHub
+from lulc_core.fake_sentinelhub import ORBIT_REDUCERS, QUOTA_EXCEEDED_BODY, FakeSentinelHub, clear_median_reduce
 from lulc_core.providers.base import CachingProvider, ImageryProvider
-from lulc_core.providers.local import demo_provider
-from lulc_core.providers.sentinelhub import (ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
-                                             SentinelHubSettings, redact)
-from lulc_core.scene import L2A, DateWindow
+from lulc_core.providers.local import LocalFilesProvider, bright_cloud_mask, demo_provider
+from lulc_core.providers.sentinelhub import (COMPOSITE_VERSION, ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
+                                             SentinelHubSettings, composite_evalscript, evalscript, redact)
+from lulc_core.scene import L1C, L2A, DateWindow
 from tests.fake_sh_fixture import *  # noqa: F401,F403
-from tests.fake_sh_fixture import make_sh_settings
+from tests.fake_sh_fixture import (HAZY_AOI, HAZY_DATES, HAZY_WINDOW, make_sh_settings, trust_fake,
+                                   write_hazy_scenes)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sentinelhub.exceptions.SHRateLimitWarning")
 
@@ -131,6 +136,8 @@ def test_fetch_matches_local_demo_and_reads_processing_units(fake_sh, sh_provide
     assert '"B8A", "dataMask", "CLM"' in body["evalscript"]
     assert [r["identifier"] for r in body["output"]["responses"]] == ["default", "masks"]
     assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+    # one acquisition date in the window: the single-date request, no composite
+    assert body["evalscript"] == evalscript(L1C) and "ORBIT" not in body["evalscript"] and not scene.composite
 
 
 def test_fetch_split_into_sub_requests_equals_unsplit(fake_sh, sh_settings, small_aoi):
@@ -206,6 +213,171 @@ def test_secret_never_logged(fake_sh, sh_settings, small_aoi, caplog):
     SentinelHubProvider(sh_settings).fetch(small_aoi, JULY_2015)
     assert "openid-connect/token" in caplog.text  # the token request was logged...
     _no_secret(caplog.text)  # ...without the secret
+
+
+# -- composites ----------------------------------------------------------------------------------
+def _single_pu(grid) -> float:
+    return grid.width * grid.height / 512**2 * 14 / 3  # 13 bands + CLM, 16-bit
+
+
+def test_composite_window_is_one_orbit_request_with_median_evalscript(fake_sh, sh_provider, small_aoi, demo):
+    scene = sh_provider.fetch(small_aoi, ALL_YEARS)
+    grid = small_aoi.grid
+    assert scene.composite and scene.dates == (dt.date(2015, 7, 11), dt.date(2017, 10, 18))
+    assert len(scene.acquisitions) == 2 and scene.matches(grid) and scene.data.dtype == np.uint16
+    assert fake_sh.count("catalog") == 1 and fake_sh.count("process") == 1
+    body = fake_sh.process_payloads[0]
+    script = body["evalscript"]
+    assert script == composite_evalscript(L1C)
+    assert 'mosaicking: "ORBIT"' in script and "var px = clearMedian(samples, scenes);" in script
+    assert '"B8A", "dataMask", "CLM"' in script and 'sampleType: "UINT16"' in script
+    data = body["input"]["data"][0]
+    assert "mosaickingOrder" not in data["dataFilter"] and data["dataFilter"]["maxCloudCoverage"] == 100
+    assert data["dataFilter"]["timeRange"] == {"from": "2015-01-01T00:00:00Z", "to": "2018-12-31T23:59:59Z"}
+    assert data["processing"] == {"upsampling": "BILINEAR", "harmonizeValues": True}
+    assert [r["identifier"] for r in body["output"]["responses"]] == ["default", "masks"]
+    # multi-temporal: charged per data sample, two orbits
+    assert scene.processing_units == pytest.approx(2 * _single_pu(grid), rel=1e-4)
+    assert sh_provider.processing_units_spent == pytest.approx(scene.processing_units)
+    # the same composite as the local files give
+    local = demo.fetch(small_aoi, ALL_YEARS)
+    assert local.composite and local.dates == scene.dates
+    assert np.array_equal(scene.valid, local.valid) and np.array_equal(scene.cloud, local.cloud)
+    assert np.abs(scene.data.astype(np.int32) - local.data.astype(np.int32)).mean() < 0.5
+
+
+def test_composite_split_into_tiles_is_one_orbit_request_per_tile(fake_sh, sh_settings, small_aoi):
+    scene = SentinelHubProvider(sh_settings, max_px=64).fetch(small_aoi, ALL_YEARS)
+    n = small_aoi.grid.n_patches
+    assert n > 1 and fake_sh.count("process") == n and scene.composite
+    assert all('mosaicking: "ORBIT"' in b["evalscript"] for b in fake_sh.process_payloads)
+    assert scene.processing_units == pytest.approx(2 * _single_pu(small_aoi.grid), rel=1e-3)
+
+
+def test_composite_level_2a_has_no_b10(fake_sh, sh_settings, small_aoi):
+    scene = SentinelHubProvider(sh_settings, collection=L2A).fetch(small_aoi, ALL_YEARS)
+    assert scene.composite and scene.collection == L2A
+    assert not scene.band("B10").any() and scene.band("B8A").all()
+    script = fake_sh.process_payloads[0]["evalscript"]
+    assert '"B10"' not in script and 'mosaicking: "ORBIT"' in script
+
+
+def test_fake_orbit_median_equals_numpy_median_of_its_scenes(tmp_path, monkeypatch):
+    """Three dates, one hazy, clouds on the others: the fake's ORBIT median is numpy's, PU x 3."""
+    root = write_hazy_scenes(tmp_path)
+    window = DateWindow.parse(HAZY_WINDOW)
+    grid = HAZY_AOI.grid
+    with FakeSentinelHub(root) as fake:
+        trust_fake(fake, monkeypatch)
+        p = SentinelHubProvider(make_sh_settings(fake))
+        scene = p.fetch(HAZY_AOI, window)
+        assert scene.composite and scene.dates == HAZY_DATES and fake.count("process") == 1
+        assert scene.processing_units == pytest.approx(3 * _single_pu(grid), rel=1e-4)
+        single = p.fetch(HAZY_AOI, DateWindow.parse(HAZY_DATES[0].isoformat()))
+        assert not single.composite and single.processing_units == pytest.approx(_single_pu(grid), rel=1e-4)
+        # numpy over the fake's own scenes, read onto the request's grid
+        sources = sorted(fake.library.sources, key=lambda s: (fake._cloud(s), s.date))  # least cloudy first
+        stack = np.stack([s.read_on_grid(grid) for s in sources]).astype(np.float64)
+    ok = np.all(stack > 0, axis=1)
+    idx = [EUROSAT_BAND_ORDER.index(b) for b in ("B02", "B04", "B11", "B10")]
+    cl = np.stack([bright_cloud_mask(*a[idx]) for a in stack]) & ok
+    clear = ok & ~cl
+    count = clear.sum(axis=0)
+    assert (count == 3).any() and (count == 2).any() and (count == 0).any()
+    three, two, none = count == 3, count == 2, ok.any(axis=0) & (count == 0)
+    np.testing.assert_array_equal(scene.data[:, three], np.rint(np.median(stack, axis=0))[:, three])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lower = np.nanquantile(np.where(clear[:, None], stack, np.nan), 0.5, axis=0, method="lower")
+    np.testing.assert_array_equal(scene.data[:, two], np.rint(lower)[:, two])
+    first = np.take_along_axis(stack, np.argmax(ok, axis=0)[None, None].repeat(13, axis=1), axis=0)[0]
+    np.testing.assert_array_equal(scene.data[:, none], np.rint(first)[:, none])
+    np.testing.assert_array_equal(scene.cloud, none)
+    np.testing.assert_array_equal(scene.valid, ok.any(axis=0))
+    # and the local files provider makes the same composite of the same scenes
+    local = LocalFilesProvider(root).fetch(HAZY_AOI, window)
+    np.testing.assert_array_equal(local.data, scene.data)
+    np.testing.assert_array_equal(local.cloud, scene.cloud)
+
+
+@pytest.mark.parametrize("collection", [L1C, L2A])
+def test_composite_evalscript_run_by_node_computes_what_the_fake_serves(collection, tmp_path):
+    """The real evalscript (JavaScript) against the fake's clearMedian reducer on the same samples."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("needs Node.js to run the evalscript (apt-get install nodejs)")
+    assert "clearMedian" in ORBIT_REDUCERS
+    rng = np.random.default_rng(11)
+    n, px = 4, 400
+    inputs = [b for b in EUROSAT_BAND_ORDER if not (collection == L2A and b == "B10")]
+    values = rng.integers(1, 4000, (n, 13, px)).astype(np.float32)
+    values[:, :, :8] = values[:, :, :1]  # ties between samples
+    ok = rng.random((n, px)) < 0.8
+    ok[:, 8:12] = False  # no data at all
+    cloud = (rng.random((n, px)) < 0.45) & ok
+    cloud[:, 12:20] = ok[:, 12:20]  # no clear sample
+    orbit_cc = [12.5, 3.0, 3.0, 40.0]  # a tie: the earlier date wins
+    dates = [dt.date(2020, 6, 23), dt.date(2020, 6, 13), dt.date(2020, 6, 3), dt.date(2020, 6, 8)]
+    order = rng.permutation(n)  # the service's sample order must not matter
+    pixels = [[{**{b: float(values[i, EUROSAT_BAND_ORDER.index(b), k]) for b in inputs},
+                "dataMask": int(ok[i, k]), "CLM": int(cloud[i, k])} for i in order] for k in range(px)]
+    scenes = {"orbits": [{"dateFrom": f"{dates[i]}T00:00:00Z", "dateTo": f"{dates[i]}T23:59:59Z",
+                          "tiles": [{"cloudCoverage": orbit_cc[i] + 5}, {"cloudCoverage": orbit_cc[i]}]}
+                         for i in order]}
+    harness = tmp_path / "run.js"
+    harness.write_text(composite_evalscript(collection) + """
+var input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+var out = input.pixels.map(function (p) { return evaluatePixel(p, input.scenes); });
+process.stdout.write(JSON.stringify(out));
+""")
+    res = subprocess.run([node, str(harness)], input=json.dumps({"pixels": pixels, "scenes": scenes}),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-500:]
+    js = json.loads(res.stdout)
+    js_default = np.array([p["default"] for p in js], dtype=np.float32).T  # (13, px)
+    js_masks = np.array([p["masks"] for p in js]).T
+    expected, valid, no_clear = clear_median_reduce(values[:, :, :, None], ok[:, :, None], cloud[:, :, None],
+                                                    orbit_cc, dates)
+    if collection == L2A:
+        expected[EUROSAT_BAND_ORDER.index("B10")] = 0
+    np.testing.assert_array_equal(js_masks[0], valid[:, 0].astype(int))
+    np.testing.assert_array_equal(js_masks[1], no_clear[:, 0].astype(int))
+    np.testing.assert_array_equal(js_default, expected[:, :, 0])
+    assert no_clear[12:20, 0].all() and not valid[8:12, 0].any()
+
+
+def test_composite_cache_key_differs_from_single_acquisition(fake_sh, sh_provider, small_aoi, tmp_path):
+    acq = sh_provider.search(small_aoi, ALL_YEARS)[0]
+    window_parts = sh_provider.cache_parts(small_aoi, ALL_YEARS, None, 100.0)
+    acq_parts = sh_provider.cache_parts(small_aoi, ALL_YEARS, acq, 100.0)
+    assert window_parts["composite"] == f"orbit-median-of-clear-v{COMPOSITE_VERSION}" and "composite" not in acq_parts
+    assert cache_key(window_parts) != cache_key(acq_parts)
+    assert cache_key({k: v for k, v in window_parts.items() if k != "composite"}) != cache_key(window_parts)
+    cached = CachingProvider(sh_provider, SceneCache(tmp_path))
+    first = cached.fetch(small_aoi, ALL_YEARS)
+    one = cached.fetch(small_aoi, ALL_YEARS, acquisition=acq)
+    assert first.composite and not one.composite and fake_sh.count("process") == 2
+    fake_sh.reset()
+    again = cached.fetch(small_aoi, ALL_YEARS)
+    assert fake_sh.count() == 0 and again.composite and again.dates == first.dates
+    np.testing.assert_array_equal(again.data, first.data)
+
+
+def test_fake_rejects_orbit_scripts_it_cannot_evaluate(fake_sh, sh_provider, small_aoi):
+    sh_provider.fetch(small_aoi, ALL_YEARS)
+    body = dict(fake_sh.process_payloads[0])
+    tok = requests.post(fake_sh.token_url, data={"grant_type": "client_credentials", "client_id": fake_sh.client_id,
+                                                 "client_secret": fake_sh.client_secret}, timeout=5).json()
+    headers = {"Authorization": f"Bearer {tok['access_token']}"}
+    script = body["evalscript"]
+    for bad, why in ((script.replace('mosaicking: "ORBIT"', 'mosaicking: "TILE"'), "SIMPLE and ORBIT"),
+                     (script.replace("var px = clearMedian(samples, scenes);", "var px = samples[0];"), "reducer"),
+                     (script.replace("function clearMedian(", "function otherName("), "reducer")):
+        r = requests.post(fake_sh.process_url, json={**body, "evalscript": bad}, headers=headers, timeout=10)
+        assert r.status_code == 400 and why in r.json()["error"]["message"]
+    r = requests.post(fake_sh.process_url, json=body, headers=headers, timeout=10)
+    assert r.status_code == 200 and float(r.headers["x-processingunits-spent"]) == pytest.approx(
+        2 * _single_pu(small_aoi.grid), rel=1e-4)
 
 
 # -- faults --------------------------------------------------------------------------------------

@@ -58,16 +58,37 @@ def spectral_signature(sig_a: dict[str, float] | None, sig_b: dict[str, float] |
     return fig
 
 
-def transition_heatmap(change: ChangeResult) -> go.Figure:
-    """From (date A, rows) - to (date B, columns) matrix in hectares."""
-    names = list(change.class_names)
-    m = change.transition_ha
+def transition_heatmap(change: ChangeResult, level: str = "group") -> go.Figure:
+    """From (date A, rows) - to (date B, columns) matrix in hectares of confident cells; at class
+    level, hovering names each transition's kind (land-cover change or e.g. crop rotation / season)."""
+    if level == "group":
+        names, m = list(change.group_names), change.group_transition_ha
+        kinds = [["no change" if i == j else "land-cover change" for j in range(len(names))] for i in range(len(names))]
+    else:
+        names, m = list(change.class_names), change.transition_ha
+        kinds = [[change.transition_kind(i, j) for j in range(len(names))] for i in range(len(names))]
     text = [[f"{v:,.0f}" if v > 0 else "" for v in row] for row in m]
     fig = go.Figure(go.Heatmap(z=m, x=names, y=names, text=text, texttemplate="%{text}", colorscale="Reds",
-                               hovertemplate="%{y} -> %{x}: %{z:,.1f} ha<extra></extra>",
+                               customdata=kinds,
+                               hovertemplate="%{y} -> %{x}: %{z:,.1f} ha (%{customdata})<extra></extra>",
                                colorbar=dict(title="ha")))
-    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(height=480 if level == "class" else 340, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(title="date B", tickangle=-35), yaxis=dict(title="date A", autorange="reversed"))
+    return fig
+
+
+def gains_losses_bars(change: ChangeResult, level: str = "group") -> go.Figure:
+    """Gains (up) and losses (down) per group or class in hectares, with the net change marked."""
+    names, gains, losses = change.gains_losses(level)
+    fig = go.Figure()
+    fig.add_bar(x=list(names), y=gains, name="gains", marker_color="#2c7fb8",
+                hovertemplate="%{x}: +%{y:,.1f} ha<extra></extra>")
+    fig.add_bar(x=list(names), y=-losses, name="losses", marker_color="#d95f0e",
+                hovertemplate="%{x}: %{y:,.1f} ha<extra></extra>")
+    fig.add_scatter(x=list(names), y=gains - losses, mode="markers", name="net", marker=dict(color="#222", size=10,
+                    symbol="diamond"), hovertemplate="%{x}: net %{y:+,.1f} ha<extra></extra>")
+    fig.update_layout(barmode="relative", height=360, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(title="hectares"), xaxis=dict(tickangle=-25), legend=dict(orientation="h", y=1.12))
     return fig
 
 

@@ -19,17 +19,17 @@ from lulc_core.aoi import AOI
 from lulc_core.change import ChangeThresholds
 from lulc_core.errors import LulcError
 from lulc_core.model.classifier import Classifier
+from lulc_core.model.dense import DenseClassifier
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
+from lulc_core import season
 from lulc_core.scene import Acquisition, DateWindow
 
-DEMO_PRESETS = {  # area -> (window A, window B): the two real acquisitions of each demo area
-    "pisa": ("2015-07-01/2015-07-31", "2018-02-01/2018-02-28"),
-    "norcia": ("2015-07-01/2015-07-31", "2017-10-01/2017-10-31"),
-    "saclay_e": ("2016-03-01/2016-03-31", "2017-08-01/2017-08-31"),
-    "montpellier": ("2015-08-01/2015-08-31", "2017-10-01/2017-10-31"),
-    "valencia": ("2016-07-01/2016-07-31", "2017-11-01/2017-11-30"),
-}
+@st.cache_data(show_spinner=False)
+def demo_presets() -> dict[str, tuple[DateWindow, DateWindow]]:
+    """Demo area -> (window A, window B) around its best-matched real acquisitions, best-matched
+    areas first (the home page's default is the closest seasonal match)."""
+    return season.demo_presets(get_provider("demo").areas())
 
 
 def basemap_enabled() -> bool:
@@ -64,6 +64,11 @@ def get_classifier() -> Classifier:
     return Classifier()
 
 
+@st.cache_resource(show_spinner="Loading the dense class-map model...")
+def get_dense_classifier() -> DenseClassifier:
+    return DenseClassifier()
+
+
 @st.cache_resource(show_spinner=False)
 def get_provider(kind: str, collection: str = "sentinel-2-l1c"):
     return make_provider(kind, collection=collection, secrets=secrets_dict())
@@ -88,7 +93,7 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
     key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
     store = _analysis_store()
     if key not in store:
-        store[key] = run_analysis(aoi, wa, wb, get_provider(kind, collection), get_classifier(),
+        store[key] = run_analysis(aoi, wa, wb, get_provider(kind, collection), get_dense_classifier(),
                                   acq_a, acq_b, max_cloud, progress=progress)
         while len(store) > 8:
             store.popitem(last=False)
@@ -111,7 +116,7 @@ def start_demo(area: str) -> Analysis:
     """One click: the demo area's AOI and its two dates, analysed on the bundled scenes."""
     provider = get_provider("demo")
     aoi = provider.area_aoi(area)
-    wa, wb = (DateWindow.parse(w) for w in DEMO_PRESETS[area])
+    wa, wb = demo_presets()[area]
     st.session_state.provider_kind = "demo"
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb

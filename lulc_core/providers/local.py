@@ -8,6 +8,14 @@ Two layouts are read:
 An optional ``<root>/index.json`` (OSCD catalogue format) supplies tile ids.
 Bands are resampled (bilinear) and reprojected onto the AOI's 10 m UTM grid, so two dates on
 slightly different source grids end on the same one.
+
+A fetch of a date window that holds several scenes (no acquisition chosen) is a per-pixel
+composite: each band is the median of the pixel's *clear* observations (all 13 bands > 0 and not
+flagged by :func:`bright_cloud_mask`), so one hazy or cloudy date does not make change. For an
+even count it is the **lower median** (the smaller of the two middle values): always a DN that was
+observed, no rounding, and with two observations the darker one, i.e. the less hazy. A pixel
+without any clear observation takes the least-cloudy scene's valid value and stays flagged cloud.
+A window holding one scene (or a chosen acquisition) gives that scene as before, bit for bit.
 """
 
 from __future__ import annotations
@@ -34,6 +42,13 @@ from lulc_core.scene import L1C, Acquisition, DateWindow, Scene
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
 READER_VERSION = 1
+#: Cache-key tag of a multi-scene window's composite; bump when the compositing rule changes.
+COMPOSITE_METHOD = "median-of-clear-v1"
+#: Reprojected bands (as uint16) kept in memory between the composite's two passes; beyond it
+#: bands are read again, so memory stays bounded by one band of every scene (plus the masks).
+COMPOSITE_KEEP_BYTES = 256 * 2**20
+#: Pixels sorted at once by :func:`lower_median_of_clear` (bounds its temporary arrays).
+_MEDIAN_CHUNK_PX = 1 << 20
 _DATE_RE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 
 
@@ -46,6 +61,31 @@ def bright_cloud_mask(b02: np.ndarray, b04: np.ndarray, b11: np.ndarray, b10: np
     is wanted: snow is not a EuroSAT class.
     """
     return ((b02 > 3000) & (b04 > 3000) & (b11 > 2000)) | (b10 > 150)
+
+
+def lower_median_of_clear(values: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the lower median of ``values`` (N, H, W) over the observations where ``clear``.
+
+    Returns the median (H, W) in ``values``' dtype (0 where no observation is clear) and the
+    number of clear observations (H, W). For an even count the smaller middle value is taken
+    (``np.quantile(..., method="lower")``), so the result is always one of the observed values.
+    Works through the image in chunks of rows so that temporaries stay small.
+    """
+    if values.shape != clear.shape or values.ndim != 3:
+        raise ValueError(f"values {values.shape} and clear {clear.shape} must be the same (N, H, W)")
+    n, h, w = values.shape
+    count = clear.sum(axis=0, dtype=np.int32)
+    out = np.zeros((h, w), dtype=values.dtype)
+    work = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float32  # exact for uint16
+    rows = max(1, _MEDIAN_CHUNK_PX // max(1, w * n))
+    for r0 in range(0, h, rows):
+        sl = slice(r0, min(h, r0 + rows))
+        v = np.where(clear[:, sl], values[:, sl].astype(work, copy=False), np.inf)
+        v.sort(axis=0)  # the clear observations first, in ascending order
+        k = np.maximum(count[sl] - 1, 0) // 2
+        med = np.take_along_axis(v, k[None], axis=0)[0]
+        out[sl] = np.where(count[sl] > 0, med, 0).astype(values.dtype)
+    return out, count
 
 
 @dataclass(frozen=True)
@@ -256,9 +296,14 @@ class LocalFilesProvider:
 
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
               max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
-        """Least-cloudy-first mosaic of the window (or the one acquisition) on ``aoi.grid``."""
+        """The chosen acquisition, the window's one scene, or the window's per-pixel median composite.
+
+        See the module docstring for the composite's rule (median of the clear observations).
+        """
         grid = aoi.grid
         sources = self._candidates(aoi, window, acquisition, max_cloud)
+        if acquisition is None and len(sources) > 1:
+            return self._composite(grid, window, sources, progress)
         data = np.zeros((13, grid.height, grid.width), dtype=np.float32)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
@@ -285,13 +330,73 @@ class LocalFilesProvider:
                      grid.transform, tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
                      tuple(self._acq(s) for s in used))
 
+    def _composite(self, grid: PatchGrid, window: DateWindow, sources: list[SceneSource],
+                   progress: ProgressFn | None) -> Scene:
+        """Per-pixel lower median of the clear observations of ``sources`` (least-cloudy first).
+
+        Two passes, one band at a time: the first finds each scene's valid and clear pixels (all
+        bands needed), the second takes each band's median over the scenes. Bands read in the
+        first pass are kept (as the uint16 DN they end as) up to COMPOSITE_KEEP_BYTES, the rest
+        read again, so memory stays near one band of every scene. Rounding to DN before the
+        median changes nothing: rounding keeps the order, and the lower median is an observation.
+        """
+        n, h, w = len(sources), grid.height, grid.width
+        steps = 2 * n
+        ok = np.zeros((n, h, w), dtype=bool)
+        clear = np.zeros((n, h, w), dtype=bool)
+        kept: dict[tuple[int, int], np.ndarray] = {}
+        budget = COMPOSITE_KEEP_BYTES
+        cloud_bands = ("B02", "B04", "B11", "B10")
+        for i, s in enumerate(sources):
+            if progress:
+                progress(i / steps, f"reading {s.area} {s.date} (composite of {n} scenes)")
+            ok_i = np.ones((h, w), dtype=bool)
+            for_cloud = {}
+            for j, band in enumerate(EUROSAT_BAND_ORDER):
+                arr = s.read_on_grid(grid, (band,))[0]
+                ok_i &= arr > 0
+                if band in cloud_bands:
+                    for_cloud[band] = arr
+                if budget >= arr.size * 2:
+                    kept[(i, j)] = np.rint(arr).astype(np.uint16)
+                    budget -= arr.size * 2
+            ok[i] = ok_i
+            clear[i] = ok_i & ~bright_cloud_mask(*(for_cloud[b] for b in cloud_bands))
+        valid = ok.any(axis=0)
+        if not valid.any():
+            raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
+        # no clear observation: the least-cloudy scene with data (sources are sorted so), flagged cloud
+        fallback = np.argmax(ok, axis=0)
+        n_clear = clear.sum(axis=0)
+        cloud = valid & (n_clear == 0)
+        data = np.zeros((13, h, w), dtype=np.uint16)
+        stack = np.empty((n, h, w), dtype=np.uint16)
+        for j, band in enumerate(EUROSAT_BAND_ORDER):
+            if progress:
+                progress((n + j * n / 13) / steps, f"median of {band} over {n} scenes")
+            for i, s in enumerate(sources):
+                got = kept.pop((i, j), None)
+                stack[i] = got if got is not None else np.rint(s.read_on_grid(grid, (band,))[0]).astype(np.uint16)
+            med, _ = lower_median_of_clear(stack, clear)
+            first = np.take_along_axis(stack, fallback[None], axis=0)[0]
+            data[j] = np.where(cloud, first, med)
+        if progress:
+            progress(1.0, "done")
+        used = [s for i, s in enumerate(sources) if clear[i].any() or (cloud & (fallback == i)).any()]
+        return Scene(data, EUROSAT_BAND_ORDER, valid, cloud, grid.crs, grid.transform,
+                     tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
+                     tuple(self._acq(s) for s in used))
+
     def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
                     max_cloud: float) -> dict[str, Any]:
         sources = self._candidates(aoi, window, acquisition, max_cloud)
-        return {"provider": self.name, "root": str(self.root.resolve()), "reader": READER_VERSION,
-                "grid": aoi.grid.to_dict(), "window": str(window), "max_cloud": max_cloud,
-                "acquisition": acquisition_parts(acquisition), "bands": list(EUROSAT_BAND_ORDER),
-                "sources": [[s.area, s.path.name, s.fingerprint()] for s in sources]}
+        parts = {"provider": self.name, "root": str(self.root.resolve()), "reader": READER_VERSION,
+                 "grid": aoi.grid.to_dict(), "window": str(window), "max_cloud": max_cloud,
+                 "acquisition": acquisition_parts(acquisition), "bands": list(EUROSAT_BAND_ORDER),
+                 "sources": [[s.area, s.path.name, s.fingerprint()] for s in sources]}
+        if acquisition is None and len(sources) > 1:
+            parts["composite"] = COMPOSITE_METHOD  # a single scene's key stays as it was
+        return parts
 
 
 def demo_provider() -> LocalFilesProvider:

@@ -8,6 +8,15 @@ UINT16, plus ``dataMask`` and ``CLM`` (s2cloudless) in a second UINT8 output, so
 a tar of two GeoTIFFs. Processing units are read from each response's
 ``x-processingunits-spent`` header.
 
+When no acquisition is chosen and the Catalog finds acquisitions on more than one date in the
+window, the fetch is a per-pixel composite instead of a least-cloudy mosaic: still one Process
+request per AOI tile, with ``mosaicking: "ORBIT"`` and :func:`composite_evalscript`, which returns
+per pixel and band the lower median of the samples that are clear (dataMask 1 and CLM 0), or,
+where no sample is clear, the valid sample of the least-cloudy orbit with the cloud flag set.
+The service charges such multi-temporal requests per data sample (one per orbit), so they cost
+about as many times a single request as there are dates; the units spent are summed into
+``Scene.processing_units`` as always. A window with one acquisition date is fetched as before.
+
 Credentials never leave :class:`SentinelHubSettings` except towards the token endpoint: the
 secret is not in reprs, cache keys, error messages or (through a redacting log filter on
 requests-oauthlib, which logs token request bodies at DEBUG) in logs. Retries (5xx, connection
@@ -48,6 +57,10 @@ log = logging.getLogger(__name__)
 
 #: Bump when the evalscript or the decoding changes what pixels a request gives (part of cache keys).
 EVALSCRIPT_VERSION = 1
+#: Bump when :func:`composite_evalscript` changes its pixels (part of a window fetch's cache key).
+COMPOSITE_VERSION = 1
+#: The name of the per-pixel reducer in the composite evalscript (the local fake recognises it).
+COMPOSITE_REDUCER = "clearMedian"
 #: The Process API's largest output side in pixels.
 MAX_PX = 2500
 
@@ -215,6 +228,79 @@ function evaluatePixel(s) {{
 """
 
 
+def composite_evalscript(collection: str = L1C) -> str:
+    """ORBIT mosaicking: per pixel and band the median of the clear samples of every orbit.
+
+    Same outputs as :func:`evalscript` (13 bands as DN in "default", dataMask and cloud in
+    "masks"). A sample is clear where dataMask is 1 and CLM is 0. The median of an even count is
+    the lower one (an observed value; with two samples, the darker, less hazy one). Where no
+    sample is clear, the valid sample of the orbit with the least tile cloud cover (earliest on a
+    tie) is returned with the cloud flag 1; where no sample has data, zeros and dataMask 0.
+    """
+    inputs = [b for b in EUROSAT_BAND_ORDER if not (collection == L2A and b == "B10")]
+    values = ", ".join("0" if b not in inputs else f"px.{b}" for b in EUROSAT_BAND_ORDER)
+    band_list = ", ".join(f'"{b}"' for b in inputs + ["dataMask", "CLM"])
+    bands = ", ".join(f'"{b}"' for b in inputs)
+    return f"""//VERSION=3
+var BANDS = [{bands}];
+
+function setup() {{
+  return {{
+    input: [{{bands: [{band_list}], units: "DN"}}],
+    output: [
+      {{id: "default", bands: 13, sampleType: "UINT16"}},
+      {{id: "masks", bands: 2, sampleType: "UINT8"}}
+    ],
+    mosaicking: "ORBIT"
+  }};
+}}
+
+function orbitCloud(orbit) {{
+  var cc = Infinity;
+  for (var t = 0; t < orbit.tiles.length; t++) {{
+    cc = Math.min(cc, orbit.tiles[t].cloudCoverage);
+  }}
+  return cc;
+}}
+
+function lowerMedian(values) {{
+  values.sort(function (a, b) {{ return a - b; }});
+  return values[(values.length - 1) >> 1];
+}}
+
+function {COMPOSITE_REDUCER}(samples, scenes) {{
+  var clear = [], best = null, bestCC = Infinity, bestDate = "";
+  for (var i = 0; i < samples.length; i++) {{
+    var s = samples[i];
+    if (s.dataMask !== 1) {{ continue; }}
+    if (s.CLM === 0) {{ clear.push(s); }}
+    var orbit = scenes.orbits[i], cc = orbitCloud(orbit);
+    if (cc < bestCC || (cc === bestCC && orbit.dateFrom < bestDate)) {{
+      best = s; bestCC = cc; bestDate = orbit.dateFrom;
+    }}
+  }}
+  var px = {{dataMask: best === null ? 0 : 1, CLM: best !== null && clear.length === 0 ? 1 : 0}};
+  for (var b = 0; b < BANDS.length; b++) {{
+    var name = BANDS[b];
+    if (clear.length > 0) {{
+      px[name] = lowerMedian(clear.map(function (c) {{ return c[name]; }}));
+    }} else {{
+      px[name] = best === null ? 0 : best[name];
+    }}
+  }}
+  return px;
+}}
+
+function evaluatePixel(samples, scenes) {{
+  var px = {COMPOSITE_REDUCER}(samples, scenes);
+  return {{
+    default: [{values}],
+    masks: [px.dataMask, px.CLM]
+  }};
+}}
+"""
+
+
 _TILE_RE = re.compile(r"_(T\d{2}[A-Z]{3})_")
 
 
@@ -307,8 +393,10 @@ class SentinelHubProvider:
     # -- fetch -------------------------------------------------------------------------------------
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
               max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
-        """A Scene on ``aoi.grid``: the least-cloudy mosaic of the window, or the one acquisition's day."""
+        """A Scene on ``aoi.grid``: the one acquisition's day, the window's least-cloudy mosaic when the
+        window holds one acquisition date, or its per-pixel median composite when it holds several."""
         grid = aoi.grid
+        composite = False
         if acquisition is None:
             if progress:
                 progress(0.0, "searching the Sentinel Hub catalog")
@@ -318,6 +406,7 @@ class SentinelHubProvider:
                                      f"with cloud <= {max_cloud:g}%; widen the date window or raise the cloud limit")
             time_range = window.to_rfc3339()
             maxcc: float | None = min(max(float(max_cloud), 0.0), 100.0)
+            composite = len({a.date for a in acqs}) > 1
         else:
             acqs = [acquisition]
             day = acquisition.date.isoformat()
@@ -334,10 +423,11 @@ class SentinelHubProvider:
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
         pu = 0.0
+        what = f" (median of {len({a.date for a in acqs})} dates)" if composite else ""
         for i, (r0, c0, sub) in enumerate(parts):
             if progress:
-                progress(i / len(parts), f"downloading part {i + 1} of {len(parts)} from Sentinel Hub")
-            request = self._process_request(sub, time_range, maxcc)
+                progress(i / len(parts), f"downloading part {i + 1} of {len(parts)} from Sentinel Hub{what}")
+            request = self._process_request(sub, time_range, maxcc, composite)
             try:
                 (response,) = client.download(request.download_list, max_threads=1, decode_data=False)
             except ProviderError:
@@ -360,26 +450,39 @@ class SentinelHubProvider:
         return Scene(data, EUROSAT_BAND_ORDER, valid, cloud, grid.crs, grid.transform,
                      tuple(sorted({a.date for a in acqs})), self.name, self.collection, pu, tuple(acqs))
 
-    def _process_request(self, grid: PatchGrid, time_range: tuple[str, str], maxcc: float | None) -> SentinelHubRequest:
+    def _process_request(self, grid: PatchGrid, time_range: tuple[str, str], maxcc: float | None,
+                         composite: bool = False) -> SentinelHubRequest:
         # maxCloudCoverage goes in as given (percent): the client's own maxcc rounds it down to an integer
         extra: dict[str, Any] = {"processing": {"harmonizeValues": True}}
         if maxcc is not None:
             extra["dataFilter"] = {"maxCloudCoverage": maxcc}
+        # ORBIT mosaicking hands every orbit's sample to the evalscript: no mosaicking order applies
         input_data = SentinelHubRequest.input_data(
-            self.data_collection, time_interval=time_range, mosaicking_order=MosaickingOrder.LEAST_CC,
+            self.data_collection, time_interval=time_range,
+            mosaicking_order=None if composite else MosaickingOrder.LEAST_CC,
             upsampling=ResamplingType.BILINEAR, other_args=extra)
+        script = composite_evalscript(self.collection) if composite else evalscript(self.collection)
         return SentinelHubRequest(
-            evalscript=evalscript(self.collection), input_data=[input_data],
+            evalscript=script, input_data=[input_data],
             responses=[SentinelHubRequest.output_response("default", MimeType.TIFF),
                        SentinelHubRequest.output_response("masks", MimeType.TIFF)],
             bbox=BBox(grid.bounds, CRS(grid.crs)), size=(grid.width, grid.height), config=self.config)
 
     def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
                     max_cloud: float) -> dict[str, Any]:
-        """What determines the pixels: endpoint URL, collection, grid, window/acquisition... never credentials."""
-        return {"provider": self.name, "endpoint": self.settings.base_url, "collection": self.collection,
-                "grid": aoi.grid.to_dict(), "window": str(window), "acquisition": acquisition_parts(acquisition),
-                "max_cloud": max_cloud, "bands": list(EUROSAT_BAND_ORDER), "evalscript": EVALSCRIPT_VERSION}
+        """What determines the pixels: endpoint URL, collection, grid, window/acquisition... never credentials.
+
+        A window fetch (no acquisition) is a median composite whenever the window holds several
+        acquisition dates, which only a catalog search would tell: its key carries the composite
+        method, so it never matches a key of the least-cloudy mosaic that such a fetch once was.
+        A chosen acquisition's key is unchanged.
+        """
+        parts = {"provider": self.name, "endpoint": self.settings.base_url, "collection": self.collection,
+                 "grid": aoi.grid.to_dict(), "window": str(window), "acquisition": acquisition_parts(acquisition),
+                 "max_cloud": max_cloud, "bands": list(EUROSAT_BAND_ORDER), "evalscript": EVALSCRIPT_VERSION}
+        if acquisition is None:
+            parts["composite"] = f"orbit-median-of-clear-v{COMPOSITE_VERSION}"
+        return parts
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -538,5 +641,5 @@ def _short(text: str) -> str:
     return text[:200] + ("..." if len(text) > 200 else "")
 
 
-__all__ = ["EVALSCRIPT_VERSION", "MAX_PX", "ENDPOINTS", "SentinelHubSettings", "SentinelHubProvider",
-           "evalscript", "redact"]
+__all__ = ["COMPOSITE_VERSION", "EVALSCRIPT_VERSION", "MAX_PX", "ENDPOINTS", "SentinelHubSettings",
+           "SentinelHubProvider", "composite_evalscript", "evalscript", "redact"]

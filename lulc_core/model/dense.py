@@ -1,0 +1,153 @@
+"""Dense class maps: one fully convolutional pass gives class probabilities for every 64x64
+window at a 16-px step.
+
+The per-window classifier (:class:`~lulc_core.model.classifier.Classifier`) sees each window
+alone, zero-padded at its borders. Run naively over a whole scene, the same ResNet sees real
+context where a lone window saw zeros and agrees with the per-window answer on only about two
+thirds of the windows. The dense model is therefore a *student*: a copy of the shipped ResNet
+fine-tuned (``scripts/distill_dense.py``) so that its fully convolutional output matches the
+per-window classifier's calibrated probabilities (with TTA) on unlabelled real scenes.
+
+Geometry: for a (H, W) image the trunk gives features at 1/16 resolution; window (i, j) covers
+pixels ``[16 i, 16 i + 64) x [16 j, 16 j + 64)`` and its logits are the linear head applied to
+the mean of the 4x4 feature cells it covers (the global average pool of a lone window).
+Scenes are processed in overlapping tiles so memory stays bounded whatever the scene's size.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lulc_core.bands import band_indices, eurosat_rgb_recipe
+from lulc_core.model.calibration import softmax
+from lulc_core.model.transforms import normalise
+from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, load_weights
+
+WINDOW_PX = 64
+STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
+FEATURES_PER_WINDOW = WINDOW_PX // STEP_PX
+DENSE_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
+TILE_PX = 768  # windows whose origin lies in a TILE_PX square are computed together
+CONTEXT_PX = 64  # extra pixels of context read around each tile
+
+
+def trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A torchvision ResNet without pool and head: (N, C, H, W) -> (N, 512, H/16, W/16)."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    return model.layer4(model.layer3(model.layer2(model.layer1(x))))
+
+
+def dense_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of every 64x64 window at a 16-px step: (N, C, H, W) -> (N, classes, H/16-3, W/16-3)."""
+    f = F.avg_pool2d(trunk(model, x), FEATURES_PER_WINDOW, stride=1)
+    return torch.einsum("nchw,kc->nkhw", f, model.fc.weight) + model.fc.bias.view(1, -1, 1, 1)
+
+
+def window_count(size_px: int) -> int:
+    """Number of 64 px windows at a 16 px step along a side of ``size_px`` pixels."""
+    return max(0, (size_px - WINDOW_PX) // STEP_PX + 1)
+
+
+@dataclass
+class DenseProbabilities:
+    """Calibrated probabilities of every window: ``probs`` (rows, cols, classes), window (i, j)
+    starting at pixel (16 i, 16 j) of the image it came from."""
+
+    probs: np.ndarray
+    step_px: int = STEP_PX
+    window_px: int = WINDOW_PX
+
+
+class DenseClassifier:
+    """The distilled student, run fully convolutionally over whole scenes in bounded tiles."""
+
+    def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
+                 tile_px: int = TILE_PX, context_px: int = CONTEXT_PX) -> None:
+        self.model, self.meta = load_weights(Path(weights))
+        self.model = self.model.to(memory_format=torch.channels_last)
+        if tile_px % STEP_PX or context_px % STEP_PX:
+            raise ValueError(f"tile and context must be multiples of {STEP_PX} px")
+        self.tile_px, self.context_px = tile_px, context_px
+        self.threads = threads
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.class_names)
+
+    @property
+    def temperature(self) -> float:
+        return self.meta.temperature
+
+    def predict_scene(self, dn: np.ndarray, bands: Sequence[str], valid: np.ndarray | None = None,
+                      progress: Callable[[float], None] | None = None) -> DenseProbabilities:
+        """Probabilities of every window of a (bands, H, W) DN image (EuroSAT recipe applied here)."""
+        idx = band_indices(list(bands), self.meta.bands)
+        recipe = eurosat_rgb_recipe(np.asarray(dn)[idx], valid)
+        return DenseProbabilities(softmax(self.logits_recipe(recipe, progress), self.temperature))
+
+    def logits_recipe(self, recipe: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Logits (rows, cols, classes) of every window of a (C, H, W) uint8 recipe image."""
+        _, h, w = recipe.shape
+        rows, cols = window_count(h), window_count(w)
+        out = np.zeros((rows, cols, len(self.class_names)), dtype=np.float32)
+        if rows == 0 or cols == 0:
+            return out
+        tiles = [(r0, c0) for r0 in range(0, rows * STEP_PX, self.tile_px)
+                 for c0 in range(0, cols * STEP_PX, self.tile_px)]
+        with self._lock, torch.inference_mode():
+            self.calls += 1
+            prev = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                for k, (r0, c0) in enumerate(tiles):
+                    self._tile(recipe, out, r0, c0)
+                    if progress:
+                        progress((k + 1) / len(tiles))
+            finally:
+                torch.set_num_threads(prev)
+        return out
+
+    def _tile(self, recipe: np.ndarray, out: np.ndarray, r0: int, c0: int) -> None:
+        """Windows with origin in [r0, r0 + tile) x [c0, c0 + tile), computed with context around."""
+        _, h, w = recipe.shape
+        rows, cols = out.shape[:2]
+        wr0, wc0 = r0 // STEP_PX, c0 // STEP_PX
+        wr1 = min(rows, (r0 + self.tile_px) // STEP_PX)
+        wc1 = min(cols, (c0 + self.tile_px) // STEP_PX)
+        y0, x0 = max(0, r0 - self.context_px), max(0, c0 - self.context_px)
+        y1 = min(h, (wr1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
+        x1 = min(w, (wc1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
+        x = torch.from_numpy(np.ascontiguousarray(recipe[:, y0:y1, x0:x1]))[None]
+        x = normalise(x, self.meta.norm_mean, self.meta.norm_std).contiguous(memory_format=torch.channels_last)
+        z = dense_logits(self.model, x)[0].permute(1, 2, 0).numpy()
+        oy, ox = (r0 - y0) // STEP_PX, (c0 - x0) // STEP_PX
+        out[wr0:wr1, wc0:wc1] = z[oy:oy + wr1 - wr0, ox:ox + wc1 - wc0]
+
+
+def windows_at(recipe: np.ndarray, step_px: int = STEP_PX, window_px: int = WINDOW_PX) -> np.ndarray:
+    """All windows of a (C, H, W) image at a step, as a (rows, cols, C, window, window) view."""
+    c, h, w = recipe.shape
+    rows, cols = (h - window_px) // step_px + 1, (w - window_px) // step_px + 1
+    s = recipe.strides
+    return np.lib.stride_tricks.as_strided(
+        recipe, (rows, cols, c, window_px, window_px), (s[1] * step_px, s[2] * step_px, s[0], s[1], s[2]),
+        writeable=False)
+
+
+def metadata_for_student(teacher: WeightsMetadata, distillation: dict) -> WeightsMetadata:
+    """The student's metadata: the teacher's input contract plus how it was distilled."""
+    from dataclasses import replace
+
+    return replace(teacher, temperature=1.0, temperature_tta=1.0, tta_default=False,
+                   training={"distillation": distillation, "previous_cycle": teacher.training})

@@ -1,0 +1,223 @@
+"""Distil the per-window classifier into the dense (fully convolutional) path.
+
+Unlabelled real Sentinel-2 L1C scenes (the OSCD imagery in ../shared/data/s2, imagery only, no
+change maps) are the training set: the teacher is the shipped per-window classifier as the app
+runs it (TTA over the 8 dihedral views, calibrated), evaluated on 64x64 windows on a regular
+step; the student is a copy of the same ResNet fine-tuned so that its fully convolutional output
+matches the teacher's probabilities (KL divergence) on random crops. The TTA teacher does not
+change under flips / rotations, so dihedral crop augmentation is free.
+
+The demo areas are held out (never trained on) and give the agreement figures.
+
+    python scripts/distill_dense.py targets   # teacher probabilities (about 10 min on 2 cores)
+    python scripts/distill_dense.py train --minutes 40
+    python scripts/distill_dense.py eval      # agreement naive vs distilled, s/km2 both paths
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lulc_core.bands import EUROSAT_BAND_ORDER, eurosat_rgb_recipe, band_indices  # noqa: E402
+from lulc_core.model.classifier import Classifier  # noqa: E402
+from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,  # noqa: E402
+                                   metadata_for_student, windows_at)
+from lulc_core.model.transforms import dihedral, normalise  # noqa: E402
+from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights  # noqa: E402
+from lulc_core.providers.local import LocalFilesProvider  # noqa: E402
+from lulc_core.scene import DateWindow  # noqa: E402
+
+HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the bundled demo areas
+RUN = ROOT / "runs" / "dense"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def scenes(shared: Path):
+    """(area, date, recipe uint8 (3, H, W), valid) for every OSCD area and date."""
+    root = shared / "data" / "s2" / "oscd"
+    provider = LocalFilesProvider(root, name="oscd")
+    for area, info in sorted(provider.areas().items()):
+        aoi = provider.area_aoi(area)
+        for day in sorted(info["dates"]):
+            scene = provider.fetch(aoi, DateWindow(day, day))
+            rgb = scene.select(("B04", "B03", "B02"))
+            yield area, day.isoformat(), eurosat_rgb_recipe(rgb, scene.valid), scene.valid
+
+
+def cmd_targets(args) -> None:
+    out = RUN / "targets"
+    out.mkdir(parents=True, exist_ok=True)
+    clf = Classifier(DEFAULT_WEIGHTS, tta=True, threads=2)
+    for area, day, recipe, valid in scenes(Path(args.shared)):
+        path = out / f"{area}_{day}.npz"
+        if path.exists():
+            continue
+        step = args.step
+        win = windows_at(recipe, step)
+        rows, cols = win.shape[:2]
+        t0 = time.time()
+        probs = clf.predict_recipe(np.ascontiguousarray(win.reshape(-1, 3, WINDOW_PX, WINDOW_PX)))
+        probs = probs.reshape(rows, cols, -1)
+        vwin = windows_at(valid[None].astype(np.uint8), step)
+        nodata = 1 - vwin.reshape(rows, cols, -1).mean(-1)
+        np.savez_compressed(path, recipe=recipe, probs=probs, step=step, nodata=nodata)
+        log(f"{area} {day}: {rows}x{cols} windows in {time.time() - t0:.0f} s")
+
+
+def load_targets(held_out: bool):
+    out = []
+    for p in sorted((RUN / "targets").glob("*.npz")):
+        area = p.stem.split("_")[0] if not p.stem.startswith("saclay") else "_".join(p.stem.split("_")[:2])
+        if (area in HELD_OUT) == held_out:
+            d = np.load(p)
+            out.append((p.stem, d["recipe"], d["probs"], int(d["step"]), d["nodata"]))
+    return out
+
+
+def agreement(model, meta, data, temperature: float = 1.0) -> dict:
+    """Top-1 agreement and mean total-variation distance of the dense path vs the teacher."""
+    model.eval()
+    agree, total, tv = 0, 0, 0.0
+    with torch.inference_mode():
+        for _, recipe, probs, step, nodata in data:
+            x = normalise(torch.from_numpy(recipe)[None], meta.norm_mean, meta.norm_std)
+            z = dense_logits(model, x)[0].permute(1, 2, 0).numpy()
+            k = step // STEP_PX
+            z = z[::k, ::k][: probs.shape[0], : probs.shape[1]]
+            p = torch.softmax(torch.from_numpy(z) / temperature, -1).numpy()
+            ok = nodata <= 0.1
+            agree += int((p.argmax(-1) == probs.argmax(-1))[ok].sum())
+            total += int(ok.sum())
+            tv += float(0.5 * np.abs(p - probs).sum(-1)[ok].sum())
+    return {"agreement": agree / max(total, 1), "mean_tv": tv / max(total, 1), "windows": total}
+
+
+def cmd_train(args) -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    teacher, meta = load_weights(DEFAULT_WEIGHTS)
+    init = Path(args.init) if args.init else DEFAULT_WEIGHTS
+    student, _ = load_weights(init)
+    train, held = load_targets(False), load_targets(True)
+    log(f"train scenes {len(train)}, held-out scenes {len(held)}")
+    log(f"naive FCN on held-out: {agreement(teacher, meta, held)}")
+    for m in student.modules():  # BatchNorm statistics stay those of the per-window model
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+            m.requires_grad_(False)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    deadline = time.time() + args.minutes * 60
+    step_i, losses = 0, []
+    t_start = time.time()
+    while time.time() < deadline:
+        frac = (time.time() - t_start) / (args.minutes * 60)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+        xs, ts, ms = [], [], []
+        crop = int(rng.choice([192, 256, 320]))
+        for _ in range(args.batch):
+            name, recipe, probs, step, nodata = train[rng.integers(len(train))]
+            nw = (crop - WINDOW_PX) // step + 1
+            rows, cols = probs.shape[:2]
+            if rows < nw or cols < nw:
+                continue
+            i, j = rng.integers(0, rows - nw + 1), rng.integers(0, cols - nw + 1)
+            x = torch.from_numpy(recipe[:, i * step:i * step + crop, j * step:j * step + crop].copy())
+            t = torch.from_numpy(probs[i:i + nw, j:j + nw]).permute(2, 0, 1)
+            m = torch.from_numpy((nodata[i:i + nw, j:j + nw] <= 0.1).astype(np.float32))[None]
+            k = int(rng.integers(8))
+            xs.append(dihedral(x[None], k)[0]); ts.append(dihedral(t[None], k)[0]); ms.append(dihedral(m[None], k)[0])
+        if not xs:
+            continue
+        x = normalise(torch.stack(xs), meta.norm_mean, meta.norm_std).contiguous(memory_format=torch.channels_last)
+        t, m = torch.stack(ts), torch.stack(ms)
+        kk = step // STEP_PX
+        z = dense_logits(student, x)[:, :, ::kk, ::kk]
+        logp = F.log_softmax(z, 1)
+        kl = (t * (torch.log(t.clamp_min(1e-8)) - logp)).sum(1, keepdim=True)
+        loss = (kl * m).sum() / m.sum().clamp_min(1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        step_i += 1
+        if step_i % 50 == 0:
+            log(f"step {step_i} loss {np.mean(losses[-50:]):.4f} lr {opt.param_groups[0]['lr']:.2e}")
+        if step_i % 300 == 0:
+            log(f"held-out: {agreement(student, meta, held)}")
+            save_weights(RUN / "student.pt", student, metadata_for_student(meta, {}), half=False)
+    res_train = agreement(student, meta, train)
+    res_held = agreement(student, meta, held)
+    log(f"final train {res_train} held-out {res_held}")
+    info = {"teacher": "shipped per-window classifier, TTA (8 dihedral views), calibrated",
+            "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas; "
+                    f"teacher windows every {train[0][3]} px",
+            "held_out_areas": list(HELD_OUT), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
+            "batch": args.batch, "crops_px": [192, 256, 320], "loss": "KL(teacher || student)",
+            "batchnorm": "frozen (per-window statistics)",
+            "agreement_train_areas": res_train, "agreement_held_out": res_held,
+            "command": f"python scripts/distill_dense.py train --minutes {args.minutes} --lr {args.lr}"}
+    save_weights(Path(args.out), student, metadata_for_student(meta, info), half=True)
+    (RUN / "distill.json").write_text(json.dumps(info, indent=1))
+    log(f"wrote {args.out}")
+
+
+def cmd_eval(args) -> None:
+    torch.set_num_threads(args.threads)
+    teacher, meta = load_weights(DEFAULT_WEIGHTS)
+    held = load_targets(True)
+    naive = agreement(teacher, meta, held)
+    dense = DenseClassifier(args.weights)
+    distilled = agreement(dense.model, dense.meta, held, dense.temperature)
+    # seconds per km2: dense path over a whole held-out scene vs the per-window path on 64 px patches
+    name, recipe, *_ = held[0]
+    km2 = recipe.shape[1] * recipe.shape[2] / 1e4
+    t0 = time.time(); dense.logits_recipe(recipe); t_dense = time.time() - t0
+    clf = Classifier(DEFAULT_WEIGHTS)
+    patches = windows_at(recipe, WINDOW_PX).reshape(-1, 3, WINDOW_PX, WINDOW_PX)
+    t0 = time.time(); clf.predict_recipe(np.ascontiguousarray(patches)); t_win = time.time() - t0
+    clf.tta = False
+    t0 = time.time(); clf.predict_recipe(np.ascontiguousarray(patches)); t_plain = time.time() - t0
+    res = {"held_out_areas": list(HELD_OUT), "naive_fcn": naive, "distilled": distilled,
+           "timing_scene": name, "km2": km2,
+           "dense_s_per_km2_16px_step": t_dense / km2,
+           "per_window_tta_s_per_km2_64px_step": t_win / km2,
+           "per_window_plain_s_per_km2_64px_step": t_plain / km2,
+           "per_window_tta_s_per_km2_16px_step_estimate": 16 * t_win / km2}
+    print(json.dumps(res, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("targets"); p.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    p.add_argument("--step", type=int, default=32)
+    p = sub.add_parser("train"); p.add_argument("--minutes", type=float, default=40)
+    p.add_argument("--lr", type=float, default=3e-4); p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
+    p.add_argument("--out", default=str(DENSE_WEIGHTS))
+    p = sub.add_parser("eval"); p.add_argument("--weights", default=str(DENSE_WEIGHTS))
+    p.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    {"targets": cmd_targets, "train": cmd_train, "eval": cmd_eval}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
