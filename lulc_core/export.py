@@ -186,17 +186,6 @@ def _group_areas(change: ChangeResult) -> tuple[np.ndarray, np.ndarray]:
                  for area in (change.area_a_ha, change.area_b_ha))
 
 
-def transition_matrix_csv(change: ChangeResult) -> str:
-    """The transition matrix in hectares as a square CSV (rows: date A, columns: date B)."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["A \\ B"] + list(change.class_names))
-    for i, name in enumerate(change.class_names):
-        w.writerow([name] + [f"{v:.2f}" for v in change.transition_ha[i]])
-    w.writerow([f"left out (uncertain): {change.left_out_ha:.2f} ha"])
-    return buf.getvalue()
-
-
 # -- HTML report ----------------------------------------------------------------------------
 
 def _img(png: bytes, alt: str, width: int = 420) -> str:

@@ -72,20 +72,6 @@ def orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(my - slope * mx)
 
 
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of a 1-D sample (maximises the between-class variance)."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan")
-    hist, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w = hist.cumsum().astype(np.float64)
-    total = w[-1]
-    m = (hist * centres).cumsum()
-    between = (m[-1] * w / total - m) ** 2 / np.maximum(w * (total - w), 1e-12)
-    return float(edges[np.argmax(between) + 1])
-
-
 def _standardised_distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """RMS over bands of (a - b) / scale for (bands, N) arrays."""
     return np.sqrt((((a - b) / scale[:, None]) ** 2).mean(axis=0))

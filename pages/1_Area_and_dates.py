@@ -106,7 +106,9 @@ facts[1].metric("160 m cells", f"{cells.n_patches:,}",
                 help=f"{cells.rows} rows x {cells.cols} columns of 2.56 ha, each classified from the 640 m "
                      f"window around it; {g.n_patches} windows of 64x64 px ({PATCH_HA:.2f} ha), {g.crs}")
 facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
-                help="Processing units for both dates (13 bands + masks); the CDSE free tier has 10,000 PU a month")
+                help="Processing units for both dates with one acquisition each (13 bands + masks); a window "
+                     "of several acquisitions is a median composite costing one unit per acquisition read. "
+                     "The CDSE free tier has 10,000 PU a month")
 facts[3].metric("UTM grid", g.crs)
 st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
            f"limit {MAX_AREA_KM2:,.0f} km2.")
@@ -144,11 +146,16 @@ for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
         if not acqs:
             st.warning(f"No scene in {window} with cloud <= {max_cloud}%.")
             continue
-        options = ["Least cloudy (automatic)"] + [f"{a.datetime:%Y-%m-%d}  cloud {a.cloud_cover:.1f}%  {a.tile_id}" for a in acqs]
+        n_dates = len({a.date for a in acqs})
+        auto = (f"Median of the clear pixels of all {n_dates} dates (composite)" if n_dates > 1
+                else "The acquisition in the window")
+        options = [auto] + [f"{a.datetime:%Y-%m-%d}  cloud {a.cloud_cover:.1f}%  {a.tile_id}" for a in acqs]
         pick = st.selectbox(f"Scene for date {label}", range(len(options)), format_func=lambda i: options[i],
                             key=f"acq_choice_{label}")
         choices[label] = acqs[pick - 1] if pick else None
-        st.caption(f"{len(acqs)} scene(s) found.")
+        st.caption(f"{len(acqs)} scene(s) found"
+                   + (f"; the composite costs about {estimate_fetch_pu(g, acquisitions=n_dates):.1f} PU on "
+                      "Sentinel Hub" if kind == "sentinelhub" and n_dates > 1 else "") + ".")
 
 ready = len(windows) == 2 and len(choices) == 2
 if ready:

@@ -15,8 +15,8 @@ from streamlit_folium import st_folium
 from lulc_core.bands import eurosat_class_signatures
 from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, load_change_model, measured_change_skill
 from lulc_core.classes import EUROSAT_CLASSES, LAND_COVER_GROUPS
-from lulc_core.export import (cell_features, change_rule_text, change_skill_text, html_report, transition_matrix_csv,
-                              write_change_geotiffs, write_classmap_geotiff, write_csvs)
+from lulc_core.export import (cell_features, change_rule_text, change_skill_text, html_report, write_change_geotiffs,
+                              write_classmap_geotiff, write_csvs)
 from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_around, window_signature
 from lulc_core.render import (STATE_COLOURS, change_map_rgba, class_map_rgba, joint_true_colour, only_patches,
                               patch_image_transform, png_bytes, spectral_change_rgba, to_latlon)
@@ -197,7 +197,10 @@ if patch != st.session_state.patch:
 r, c = st.session_state.patch
 y0, x0 = window_around(grid, r, c)
 clf = get_classifier()
-pa, pb = classify_window(clf, a.scene, y0, x0), classify_window(clf, b.scene, y0, x0)
+details = renders.setdefault("details", {})
+if (y0, x0) not in details:  # the per-window model runs once per window and analysis
+    details[(y0, x0)] = (classify_window(clf, a.scene, y0, x0), classify_window(clf, b.scene, y0, x0))
+pa, pb = details[(y0, x0)]
 share = ch.spectral_share[r, c]
 st.caption(f"The 64 x 64 px (640 m) window centred on the cell, classified on its own by the per-window model. "
            f"Cell: {STATE_NAMES[int(ch.state[r, c])]}"

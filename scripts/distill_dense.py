@@ -60,9 +60,9 @@ def scenes(shared: Path):
 
 
 def cmd_targets(args) -> None:
-    out = RUN / "targets"
+    out = RUN / f"targets_{'tta' if args.tta else 'plain'}"
     out.mkdir(parents=True, exist_ok=True)
-    clf = Classifier(DEFAULT_WEIGHTS, tta=True, threads=2)
+    clf = Classifier(DEFAULT_WEIGHTS, tta=args.tta, threads=2)
     for area, day, recipe, valid in scenes(Path(args.shared)):
         path = out / f"{area}_{day}.npz"
         if path.exists():
@@ -79,9 +79,9 @@ def cmd_targets(args) -> None:
         log(f"{area} {day}: {rows}x{cols} windows in {time.time() - t0:.0f} s")
 
 
-def load_targets(held_out: bool):
+def load_targets(held_out: bool, teacher: str = "plain"):
     out = []
-    for p in sorted((RUN / "targets").glob("*.npz")):
+    for p in sorted((RUN / f"targets_{teacher}").glob("*.npz")):
         area = p.stem.split("_")[0] if not p.stem.startswith("saclay") else "_".join(p.stem.split("_")[:2])
         if (area in HELD_OUT) == held_out:
             d = np.load(p)
@@ -114,7 +114,7 @@ def cmd_train(args) -> None:
     teacher, meta = load_weights(DEFAULT_WEIGHTS)
     init = Path(args.init) if args.init else DEFAULT_WEIGHTS
     student, _ = load_weights(init)
-    train, held = load_targets(False), load_targets(True)
+    train, held = load_targets(False, args.teacher), load_targets(True, args.teacher)
     log(f"train scenes {len(train)}, held-out scenes {len(held)}")
     log(f"naive FCN on held-out: {agreement(teacher, meta, held)}")
     for m in student.modules():  # BatchNorm statistics stay those of the per-window model
@@ -142,7 +142,7 @@ def cmd_train(args) -> None:
             x = torch.from_numpy(recipe[:, i * step:i * step + crop, j * step:j * step + crop].copy())
             t = torch.from_numpy(probs[i:i + nw, j:j + nw]).permute(2, 0, 1)
             m = torch.from_numpy((nodata[i:i + nw, j:j + nw] <= 0.1).astype(np.float32))[None]
-            k = int(rng.integers(8))
+            k = int(rng.integers(8)) if args.teacher == "tta" else 0  # only the TTA teacher is flip-invariant
             xs.append(dihedral(x[None], k)[0]); ts.append(dihedral(t[None], k)[0]); ms.append(dihedral(m[None], k)[0])
         if not xs:
             continue
@@ -166,14 +166,16 @@ def cmd_train(args) -> None:
     res_train = agreement(student, meta, train)
     res_held = agreement(student, meta, held)
     log(f"final train {res_train} held-out {res_held}")
-    info = {"teacher": "shipped per-window classifier, TTA (8 dihedral views), calibrated",
+    info = {"teacher": ("shipped per-window classifier, TTA (8 dihedral views), calibrated" if args.teacher == "tta"
+                        else "shipped per-window classifier, one view (no TTA), calibrated"),
             "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas; "
                     f"teacher windows every {train[0][3]} px",
             "held_out_areas": list(HELD_OUT), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
             "batch": args.batch, "crops_px": [192, 256, 320], "loss": "KL(teacher || student)",
             "batchnorm": "frozen (per-window statistics)",
             "agreement_train_areas": res_train, "agreement_held_out": res_held,
-            "command": f"python scripts/distill_dense.py train --minutes {args.minutes} --lr {args.lr}"}
+            "command": f"python scripts/distill_dense.py targets && python scripts/distill_dense.py train "
+                       f"--minutes {args.minutes} --lr {args.lr} --teacher {args.teacher}"}
     save_weights(Path(args.out), student, metadata_for_student(meta, info), half=True)
     (RUN / "distill.json").write_text(json.dumps(info, indent=1))
     log(f"wrote {args.out}")
@@ -182,10 +184,14 @@ def cmd_train(args) -> None:
 def cmd_eval(args) -> None:
     torch.set_num_threads(args.threads)
     teacher, meta = load_weights(DEFAULT_WEIGHTS)
-    held = load_targets(True)
-    naive = agreement(teacher, meta, held)
     dense = DenseClassifier(args.weights)
-    distilled = agreement(dense.model, dense.meta, held, dense.temperature)
+    naive, distilled = {}, {}
+    for kind in ("plain", "tta"):
+        held = load_targets(True, kind)
+        if held:
+            naive[f"vs_per_window_{kind}"] = agreement(teacher, meta, held, meta.temperature)
+            distilled[f"vs_per_window_{kind}"] = agreement(dense.model, dense.meta, held, dense.temperature)
+    held = load_targets(True, "plain")
     # seconds per km2: dense path over a whole held-out scene vs the per-window path on 64 px patches
     name, recipe, *_ = held[0]
     km2 = recipe.shape[1] * recipe.shape[2] / 1e4
@@ -195,25 +201,46 @@ def cmd_eval(args) -> None:
     t0 = time.time(); clf.predict_recipe(np.ascontiguousarray(patches)); t_win = time.time() - t0
     clf.tta = False
     t0 = time.time(); clf.predict_recipe(np.ascontiguousarray(patches)); t_plain = time.time() - t0
-    res = {"held_out_areas": list(HELD_OUT), "naive_fcn": naive, "distilled": distilled,
+    eurosat = {}
+    zip_path = Path(args.eurosat)
+    if zip_path.exists():  # the 64 px path keeps the shipped weights: its accuracy is unchanged by construction
+        from lulc_core.model.eurosat_data import load_image_set, stratified_split
+
+        data = load_image_set(zip_path)
+        _, _, test = stratified_split(data.labels, seed=0)
+        x = np.ascontiguousarray(data.images[test].transpose(0, 3, 1, 2))
+        y = data.labels[test]
+        for name, model in (("per_window_64px_path_shipped_weights", clf.model), ("dense_student_on_64px_images",
+                                                                                  dense.model)):
+            with torch.inference_mode():
+                z = torch.cat([model(normalise(torch.from_numpy(x[i:i + 256]), meta.norm_mean, meta.norm_std))
+                               for i in range(0, len(x), 256)])
+            eurosat[name] = {"test_part_accuracy_plain": round(float((z.argmax(1).numpy() == y).mean()), 4),
+                             "n_images": int(len(y))}
+    res = {"held_out_areas": list(HELD_OUT), "naive_fcn": naive, "distilled": distilled, "eurosat": eurosat,
            "timing_scene": name, "km2": km2,
            "dense_s_per_km2_16px_step": t_dense / km2,
            "per_window_tta_s_per_km2_64px_step": t_win / km2,
            "per_window_plain_s_per_km2_64px_step": t_plain / km2,
            "per_window_tta_s_per_km2_16px_step_estimate": 16 * t_win / km2}
     print(json.dumps(res, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("targets"); p.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    p.add_argument("--step", type=int, default=32)
+    p.add_argument("--step", type=int, default=16); p.add_argument("--tta", action="store_true")
     p = sub.add_parser("train"); p.add_argument("--minutes", type=float, default=40)
-    p.add_argument("--lr", type=float, default=3e-4); p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4); p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
+    p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
     p.add_argument("--out", default=str(DENSE_WEIGHTS))
     p = sub.add_parser("eval"); p.add_argument("--weights", default=str(DENSE_WEIGHTS))
+    p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
+    p.add_argument("--out", default="")
     p.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     {"targets": cmd_targets, "train": cmd_train, "eval": cmd_eval}[args.cmd](args)

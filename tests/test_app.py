@@ -21,8 +21,8 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def _clf_calls():
-    from ui.session import get_classifier
-    return get_classifier().calls
+    from ui.session import get_dense_classifier
+    return get_dense_classifier().calls
 
 
 def _errors(at):
@@ -39,7 +39,7 @@ def test_home_shows_source_and_model_and_runs_demo():
     at.button(key="home_start").click().run()
     assert not _errors(at)
     an = at.session_state["analysis"]
-    assert an.aoi.name == "norcia" and an.a.patches.grid.n_patches == 15
+    assert an.aoi.name == "norcia" and an.grid.n_patches == 16 * 15  # 160 m cells
     assert at.title[0].value == "Compare two dates"  # switched to the Compare page
 
 
@@ -52,13 +52,17 @@ def test_compare_page_reruns_never_reclassify():
     at.selectbox(key="home_demo_area").set_value("norcia")
     at.button(key="home_start").click().run()
     calls = _clf_calls()
-    assert calls == 2  # one batched call per date
+    assert calls == 2  # one dense pass per date
     labels = [m.label for m in at.metric]
-    assert labels[:4] == ["Area", "Changed", "Unchanged", "Uncertain"]
+    assert labels[:4] == ["Area", "Land-cover change", "Unchanged", "Uncertain (left out)"]
+    assert any("Different seasons" in w.value and "99 days" in w.value for w in at.warning)
     subheaders = [s.value for s in at.subheader]
-    assert {"Patch details", "Change", "Downloads"} <= set(subheaders)
-    # widgets that don't change the inputs: thresholds, opacity, patch choice, plain reruns
+    assert {"Cell details", "Change", "Downloads"} <= set(subheaders)
+    # widgets that don't change the inputs: thresholds, level, opacity, cell choice, plain reruns
     at.sidebar.slider(key="thr_conf").set_value(0.3).run()
+    at.sidebar.slider(key="thr_spectral").set_value(0.5).run()
+    at.sidebar.radio(key="thr_level").set_value("class").run()
+    assert at.metric[1].label == "Class change"
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
     patch_box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
     patch_box.set_value(patch_box.options and patch_box.value).run()
@@ -68,6 +72,22 @@ def test_compare_page_reruns_never_reclassify():
     # a lower confidence threshold can only turn uncertain patches into (un)changed ones
     an = at.session_state["analysis"]
     assert an.change.thresholds.confidence == 0.6
+
+
+def test_area_page_suggests_a_date_b_in_date_a_season():
+    from lulc_core.providers.local import demo_provider
+    from lulc_core.scene import DateWindow
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = demo_provider().area_aoi("pisa")
+    at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
+    at.session_state["window_b"] = DateWindow.parse("2018-02-01/2018-02-28")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert any("days apart in the year" in w.value and "2018-07-01/2018-07-31" in w.value for w in at.warning)
+    at.button(key="use_season_b").click().run()
+    assert str(at.session_state["window_b"]) == "2018-07-01/2018-07-31"
+    assert tuple(at.date_input(key="dates_B").value) == (DateWindow.parse("2018-07-01/2018-07-31").start,
+                                                         DateWindow.parse("2018-07-01/2018-07-31").end)
 
 
 def test_area_page_invalid_bbox_message():
@@ -101,8 +121,8 @@ def test_area_page_runs_analysis_on_demo_area():
     at.radio(key="aoi_how").set_value("Demo area").run()
     at.selectbox(key="aoi_demo_area").set_value("norcia").run()
     at.button(key="demo_apply").click().run()
-    assert [m.label for m in at.metric][:2] == ["Area", "64x64 patches"]
-    assert at.metric[1].value == "15"
+    assert [m.label for m in at.metric][:2] == ["Area", "160 m cells"]
+    assert at.metric[1].value == "240"
     assert not _errors(at)
     at.button(key="run_analysis").click().run()
     assert not _errors(at)

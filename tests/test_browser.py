@@ -140,7 +140,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.mouse.move(cx + 70, cy + 50, steps=5)
     page.mouse.up()
     _wait_idle(page)
-    page.get_by_text("64x64 patches").wait_for(timeout=60_000)
+    page.get_by_text("160 m cells").wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "area_drawn.png"))
     # the two Pisa acquisitions are 2015-07-04 and 2018-02-11
     _set_date_range(page, "Date A window", "2015-07-01", "2015-07-31")
@@ -162,9 +162,10 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.mouse.click(b["x"] + b["width"] / 2 + 5, b["y"] + b["height"] / 2 + 5)
     _wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, class areas, transitions
+    charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, gains/losses, transitions
     text = page.locator('[data-testid="stMain"]').inner_text()
-    for expected in ("Class probabilities", "Spectral signature", "From-to transitions", "Change map"):
+    for expected in ("Class probabilities", "Spectral signature", "From-to transitions", "Change map",
+                     "Different seasons", "Gains and losses"):
         assert expected in text
     page.set_viewport_size({"width": 1400, "height": 3400})
     page.wait_for_timeout(1500)

@@ -10,7 +10,7 @@ from lulc_core.aoi import PatchGrid
 from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeThresholds, compare, tv_distance
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.classify import ClassMap
-from lulc_core.export import patch_features, write_classmap_geotiff, write_csvs
+from lulc_core.export import cell_features, write_classmap_geotiff, write_csvs
 from lulc_core.patches import CLOUDY, NODATA, OK, OUTSIDE as P_OUTSIDE
 
 GRID = PatchGrid("EPSG:32633", Affine(10, 0, 320000, 0, -10, 4740480), 3 * 64, 2 * 64)
@@ -35,36 +35,88 @@ def make_map(labels, status=None, conf=None, area=None) -> ClassMap:
     return ClassMap(GRID, probs, status.astype(np.int8), area)
 
 
+def hand_built_pair():
+    """Six cells: a group flip with spectral support, a within-group flip, a cloud, a flip
+    without spectral support and a cell outside the AOI."""
+    F, R, A, P, W = (CLASS_NAMES.index(n) for n in ("Forest", "Residential", "AnnualCrop", "Pasture", "SeaLake"))
+    area = [[FULL, FULL, 20.48], [FULL, FULL, 0]]
+    a = make_map([[F, F, A], [A, W, W]], status=[[OK, OK, OK], [OK, OK, P_OUTSIDE]], area=area)
+    b = make_map([[F, R, P], [A, R, W]], status=[[OK, OK, OK], [CLOUDY, OK, P_OUTSIDE]], area=area)
+    share = np.array([[0.0, 0.5, 0.6], [np.nan, 0.0, np.nan]])
+    return a, b, share, (F, R, A, P, W)
+
+
 def test_hand_built_pair_has_known_answers():
-    F, R, A, W = (CLASS_NAMES.index(n) for n in ("Forest", "Residential", "AnnualCrop", "SeaLake"))
-    a = make_map([[F, F, A], [A, W, W]], status=[[OK, OK, OK], [OK, OK, P_OUTSIDE]],
-                 area=[[FULL, FULL, 20.48], [FULL, FULL, 0]])
-    b = make_map([[F, R, R], [A, W, W]], status=[[OK, OK, OK], [CLOUDY, OK, P_OUTSIDE]],
-                 conf=[[0.95, 0.95, 0.95], [0.95, 0.4, 0.95]], area=[[FULL, FULL, 20.48], [FULL, FULL, 0]])
-    ch = compare(a, b)
-    assert ch.state.tolist() == [[UNCHANGED, CHANGED, CHANGED], [UNCERTAIN, UNCERTAIN, OUTSIDE]]
-    # transitions count patches classified on both dates: (F->F), (F->R), (A->R half patch), (W->W)
-    assert ch.transition_patches[F, F] == 1 and ch.transition_patches[F, R] == 1
-    assert ch.transition_patches[A, R] == 1 and ch.transition_patches[W, W] == 1
-    assert ch.transition_patches.sum() == 4
-    assert ch.transition_ha[A, R] == pytest.approx(20.48)
-    assert ch.transition_ha.sum() == pytest.approx(3 * FULL + 20.48)
-    assert ch.area_a_ha[F] == pytest.approx(2 * FULL) and ch.area_b_ha[R] == pytest.approx(FULL + 20.48)
-    assert ch.net_change_ha[R] == pytest.approx(FULL + 20.48)
-    assert ch.net_change_ha[A] == pytest.approx(-(20.48 + FULL))  # one A patch is cloudy on B
-    # scores: identical vectors -> 0; two confident one-hots -> 0.95 - 0.05/9
-    assert ch.score[0, 0] == pytest.approx(0.0, abs=1e-6)
-    assert ch.score[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
-    assert np.isnan(ch.score[1, 0])
-    # built-up change (Highway + Industrial + Residential mass): Forest -> Residential goes from
-    # 3 * 0.05/9 to 0.95 + 2 * 0.05/9; Forest -> Forest gains nothing; a cloudy patch has none
+    a, b, share, (F, R, A, P, W) = hand_built_pair()
+    ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group"), share)
+    assert ch.state.tolist() == [[UNCHANGED, CHANGED, UNCHANGED], [UNCERTAIN, UNCHANGED, OUTSIDE]]
+    # transitions count confident cells only; the flip without spectral support is no change
+    assert ch.transition_cells[F, F] == 1 and ch.transition_cells[F, R] == 1
+    assert ch.transition_cells[A, P] == 1 and ch.transition_cells[W, W] == 1 and ch.transition_cells[W, R] == 0
+    assert ch.transition_cells.sum() == 4
+    assert ch.transition_ha[A, P] == pytest.approx(20.48)
+    assert ch.compared_ha == pytest.approx(3 * FULL + 20.48)
+    assert ch.left_out_ha == pytest.approx(FULL)
+    assert ch.within_group_ha == pytest.approx(20.48)
+    assert ch.unsupported_flip_ha == pytest.approx(FULL)
+    assert ch.spectral_only_ha == pytest.approx(20.48)  # the crop rotation has spectral change, no group flip
+    assert ch.transition_kind(A, P) == "crop rotation / season"
+    assert ch.transition_kind(F, R) == "land-cover change" and ch.transition_kind(F, F) == "no change"
+    # groups: built-up, agriculture and grassland, forest, water
+    g = ch.group_transition_ha
+    assert g[2, 0] == pytest.approx(FULL) and g[1, 1] == pytest.approx(20.48) and g[3, 3] == pytest.approx(FULL)
+    assert g.sum() - np.trace(g) == pytest.approx(ch.state_areas_ha()["changed"])
+    names, gains, losses = ch.gains_losses("group")
+    assert names[0] == "Built-up" and gains[0] == pytest.approx(FULL) and losses[2] == pytest.approx(FULL)
+    assert gains.sum() == pytest.approx(losses.sum())
+    cnames, cgains, closses = ch.gains_losses("class")
+    assert cgains[P] == pytest.approx(20.48) and closses[A] == pytest.approx(20.48)
+    # class areas still come from every classified cell
+    assert ch.area_a_ha[F] == pytest.approx(2 * FULL) and ch.area_b_ha[R] == pytest.approx(2 * FULL)
+    # the change probability ranks the supported flip above the unchanged forest; NaN where cloudy
+    assert ch.score[0, 1] > ch.score[0, 0] and np.isnan(ch.score[1, 0])
+    assert ((ch.score[np.isfinite(ch.score)] >= 0) & (ch.score[np.isfinite(ch.score)] <= 1)).all()
     assert ch.built_up_change[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
-    assert ch.built_up_change[0, 0] == pytest.approx(0.0, abs=1e-6)
-    assert np.isnan(ch.built_up_change[1, 0])
-    assert ch.state_counts() == {"unchanged": 1, "changed": 2, "uncertain": 2, "outside": 1}
-    # raising the confidence threshold turns everything uncertain; min_score filters weak flips
-    assert (compare(a, b, ChangeThresholds(confidence=0.99)).state[0] == UNCERTAIN).all()
-    assert compare(a, b, ChangeThresholds(min_score=0.99)).state[0, 1] == UNCHANGED
+    assert ch.state_counts() == {"unchanged": 3, "changed": 1, "uncertain": 1, "outside": 1}
+
+
+def test_rule_settings_change_the_decision():
+    a, b, share, (F, R, A, P, W) = hand_built_pair()
+    # class level: the within-group flip with spectral support is change
+    cls = compare(a, b, ChangeThresholds(0.6, 0.1, "class"), share)
+    assert cls.state[0, 2] == CHANGED and cls.within_group_ha == 0
+    assert cls.transition_kind(A, P) == "land-cover change"
+    # more spectral support needed: the forest -> residential flip (50%) is no longer supported
+    assert compare(a, b, ChangeThresholds(0.6, 0.7), share).state[0, 1] == UNCHANGED
+    # without spectral evidence a confident flip suffices
+    assert compare(a, b, ChangeThresholds(0.6, 0.1)).state[1, 1] == CHANGED
+    # a high confidence threshold makes everything uncertain (and leaves it out of the tables)
+    strict = compare(a, b, ChangeThresholds(confidence=0.99), share)
+    assert (strict.state[0] == UNCERTAIN).all() and strict.compared_ha == 0
+    with pytest.raises(ValueError, match="level"):
+        ChangeThresholds(level="pixel")
+
+
+def test_group_confidence_sums_the_classes_of_a_group():
+    # 0.35 AnnualCrop + 0.35 Pasture: no class is confident at 0.6, the group is
+    A, P = CLASS_NAMES.index("AnnualCrop"), CLASS_NAMES.index("Pasture")
+    probs = np.full(10, 0.3 / 8)
+    probs[A] = probs[P] = 0.35
+    a = make_map([[A, A, A], [A, A, A]])
+    a.probs[0, 0] = probs
+    b = make_map([[A, A, A], [A, A, A]])
+    assert compare(a, b, ChangeThresholds(0.6, 0.0, "group")).state[0, 0] == UNCHANGED
+    assert compare(a, b, ChangeThresholds(0.6, 0.0, "class")).state[0, 0] == UNCERTAIN
+
+
+def test_grouping_covers_every_class_once():
+    from lulc_core.classes import LAND_COVER_GROUPS, group_of_classes
+
+    members = [c for g in LAND_COVER_GROUPS for c in g.classes]
+    assert sorted(members) == sorted(CLASS_NAMES)
+    assert group_of_classes()[CLASS_NAMES.index("HerbaceousVegetation")] == 1
+    with pytest.raises(ValueError, match="without a group"):
+        group_of_classes(("Glacier",))
 
 
 def test_tv_distance_bounds():
@@ -84,9 +136,8 @@ def test_nodata_is_never_a_class():
 
 
 def test_exports_roundtrip(tmp_path):
-    a = make_map([[1, 1, 0], [0, 9, 9]], status=[[OK, OK, CLOUDY], [OK, OK, OK]])
-    b = make_map([[1, 7, 0], [0, 9, 8]])
-    ch = compare(a, b)
+    a, b, share, (F, R, A, P, W) = hand_built_pair()
+    ch = compare(a, b, ChangeThresholds(0.6, 0.1), share)
     path = write_classmap_geotiff(tmp_path / "a.tif", a)
     with rasterio.open(path) as ds:
         assert ds.crs.to_epsg() == 32633
@@ -94,25 +145,28 @@ def test_exports_roundtrip(tmp_path):
         assert ds.res == (640.0, 640.0) and ds.count == 11
         assert ds.descriptions[0] == "class" and ds.descriptions[1] == "p_AnnualCrop"
         assert ds.nodata == 65535
-        cls = ds.read(1)
-        assert cls.tolist() == [[1, 1, 65535], [0, 9, 9]]
+        assert ds.read(1).tolist() == [[F, F, A], [A, W, 65535]]
         probs = ds.read(list(range(2, 12))).astype(float) * ds.scales[1]
         np.testing.assert_allclose(probs[:, 0, 0], a.probs[0, 0], atol=1e-4)
         assert ds.colormap(1)[1][:3] == (31, 107, 42)
-    fc = patch_features(ch)
-    assert len(fc["features"]) == 6
+    fc = cell_features(ch)
+    assert len(fc["features"]) == 5  # the cell outside the AOI is left out
     f = fc["features"][1]["properties"]
     assert (f["class_a"], f["class_b"], f["change"]) == ("Forest", "Residential", "changed")
+    assert (f["group_a"], f["group_b"], f["transition"]) == ("Forest", "Built-up", "land-cover change")
+    assert f["spectral_share"] == pytest.approx(0.5) and 0 <= f["change_probability"] <= 1
+    assert fc["features"][2]["properties"]["transition"] == "crop rotation / season"
     assert len(f["prob_a"]) == 10 and f["area_ha"] == pytest.approx(FULL)
-    assert f["built_up_change"] == pytest.approx(0.95 - 0.05 / 9, abs=1e-4)
-    assert fc["features"][2]["properties"]["class_a"] is None
+    assert fc["features"][3]["properties"]["class_b"] is None
     lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
     assert 12 < lon < 14 and 42 < lat < 43.5
-    t, areas = write_csvs(tmp_path, ch)
+    t, areas, groups = write_csvs(tmp_path, ch)
     rows = list(csv.DictReader(open(t)))
-    assert len(rows) == 100
+    assert len(rows) == 101 and float(rows[-1]["hectares"]) == pytest.approx(FULL)  # left-out row
     fr = next(r for r in rows if r["from_class_a"] == "Forest" and r["to_class_b"] == "Residential")
-    assert fr["patches"] == "1" and float(fr["hectares"]) == pytest.approx(FULL)
+    assert fr["cells"] == "1" and float(fr["hectares"]) == pytest.approx(FULL) and fr["kind"] == "land-cover change"
+    g = {r["group"]: r for r in csv.DictReader(open(groups))}
+    assert float(g["Built-up"]["gains_ha"]) == pytest.approx(FULL) and float(g["Forest"]["net_change_ha"]) < 0
     json.dumps(fc)
 
 
@@ -129,26 +183,27 @@ def test_true_colour_is_shown_only_on_analysed_patches():
 
 
 def test_real_demo_pair_is_consistent():
-    from lulc_core.model import load_classifier
+    from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
     from lulc_core.providers.local import demo_provider
     from lulc_core.scene import DateWindow
 
-    provider, clf = demo_provider(), load_classifier()
+    provider, dense = demo_provider(), DenseClassifier()
     aoi = provider.area_aoi("norcia")
     wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
-    an = run_analysis(aoi, wa, wb, provider, clf)
+    an = run_analysis(aoi, wa, wb, provider, dense)
     ch = an.change
+    assert an.grid.patch_px == 16 and an.grid.n_patches == 16 * aoi.grid.n_patches
     ok = an.a.classes.classified & an.b.classes.classified
-    assert ok.sum() == 15
+    assert ok.sum() == ok.size  # a clear pair: every cell classified
     assert ((ch.score[ok] >= 0) & (ch.score[ok] <= 1)).all()
-    # the matrix's row sums are date A's class areas (every patch is classified on both dates here)
-    np.testing.assert_allclose(ch.transition_ha.sum(axis=1), ch.area_a_ha)
-    np.testing.assert_allclose(ch.transition_ha.sum(axis=0), ch.area_b_ha)
-    assert ch.transition_ha.sum() == pytest.approx(aoi.area_ha, rel=0.01)
-    assert sum(ch.state_counts().values()) == 15
-    # a date against itself: nothing changed, every score zero
-    same = run_analysis(aoi, wa, wa, provider, clf).change
-    assert same.state_counts()["changed"] == 0
-    np.testing.assert_allclose(same.score[ok], 0, atol=1e-6)
-    assert np.trace(same.transition_patches) == 15
+    counted = (ch.state == CHANGED) | (ch.state == UNCHANGED)
+    assert ch.compared_ha == pytest.approx(an.a.classes.area_ha[counted].sum())
+    assert ch.compared_ha + ch.left_out_ha == pytest.approx(aoi.area_ha, rel=0.01)
+    assert 0 < an.spectral.changed_share < 0.2
+    assert an.season_note is not None and "99 days" in an.season_note
+    # a date against itself: zero changed hectares, no spectral change at all
+    same = run_analysis(aoi, wa, wa, provider, dense)
+    assert same.change.state_areas_ha()["changed"] == 0 and same.change.spectral_only_ha == 0
+    assert not same.spectral.changed.any() and same.season_note is None
+    assert np.trace(same.change.transition_ha) == pytest.approx(same.change.compared_ha)

@@ -38,6 +38,14 @@ def test_f1_and_best_f1():
     assert ev.best_f1(np.array([0.9, 0.8, 0.1, 0.2]), truth) == 1.0
 
 
+def test_logistic_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2))
+    p = 1 / (1 + np.exp(-(-1.0 + 2.0 * x[:, 0] - 0.5 * x[:, 1])))
+    w = ev.fit_logistic(x, (rng.random(4000) < p).astype(float))
+    np.testing.assert_allclose(w, [-1.0, 2.0, -0.5], atol=0.2)
+
+
 def test_otsu_splits_two_modes():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(0.1, 0.02, 500), rng.normal(0.6, 0.05, 100)])
@@ -49,7 +57,7 @@ def test_shipped_change_evaluation_is_read(tmp_path):
 
     skill = measured_change_skill()
     assert skill is not None, "lulc_core/data/change_eval.json missing: run bench/eval_change_oscd.py"
-    assert all(0 <= skill[k] <= 1 for k in ("auroc", "f1", "built_up_auroc", "cva_auroc", "cva_f1"))
+    assert all(0 <= skill[k] <= 1 for k in ("auroc", "f1", "cell_auroc", "cell_f1", "baseline_auroc", "baseline_f1"))
     assert 0 < skill["truly_changed"] < skill["patches"]
     assert measured_change_skill(tmp_path / "absent.json") is None
     (tmp_path / "bad.json").write_text('{"model": ')

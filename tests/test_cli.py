@@ -36,7 +36,8 @@ def test_help_lists_subcommands():
     for cmd in ("train", "evaluate", "search", "fetch", "compare"):
         assert cmd in out.stdout
     out = cli("compare", "--help")
-    for opt in ("--aoi", "--date-a", "--date-b", "--provider", "--scenes", "--out", "--confidence"):
+    for opt in ("--aoi", "--date-a", "--date-b", "--provider", "--scenes", "--out", "--confidence", "--level",
+                "--min-spectral"):
         assert opt in out.stdout
 
 
@@ -93,24 +94,32 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
               "2017-10-01/2017-10-31", "--provider", "demo", "--out", str(out_dir), "--cache-dir", str(tmp_path / "c"))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["patches"] > 0
-    for name in ("classes_a.tif", "classes_a.tif.aux.xml", "classes_b.tif", "patches.geojson",
-                 "transitions.csv", "class_areas.csv", "report.html"):
+    assert summary["cells"] > 0 and summary["cell_m"] == 160 and summary["level"] == "group"
+    assert "99 days" in summary["season_note"]
+    for name in ("classes_a.tif", "classes_a.tif.aux.xml", "classes_b.tif", "cells.geojson", "change_10m.tif",
+                 "change_cells.tif", "transitions.csv", "class_areas.csv", "group_areas.csv", "report.html"):
         assert (out_dir / name).exists(), name
     report = (out_dir / "report.html").read_text()
     assert "http://" not in report.replace("http://www.w3.org/2000/svg", "") and "<script" not in report
     # the dashboard runs ui.session.analyse -> lulc_core.pipeline.run_analysis: same grids
     from lulc_core.aoi import AOI
     from lulc_core.cache import SceneCache
-    from lulc_core.model import load_classifier
+    from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
     from lulc_core.providers.factory import make_provider
     from lulc_core.scene import DateWindow
 
     an = run_analysis(AOI.from_geojson(NORCIA), DateWindow.parse("2015-07-01/2015-07-31"),
                       DateWindow.parse("2017-10-01/2017-10-31"),
-                      make_provider("demo", cache=SceneCache(tmp_path / "c3")), load_classifier())
+                      make_provider("demo", cache=SceneCache(tmp_path / "c3")), DenseClassifier())
     with rasterio.open(out_dir / "classes_a.tif") as ds:
         cli_a = ds.read(1).astype(int)
     labels = an.a.classes.labels.astype(int)
     np.testing.assert_array_equal(np.where(labels < 0, 65535, labels), cli_a)
+    with rasterio.open(out_dir / "change_cells.tif") as ds:
+        state = ds.read(1)
+    np.testing.assert_array_equal(np.where(np.isnan(state), 3, state).astype(int), an.change.state)
+    with rasterio.open(out_dir / "change_10m.tif") as ds:
+        assert ds.res == (10, 10) and ds.descriptions == ("spectral_change_magnitude", "spectral_change")
+        np.testing.assert_array_equal(np.nan_to_num(ds.read(2)) > 0, an.spectral.changed)
+    assert summary["states_ha"]["changed"] == pytest.approx(an.change.state_areas_ha()["changed"], abs=0.01)

@@ -28,7 +28,7 @@ from torch import nn
 
 from lulc_core.bands import band_indices, eurosat_rgb_recipe
 from lulc_core.model.calibration import softmax
-from lulc_core.model.transforms import normalise
+from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, load_weights
 
 WINDOW_PX = 64
@@ -70,8 +70,9 @@ class DenseClassifier:
     """The distilled student, run fully convolutionally over whole scenes in bounded tiles."""
 
     def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
-                 tile_px: int = TILE_PX, context_px: int = CONTEXT_PX) -> None:
+                 tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False) -> None:
         self.model, self.meta = load_weights(Path(weights))
+        self.tta = tta
         self.model = self.model.to(memory_format=torch.channels_last)
         if tile_px % STEP_PX or context_px % STEP_PX:
             raise ValueError(f"tile and context must be multiples of {STEP_PX} px")
@@ -130,9 +131,19 @@ class DenseClassifier:
         x1 = min(w, (wc1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
         x = torch.from_numpy(np.ascontiguousarray(recipe[:, y0:y1, x0:x1]))[None]
         x = normalise(x, self.meta.norm_mean, self.meta.norm_std).contiguous(memory_format=torch.channels_last)
-        z = dense_logits(self.model, x)[0].permute(1, 2, 0).numpy()
+        if self.tta:  # the 8 flips / rotations of the tile, each window grid turned back, averaged
+            z = sum(undo_dihedral(dense_logits(self.model, dihedral(x, k)), k) for k in range(8)) / 8
+        else:
+            z = dense_logits(self.model, x)
+        z = z[0].permute(1, 2, 0).numpy()
         oy, ox = (r0 - y0) // STEP_PX, (c0 - x0) // STEP_PX
         out[wr0:wr1, wc0:wc1] = z[oy:oy + wr1 - wr0, ox:ox + wc1 - wc0]
+
+
+def undo_dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Inverse of :func:`~lulc_core.model.transforms.dihedral` on the last two axes."""
+    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
 
 
 def windows_at(recipe: np.ndarray, step_px: int = STEP_PX, window_px: int = WINDOW_PX) -> np.ndarray:

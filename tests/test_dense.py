@@ -1,0 +1,84 @@
+"""The dense (fully convolutional) path: geometry, tiling, cells and agreement with the
+per-window classifier on real scenes."""
+
+import numpy as np
+import pytest
+import torch
+
+from lulc_core.bands import eurosat_rgb_recipe
+from lulc_core.classify import cells_from_windows, classify_cells
+from lulc_core.model.classifier import Classifier
+from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier, dense_logits, window_count, windows_at
+from lulc_core.model.transforms import normalise
+from lulc_core.patches import CLOUDY, OK
+from lulc_core.providers.local import demo_provider
+from lulc_core.scene import DateWindow
+
+
+@pytest.fixture(scope="module")
+def dense():
+    return DenseClassifier(DENSE_WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def montpellier():
+    p = demo_provider()
+    aoi = p.area_aoi("montpellier")  # a demo area: never seen by the distillation
+    return aoi, [p.fetch(aoi, DateWindow.parse(w)) for w in ("2015-08-01/2015-08-31", "2017-10-01/2017-10-31")]
+
+
+def test_one_window_is_the_per_window_forward_pass(dense):
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        z = dense_logits(dense.model, x)
+        assert z.shape == (2, 10, 1, 1)
+        torch.testing.assert_close(z[:, :, 0, 0], dense.model(x), rtol=1e-4, atol=1e-4)
+    assert window_count(64) == 1 and window_count(320) == 17 and window_count(63) == 0
+
+
+def test_tiles_do_not_change_the_map(dense, montpellier):
+    _, (scene, _) = montpellier
+    recipe = eurosat_rgb_recipe(scene.select(("B04", "B03", "B02")), scene.valid)
+    whole = dense.logits_recipe(recipe)
+    tiled = DenseClassifier(DENSE_WEIGHTS, tile_px=128, context_px=64).logits_recipe(recipe)
+    assert whole.shape == tiled.shape == (window_count(scene.height), window_count(scene.width), 10)
+    assert (whole.argmax(-1) == tiled.argmax(-1)).mean() > 0.97
+
+
+def test_dense_agrees_with_the_per_window_classifier_on_real_scenes(dense, montpellier):
+    """Top-1 agreement on windows every 32 px of both dates of a held-out demo area."""
+    _, scenes = montpellier
+    clf = Classifier()  # as the app runs it: calibrated, TTA
+    agree = total = 0
+    for scene in scenes:
+        recipe = eurosat_rgb_recipe(scene.select(("B04", "B03", "B02")), scene.valid)
+        per_window = clf.predict_recipe(np.ascontiguousarray(windows_at(recipe, 32).reshape(-1, 3, 64, 64)))
+        d = dense.logits_recipe(recipe)[::2, ::2].reshape(-1, 10)
+        agree += int((d.argmax(-1) == per_window.argmax(-1)).sum())
+        total += len(d)
+    assert total > 200
+    assert agree / total >= 0.9, f"dense path agrees on only {agree / total:.1%} of windows"
+
+
+def test_cells_take_their_most_centred_windows():
+    windows = np.arange(5, dtype=float)[:, None] * 10 + np.arange(5, dtype=float)[None, :]
+    cells = cells_from_windows(windows[..., None], 8, 8)[..., 0]
+    # cell k: mean of windows k-2 and k-1 (clamped at the edges) on each axis
+    assert cells[3, 3] == pytest.approx(np.mean([windows[i, j] for i in (1, 2) for j in (1, 2)]))
+    assert cells[0, 0] == pytest.approx(windows[0, 0])
+    assert cells[7, 7] == pytest.approx(windows[4, 4])
+
+
+def test_cell_map_of_a_scene_flags_cloud_around_a_cloud(dense, montpellier):
+    from dataclasses import replace
+
+    aoi, (scene, _) = montpellier
+    cloud = np.zeros_like(scene.cloud)
+    cloud[64:128, 64:128] = True
+    cm = classify_cells(replace(scene, cloud=cloud), aoi, dense)
+    assert cm.grid.patch_px == 16 and cm.probs.shape[:2] == (scene.height // 16, scene.width // 16)
+    assert (cm.status[5:7, 5:7] == CLOUDY).all() and cm.status[0, 0] == OK
+    assert np.isnan(cm.probs[5, 5]).all()
+    ok = cm.status == OK
+    np.testing.assert_allclose(cm.probs[ok].sum(-1), 1, atol=1e-4)
+    assert cm.area_ha[ok].sum() == pytest.approx(2.56 * ok.sum(), rel=0.02)

@@ -1,0 +1,91 @@
+"""10 m spectral change: relative normalisation, magnitude, threshold and aggregation."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lulc_core.providers.local import demo_provider
+from lulc_core.scene import DateWindow
+from lulc_core.spectral import orthogonal_fit, spectral_change
+
+
+@pytest.fixture(scope="module")
+def scene():
+    p = demo_provider()
+    return p.fetch(p.area_aoi("norcia"), DateWindow.parse("2015-07-01/2015-07-31"))
+
+
+def affine_copy(scene, gain, offset):
+    """Date B = gain x date A + offset per band (what haze, sun and sensor differences look like)."""
+    data = scene.data.astype(np.float64) * gain[:, None, None] + offset[:, None, None]
+    return replace(scene, data=np.clip(np.rint(data), 1, 65535).astype(np.uint16))
+
+
+def test_gain_and_offset_are_normalised_away(scene):
+    rng = np.random.default_rng(0)
+    gain, offset = rng.uniform(0.75, 1.3, 13), rng.uniform(-80, 300, 13)
+    b = affine_copy(scene, gain, offset)
+    sc = spectral_change(scene, b)
+    keep = np.array([b != "B10" for b in scene.bands])  # B10 (cirrus) holds tens of DN: rounding dominates
+    np.testing.assert_allclose(sc.gain[keep], gain[keep], rtol=0.01)
+    np.testing.assert_allclose(sc.offset[keep], offset[keep], atol=15)
+    assert not sc.changed.any(), "a pure gain/offset difference is no change"
+    assert sc.changed_share == 0 and np.nanmax(sc.magnitude) < sc.threshold
+
+
+def test_a_real_change_is_found_where_it_is(scene):
+    b = affine_copy(scene, np.full(13, 0.9), np.full(13, 120.0))
+    data = b.data.copy()
+    # a 40 x 40 px block (16 ha) replaced by the pixels of another part of the scene
+    data[:, 100:140, 200:240] = data[:, 20:60, 20:60]
+    b = replace(b, data=data)
+    sc = spectral_change(scene, b)
+    block = np.zeros(sc.changed.shape, bool)
+    block[100:140, 200:240] = True
+    differs = np.abs(scene.data[:, block].astype(int) - scene.data[:, 20:60, 20:60].reshape(13, -1)).max(0) > 300
+    assert sc.changed[block].mean() > 0.5 * differs.mean()
+    assert sc.changed[~block].mean() < 0.01
+    share = sc.share(16)
+    assert share.shape == (sc.changed.shape[0] // 16, sc.changed.shape[1] // 16)
+    assert np.nanmax(share[7:8, 13:14]) > 0.5 and np.nanmean(share[:4, 16:]) < 0.02
+
+
+def test_identical_scenes_show_no_change(scene):
+    sc = spectral_change(scene, scene)
+    assert not sc.changed.any() and np.nanmax(sc.magnitude) == 0
+    np.testing.assert_allclose(sc.gain, 1, atol=1e-6)
+
+
+def test_clouds_and_nodata_are_masked(scene):
+    b = affine_copy(scene, np.ones(13), np.zeros(13))
+    data, cloud, valid = b.data.copy(), b.cloud.copy(), b.valid.copy()
+    data[:, :50, :50] = 9000  # a bright cloud...
+    cloud[:50, :50] = True  # ...that the mask flags
+    valid[-30:, :] = False  # and a strip without data
+    sc = spectral_change(scene, replace(b, data=data, cloud=cloud, valid=valid))
+    assert not sc.valid[:50, :50].any() and not sc.valid[-30:].any()
+    assert not sc.changed[:50, :50].any() and np.isnan(sc.magnitude[:50, :50]).all()
+    assert np.isnan(sc.share(16)[-1]).all()  # the last row of cells has no comparable pixel
+
+
+def test_too_few_comparable_pixels_gives_no_evidence(scene):
+    b = replace(scene, valid=np.zeros_like(scene.valid))
+    sc = spectral_change(scene, b)
+    assert np.isnan(sc.threshold) and not sc.changed.any() and np.isnan(sc.changed_share)
+
+
+def test_mismatched_scenes_are_refused(scene):
+    with pytest.raises(ValueError, match="share bands and grid"):
+        spectral_change(scene, replace(scene, data=scene.data[:, :-1], valid=scene.valid[:-1], cloud=scene.cloud[:-1]))
+
+
+def test_orthogonal_fit_is_symmetric_total_least_squares():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1000, 2000)
+    slope, intercept = orthogonal_fit(x, 1.5 * x + 40)
+    assert slope == pytest.approx(1.5) and intercept == pytest.approx(40)
+    y = 0.8 * x + rng.normal(0, 30, x.size)
+    s_xy, _ = orthogonal_fit(x, y)
+    s_yx, _ = orthogonal_fit(y, x)
+    assert s_xy * s_yx == pytest.approx(1.0)  # the same line whichever date is "x"
