@@ -14,9 +14,12 @@ dashboard, the report and the README):
   agrees). Without spectral evidence (``spectral=None``) a confident flip suffices.
 - **unchanged**: everything else, including class flips inside one group at group level
   (shown as such, e.g. "crop rotation / season") and flips without spectral support.
-- **change probability** (``score``, 0..1, ranks cells): a logistic model of the spectral
-  share and the group-probability distance between the dates, with coefficients tuned on the
-  OSCD change maps (leave one area out; ``lulc_core/data/change_model.json``).
+- **change score** (``score``, 0..1, ranks cells): the share of the cell's comparable 10 m
+  pixels with spectral change (without spectral evidence: the total-variation distance between
+  the two dates' group probabilities). On the OSCD change maps a logistic combination with the
+  group-probability distance ranked worse than the spectral share alone, held out area by area
+  (docs/CHANGE_EVALUATION.md), so the score is not tuned. The only tuned number is the default
+  spectral support, ``min_spectral`` (``lulc_core/data/change_model.json``, leave one area out).
 - **Transitions** count only cells confident on both dates (``changed`` or ``unchanged``); the
   hectares left out are reported. A flip not supported by the spectral evidence counts as no
   change (on the diagonal), so the group table's off-diagonal is exactly the changed area.
@@ -45,33 +48,16 @@ STATE_NAMES = {UNCHANGED: "unchanged", CHANGED: "changed", UNCERTAIN: "uncertain
 BUILT_UP_CLASSES = LAND_COVER_GROUPS[0].classes
 
 
-@dataclass(frozen=True)
-class ChangeModel:
-    """Change probability = sigmoid(intercept + w_spectral * logit(share) + w_group * group distance).
-
-    ``min_spectral`` is the default share of changed 10 m pixels that supports a flip.
-    """
-
-    intercept: float = -4.0
-    w_spectral: float = 1.0
-    w_group: float = 2.0
-    min_spectral: float = 0.1
-    eps: float = 0.005
-
-    def probability(self, share: np.ndarray, group_distance: np.ndarray) -> np.ndarray:
-        s = np.clip(np.nan_to_num(share, nan=0.0), self.eps, 1 - self.eps)
-        z = self.intercept + self.w_spectral * np.log(s / (1 - s)) + self.w_group * np.nan_to_num(group_distance)
-        return 1.0 / (1.0 + np.exp(-z))
+DEFAULT_MIN_SPECTRAL = 0.1  # used when the tuned value is not shipped
 
 
 @lru_cache(maxsize=4)
-def load_change_model(path: Path = CHANGE_MODEL) -> ChangeModel:
-    """The shipped tuned coefficients (defaults when the file is absent or unreadable)."""
+def tuned_min_spectral(path: Path = CHANGE_MODEL) -> float:
+    """The shipped spectral-support threshold (tuned on OSCD, leave one area out), else the default."""
     try:
-        d = json.loads(Path(path).read_text())
-        return ChangeModel(**{k: float(d[k]) for k in ChangeModel.__dataclass_fields__ if k in d})
-    except (OSError, ValueError, TypeError):
-        return ChangeModel()
+        return float(json.loads(Path(path).read_text())["min_spectral"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_MIN_SPECTRAL
 
 
 @dataclass(frozen=True)
@@ -79,7 +65,7 @@ class ChangeThresholds:
     """The decision rule's settings: confidence at the chosen level, spectral support, level."""
 
     confidence: float = DEFAULT_CONFIDENCE
-    min_spectral: float = field(default_factory=lambda: load_change_model().min_spectral)
+    min_spectral: float = field(default_factory=tuned_min_spectral)
     level: str = "group"
 
     def __post_init__(self) -> None:
@@ -104,7 +90,7 @@ def tv_distance(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ChangeResult:
-    """Per-cell ``state``, ``score`` (change probability) and evidence; transitions in hectares."""
+    """Per-cell ``state``, ``score`` (change score, 0..1) and evidence; transitions in hectares."""
 
     a: ClassMap
     b: ClassMap
@@ -191,10 +177,9 @@ class ChangeResult:
 
 
 def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
-            spectral_share: np.ndarray | None = None, model: ChangeModel | None = None) -> ChangeResult:
+            spectral_share: np.ndarray | None = None) -> ChangeResult:
     """Change between two class maps on one grid; ``spectral_share`` is per cell (NaN = no evidence)."""
     thresholds = thresholds or ChangeThresholds()
-    model = model or load_change_model()
     if a.grid != b.grid:
         raise ValueError("the two class maps are on different grids")
     if a.class_names != b.class_names:
@@ -225,8 +210,7 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     state[confident] = UNCHANGED
     state[confident & flip & supported] = CHANGED
     state[a.area_ha <= 0] = OUTSIDE
-    score = np.where(both, model.probability(share if spectral_share is not None else np.ones(shape),
-                                             group_distance), np.nan)
+    score = np.where(both, group_distance if spectral_share is None else share, np.nan)
     counted = (state == CHANGED) | (state == UNCHANGED)
     ka, kb = a.labels.astype(np.int64), b.labels.astype(np.int64)
     unsupported = counted & flip & ~supported

@@ -4,7 +4,7 @@
   index (0..9, colour table, nodata 65535), bands 2..11 the calibrated probabilities of the
   classes in model order, stored as uint16 x 10000 with scale 1e-4 (QGIS and rasterio apply it).
 - Change GeoTIFFs: ``change_10m.tif`` (spectral change magnitude and 1/0 per 10 m pixel) and
-  ``change_cells.tif`` (state, change probability, spectral share per cell).
+  ``change_cells.tif`` (state, change score, spectral share per cell).
 - GeoJSON (EPSG:4326): one polygon per cell inside the AOI.
 - CSV: the transition table (hectares and cells, with the kind of each transition), class and
   group areas with gains, losses and net change.
@@ -105,7 +105,7 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
             "status_b": STATUS_NAMES[int(b.status[r, c])],
             "change": STATE_NAMES[int(change.state[r, c])],
             "transition": change.transition_kind(ka, kb) if ka >= 0 and kb >= 0 else None,
-            "change_probability": num(change.score[r, c]),
+            "change_score": num(change.score[r, c]),
             "spectral_share": num(change.spectral_share[r, c]),
             "built_up_change": num(built[r, c]),
             "area_ha": round(float(a.area_ha[r, c]), 4),
@@ -124,7 +124,7 @@ def write_geojson(path: str | Path, change: ChangeResult) -> Path:
 
 def write_change_geotiffs(out_dir: str | Path, analysis) -> tuple[Path, Path]:
     """``change_10m.tif`` (band 1 spectral change magnitude, band 2 spectral change 1/0, NaN
-    where not comparable) and ``change_cells.tif`` (state, change probability, spectral share)."""
+    where not comparable) and ``change_cells.tif`` (state, change score, spectral share)."""
     out_dir = Path(out_dir)
     sp, ch, grid = analysis.spectral, analysis.change, analysis.grid
     p10 = out_dir / "change_10m.tif"
@@ -136,7 +136,7 @@ def write_change_geotiffs(out_dir: str | Path, analysis) -> tuple[Path, Path]:
         ds.set_band_description(1, "spectral_change_magnitude")
         ds.set_band_description(2, "spectral_change")
         ds.update_tags(threshold=f"{sp.threshold:.4f}", method="PIF orthogonal regression of B onto A; "
-                       "RMS of band differences over invariant-pixel noise; Otsu threshold on log magnitude",
+                       "RMS of band differences over invariant-pixel noise; threshold mean + 2 sd of the magnitude",
                        gain=",".join(f"{g:.4f}" for g in sp.gain), offset=",".join(f"{o:.2f}" for o in sp.offset),
                        bands=",".join(sp.bands))
     pc = out_dir / "change_cells.tif"
@@ -146,7 +146,7 @@ def write_change_geotiffs(out_dir: str | Path, analysis) -> tuple[Path, Path]:
                        compress="deflate") as ds:
         ds.write(np.stack([np.where(ch.state == 3, np.nan, state), ch.score.astype(np.float32),
                            ch.spectral_share.astype(np.float32)]))
-        for i, name in enumerate(("change_state", "change_probability", "spectral_share"), 1):
+        for i, name in enumerate(("change_state", "change_score", "spectral_share"), 1):
             ds.set_band_description(i, name)
         ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != 3),
                        level=ch.thresholds.level, confidence=str(ch.thresholds.confidence),
@@ -245,10 +245,11 @@ def change_rule_text(thresholds) -> str:
     return (f"A cell is <b>changed</b> when its top {level} differs between the dates, both dates are confident "
             f"(top {level} probability at least {thresholds.confidence:.2f}) and at least "
             f"{100 * thresholds.min_spectral:.0f}% of its comparable 10 m pixels show spectral change (date B "
-            "normalised onto date A by regression on pseudo-invariant pixels, unsupervised Otsu threshold). "
+            "normalised onto date A by regression on pseudo-invariant pixels; a pixel changes above the "
+            "scene's mean + 2 standard deviations of the change magnitude, an unsupervised threshold). "
             "<b>Uncertain</b>: cloudy or no data on either date, or not confident. Class flips inside a group "
             "(for example crop rotation / season) and flips without spectral support are not counted as change. "
-            "Change probability (0..1) ranks cells by the combined evidence.")
+            "Change score (0..1): the share of the cell's 10 m pixels with spectral change.")
 
 
 def change_skill_text(skill: dict | None) -> str:
@@ -256,7 +257,7 @@ def change_skill_text(skill: dict | None) -> str:
     if not skill:
         return ""
     return (f"Measured on OSCD urban change maps, areas held out ({skill['patches']} patches of 640 m, "
-            f"{skill['truly_changed']} truly changed): change probability AUROC {skill['auroc']:.2f}, F1 of "
+            f"{skill['truly_changed']} truly changed): change score AUROC {skill['auroc']:.2f}, F1 of "
             f"'changed' {skill['f1']:.2f}; 160 m cells: AUROC {skill['cell_auroc']:.2f}, F1 {skill['cell_f1']:.2f} "
             f"(spectral baseline AUROC {skill['baseline_auroc']:.2f}). See docs/CHANGE_EVALUATION.md.")
 

@@ -13,7 +13,7 @@ import streamlit.components.v1 as components
 from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
-from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, load_change_model, measured_change_skill
+from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, measured_change_skill, tuned_min_spectral
 from lulc_core.classes import EUROSAT_CLASSES, LAND_COVER_GROUPS
 from lulc_core.export import (cell_features, change_rule_text, change_skill_text, html_report, write_change_geotiffs,
                               write_classmap_geotiff, write_csvs)
@@ -41,7 +41,7 @@ with st.sidebar:
                      help="A cell whose top probability (at the chosen level) is under this on either date is "
                           "'uncertain' and left out of the transition tables.")
     min_spectral = st.slider("Spectral support (share of 10 m pixels)", 0.0, 1.0,
-                             float(load_change_model().min_spectral), 0.02, key="thr_spectral",
+                             float(tuned_min_spectral()), 0.02, key="thr_spectral",
                              help="A flip counts as change only when at least this share of the cell's comparable "
                                   "10 m pixels shows spectral change. The default was tuned on OSCD change maps "
                                   "(leave one area out).")
@@ -133,7 +133,7 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         if changed_features["features"]:
             add_geojson(fm, changed_features, "changed cells",
                         {"color": STATE_COLOURS[1], "weight": 1.5, "fillOpacity": 0.0},
-                        tooltip_fields=["class_a", "class_b", "transition", "change_probability"])
+                        tooltip_fields=["class_a", "class_b", "transition", "change_score"])
         out = st_folium(fm, key=f"compare_map_{i}", height=420, width="stretch",
                         returned_objects=["last_clicked"])
         if out and out.get("last_clicked"):
@@ -187,7 +187,7 @@ def describe(rc):
     fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])]
     s = ch.score[r, c]
     return (f"row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
-            + ("" if np.isnan(s) else f", change probability {s:.2f}") + ")")
+            + ("" if np.isnan(s) else f", change score {s:.2f}") + ")")
 
 
 patch = st.selectbox("Cell (or click one on a map); the 200 most likely changed first", options,
@@ -277,5 +277,5 @@ e[4].download_button("Tables (CSV)", ex["csv"], "tables.zip", "application/zip",
 e[5].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
 st.caption("Class GeoTIFFs: one pixel per 160 m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
            "probabilities x 10000 (scale 1e-4). Change GeoTIFFs: change_10m.tif (spectral change magnitude and "
-           "1/0 per 10 m pixel) and change_cells.tif (state, change probability, spectral share). GeoJSON: one "
+           "1/0 per 10 m pixel) and change_cells.tif (state, change score, spectral share). GeoJSON: one "
            "polygon per cell with both dates' classes, groups, probabilities, change state and transition kind.")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import confusion_heatmap
-from ui.session import get_classifier, show_error
+from ui.session import get_classifier, get_dense_classifier, show_error
 
 
 st.title("The model")
@@ -44,6 +44,27 @@ if report:
     with right:
         st.subheader("Confusion matrix")
         st.plotly_chart(confusion_heatmap(report["confusion_matrix"], meta.class_names), width="stretch")
+
+st.subheader("Dense class maps (160 m cells)")
+try:
+    distil = get_dense_classifier().meta.training.get("distillation", {})
+except Exception as exc:
+    distil = {}
+    show_error(exc)
+held = distil.get("agreement_held_out", {})
+if held:
+    d = st.columns(3)
+    d[0].metric("Agreement with the per-window model", f"{100 * held['agreement']:.1f}%",
+                help=f"Top-1 agreement on {held['windows']:,} windows of real scenes of areas never used in "
+                     f"distillation ({', '.join(distil.get('held_out_areas', []))})")
+    d[1].metric("Mean probability difference", f"{held['mean_tv']:.3f}", help="Total-variation distance, 0..1")
+    d[2].metric("Distillation steps", f"{distil.get('steps', 0):,}")
+st.markdown("Class maps come from one fully convolutional pass of a copy of the ResNet over the whole scene, "
+            "giving every 64x64 window at a 16 px step. A naive pass disagrees with the per-window model on about "
+            "a third of the windows (zero padding at window borders matters), so the copy was fine-tuned to match "
+            "the per-window model's probabilities on unlabelled real scenes (distillation), with a head that weighs "
+            "each part of a window by its place in it. Cell details always use the per-window model on the 64x64 "
+            "window under the click.")
 
 card = Path(__file__).resolve().parent.parent / "docs" / "MODEL_CARD.md"
 if card.exists():

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from lulc_core.bands import EUROSAT_BAND_ORDER, eurosat_rgb_recipe, band_indices  # noqa: E402
 from lulc_core.model.classifier import Classifier  # noqa: E402
 from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,  # noqa: E402
-                                   metadata_for_student, windows_at)
+                                   head_from_fc, load_dense_weights, metadata_for_student, save_dense_weights,
+                                   trunk, windows_at)
 from lulc_core.model.transforms import dihedral, normalise  # noqa: E402
 from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights  # noqa: E402
 from lulc_core.providers.local import LocalFilesProvider  # noqa: E402
@@ -181,6 +182,90 @@ def cmd_train(args) -> None:
     log(f"wrote {args.out}")
 
 
+def cmd_head(args) -> None:
+    """Second stage: a position-aware 4x4 head on the distilled trunk's features (trunk frozen)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    student, meta, _ = load_dense_weights(Path(args.student))  # any earlier head is replaced
+    train, held = load_targets(False, "plain"), load_targets(True, "plain")
+
+    def features(data):
+        out = []
+        with torch.no_grad():
+            for _, recipe, probs, step, nodata in data:
+                assert step == STEP_PX, "the head is fitted on windows at every 16 px"
+                f = trunk(student, normalise(torch.from_numpy(recipe)[None], meta.norm_mean, meta.norm_std))
+                t = torch.from_numpy(probs).permute(2, 0, 1)[None]
+                m = torch.from_numpy((nodata <= 0.1).astype(np.float32))[None, None]
+                out.append((f, t, m))
+        return out
+
+    def kl(head, feats):
+        total, n = 0.0, 0.0
+        for f, t, m in feats:
+            z = head(f)[:, :, : t.shape[2], : t.shape[3]]
+            k = (t * (torch.log(t.clamp_min(1e-8)) - F.log_softmax(z, 1))).sum(1, keepdim=True)
+            total = total + (k * m).sum()
+            n += float(m.sum())
+        return total / max(n, 1.0)
+
+    def agree(head, feats):
+        a = n = 0
+        with torch.inference_mode():
+            for f, t, m in feats:
+                z = head(f)[:, :, : t.shape[2], : t.shape[3]]
+                ok = m[0, 0] > 0
+                a += int((z.argmax(1)[0] == t.argmax(1)[0])[ok].sum())
+                n += int(ok.sum())
+        return a / max(n, 1)
+
+    ftr, fho = features(train), features(held)
+    head = head_from_fc(student.fc)
+    init = [p.detach().clone() for p in head.parameters()]
+    log(f"uniform head: train agreement {agree(head, ftr):.4f}")
+    opt = torch.optim.Adam(head.parameters(), lr=args.lr)
+    for it in range(1, args.iters + 1):
+        loss = kl(head, ftr) + args.l2 * sum(((p - p0) ** 2).sum() for p, p0 in zip(head.parameters(), init))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if it % 50 == 0:
+            log(f"iter {it} loss {loss.item():.4f} train agreement {agree(head, ftr):.4f}")
+    info = json.loads((RUN / "distill.json").read_text()) if (RUN / "distill.json").exists() else {}
+    info["position_aware_head"] = {"iters": args.iters, "lr": args.lr, "l2_to_uniform": args.l2,
+                                   "train_agreement": agree(head, ftr), "held_out_agreement": agree(head, fho),
+                                   "command": f"python scripts/distill_dense.py head --iters {args.iters}"}
+    log(f"held-out agreement with the position-aware head: {info['position_aware_head']['held_out_agreement']:.4f}")
+    res_held = agreement_with_head(student, head, meta, held)
+    info["agreement_held_out"] = res_held
+    info["agreement_train_areas"] = agreement_with_head(student, head, meta, train)
+    save_dense_weights(Path(args.out), student, head, metadata_for_student(meta, info))
+    (RUN / "distill.json").write_text(json.dumps(info, indent=1))
+    log(f"wrote {args.out}: held-out {res_held}")
+
+
+def agreement_with_head(model, head, meta, data) -> dict:
+    """Top-1 agreement with the teacher: on all windows (>= 90% valid), and on windows where both
+    are confident (top probability >= 0.6: the ones the change decision counts)."""
+    agree_n, total, tv, agree_c, total_c = 0, 0, 0.0, 0, 0
+    with torch.inference_mode():
+        for _, recipe, probs, step, nodata in data:
+            z = dense_logits(model, normalise(torch.from_numpy(recipe)[None], meta.norm_mean, meta.norm_std), head)
+            k = step // STEP_PX
+            z = z[0].permute(1, 2, 0).numpy()[::k, ::k][: probs.shape[0], : probs.shape[1]]
+            p = torch.softmax(torch.from_numpy(z), -1).numpy()
+            ok = nodata <= 0.1
+            same = p.argmax(-1) == probs.argmax(-1)
+            conf = ok & (p.max(-1) >= 0.6) & (probs.max(-1) >= 0.6)
+            agree_n += int(same[ok].sum())
+            total += int(ok.sum())
+            agree_c += int(same[conf].sum())
+            total_c += int(conf.sum())
+            tv += float(0.5 * np.abs(p - probs).sum(-1)[ok].sum())
+    return {"agreement": agree_n / max(total, 1), "mean_tv": tv / max(total, 1), "windows": total,
+            "agreement_both_confident": agree_c / max(total_c, 1), "windows_both_confident": total_c}
+
+
 def cmd_eval(args) -> None:
     torch.set_num_threads(args.threads)
     teacher, meta = load_weights(DEFAULT_WEIGHTS)
@@ -189,8 +274,18 @@ def cmd_eval(args) -> None:
     for kind in ("plain", "tta"):
         held = load_targets(True, kind)
         if held:
-            naive[f"vs_per_window_{kind}"] = agreement(teacher, meta, held, meta.temperature)
-            distilled[f"vs_per_window_{kind}"] = agreement(dense.model, dense.meta, held, dense.temperature)
+            naive[f"vs_per_window_{kind}"] = agreement_with_head(teacher, None, meta, held)
+            distilled[f"vs_per_window_{kind}"] = agreement_with_head(dense.model, dense.head, dense.meta, held)
+    tta_held = load_targets(True, "tta")
+    if tta_held:  # for scale: the per-window classifier without vs with its own TTA, same windows
+        plain_clf = Classifier(DEFAULT_WEIGHTS, tta=False)
+        a = n = 0
+        for _, rec, probs, step, nodata in tta_held:
+            p = plain_clf.predict_recipe(np.ascontiguousarray(windows_at(rec, step).reshape(-1, 3, WINDOW_PX, WINDOW_PX)))
+            ok = (nodata <= 0.1).reshape(-1)
+            a += int((p.argmax(1) == probs.reshape(-1, probs.shape[-1]).argmax(1))[ok].sum())
+            n += int(ok.sum())
+        distilled["per_window_plain_vs_per_window_tta"] = {"agreement": a / max(n, 1), "windows": n}
     held = load_targets(True, "plain")
     # seconds per km2: dense path over a whole held-out scene vs the per-window path on 64 px patches
     name, recipe, *_ = held[0]
@@ -210,12 +305,13 @@ def cmd_eval(args) -> None:
         _, _, test = stratified_split(data.labels, seed=0)
         x = np.ascontiguousarray(data.images[test].transpose(0, 3, 1, 2))
         y = data.labels[test]
-        for name, model in (("per_window_64px_path_shipped_weights", clf.model), ("dense_student_on_64px_images",
-                                                                                  dense.model)):
+        for label, model, head in (("per_window_64px_path_shipped_weights", clf.model, None),
+                                   ("dense_student_on_64px_images", dense.model, dense.head)):
             with torch.inference_mode():
-                z = torch.cat([model(normalise(torch.from_numpy(x[i:i + 256]), meta.norm_mean, meta.norm_std))
+                z = torch.cat([dense_logits(model, normalise(torch.from_numpy(x[i:i + 256]), meta.norm_mean,
+                                                             meta.norm_std), head)[:, :, 0, 0]
                                for i in range(0, len(x), 256)])
-            eurosat[name] = {"test_part_accuracy_plain": round(float((z.argmax(1).numpy() == y).mean()), 4),
+            eurosat[label] = {"test_part_accuracy_plain": round(float((z.argmax(1).numpy() == y).mean()), 4),
                              "n_images": int(len(y))}
     res = {"held_out_areas": list(HELD_OUT), "naive_fcn": naive, "distilled": distilled, "eurosat": eurosat,
            "timing_scene": name, "km2": km2,
@@ -238,12 +334,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
     p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
     p.add_argument("--out", default=str(DENSE_WEIGHTS))
+    p = sub.add_parser("head"); p.add_argument("--student", default=str(DENSE_WEIGHTS))
+    p.add_argument("--iters", type=int, default=300); p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--l2", type=float, default=1e-3); p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(DENSE_WEIGHTS))
     p = sub.add_parser("eval"); p.add_argument("--weights", default=str(DENSE_WEIGHTS))
     p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
     p.add_argument("--out", default="")
     p.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    {"targets": cmd_targets, "train": cmd_train, "eval": cmd_eval}[args.cmd](args)
+    {"targets": cmd_targets, "train": cmd_train, "head": cmd_head, "eval": cmd_eval}[args.cmd](args)
 
 
 if __name__ == "__main__":

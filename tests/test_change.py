@@ -73,7 +73,7 @@ def test_hand_built_pair_has_known_answers():
     assert cgains[P] == pytest.approx(20.48) and closses[A] == pytest.approx(20.48)
     # class areas still come from every classified cell
     assert ch.area_a_ha[F] == pytest.approx(2 * FULL) and ch.area_b_ha[R] == pytest.approx(2 * FULL)
-    # the change probability ranks the supported flip above the unchanged forest; NaN where cloudy
+    # the change score ranks the supported flip above the unchanged forest; NaN where cloudy
     assert ch.score[0, 1] > ch.score[0, 0] and np.isnan(ch.score[1, 0])
     assert ((ch.score[np.isfinite(ch.score)] >= 0) & (ch.score[np.isfinite(ch.score)] <= 1)).all()
     assert ch.built_up_change[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
@@ -154,7 +154,7 @@ def test_exports_roundtrip(tmp_path):
     f = fc["features"][1]["properties"]
     assert (f["class_a"], f["class_b"], f["change"]) == ("Forest", "Residential", "changed")
     assert (f["group_a"], f["group_b"], f["transition"]) == ("Forest", "Built-up", "land-cover change")
-    assert f["spectral_share"] == pytest.approx(0.5) and 0 <= f["change_probability"] <= 1
+    assert f["spectral_share"] == pytest.approx(0.5) and 0 <= f["change_score"] <= 1
     assert fc["features"][2]["properties"]["transition"] == "crop rotation / season"
     assert len(f["prob_a"]) == 10 and f["area_ha"] == pytest.approx(FULL)
     assert fc["features"][3]["properties"]["class_b"] is None

@@ -29,7 +29,7 @@ from torch import nn
 from lulc_core.bands import band_indices, eurosat_rgb_recipe
 from lulc_core.model.calibration import softmax
 from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, load_weights
+from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob
 
 WINDOW_PX = 64
 STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
@@ -45,10 +45,64 @@ def trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.layer4(model.layer3(model.layer2(model.layer1(x))))
 
 
-def dense_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits of every 64x64 window at a 16-px step: (N, C, H, W) -> (N, classes, H/16-3, W/16-3)."""
-    f = F.avg_pool2d(trunk(model, x), FEATURES_PER_WINDOW, stride=1)
+def dense_logits(model: nn.Module, x: torch.Tensor, head: nn.Conv2d | None = None) -> torch.Tensor:
+    """Logits of every 64x64 window at a 16-px step: (N, C, H, W) -> (N, classes, H/16-3, W/16-3).
+
+    Without ``head`` a window's logits are the linear head on the mean of the 4x4 feature cells
+    it covers (the per-window model's global average pool). A position-aware ``head`` (a 4x4
+    convolution) weighs each of the 16 cells by its place in the window instead, which lets the
+    dense path imitate how a lone window treats its borders.
+    """
+    f = trunk(model, x)
+    if head is not None:
+        return head(f)
+    f = F.avg_pool2d(f, FEATURES_PER_WINDOW, stride=1)
     return torch.einsum("nchw,kc->nkhw", f, model.fc.weight) + model.fc.bias.view(1, -1, 1, 1)
+
+
+def head_from_fc(fc: nn.Linear) -> nn.Conv2d:
+    """The 4x4 convolution equal to average pooling followed by ``fc`` (the starting point)."""
+    head = nn.Conv2d(fc.in_features, fc.out_features, FEATURES_PER_WINDOW)
+    with torch.no_grad():
+        head.weight.copy_(fc.weight[:, :, None, None].expand(-1, -1, FEATURES_PER_WINDOW, FEATURES_PER_WINDOW)
+                          / FEATURES_PER_WINDOW ** 2)
+        head.bias.copy_(fc.bias)
+    return head
+
+
+HEAD_PREFIX = "dense_head."
+
+
+def load_dense_weights(path: Path) -> tuple[nn.Module, WeightsMetadata, nn.Conv2d | None]:
+    """A dense weights file: the ResNet (as :func:`load_weights`), its metadata and, when the file
+    holds one (keys ``dense_head.*``), the position-aware head."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dense weights file {path} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    state = blob["state_dict"]
+    head_state = {k[len(HEAD_PREFIX):]: v.float() for k, v in state.items() if k.startswith(HEAD_PREFIX)}
+    model, meta = model_from_blob({"metadata": blob["metadata"],
+                                   "state_dict": {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}})
+    if not head_state:
+        return model, meta, None
+    w = head_state["weight"]
+    head = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2])
+    head.load_state_dict(head_state)
+    return model, meta, head.eval()
+
+
+def save_dense_weights(path: Path, model: nn.Module, head: nn.Conv2d | None, meta: WeightsMetadata) -> None:
+    """Write the student (fp16) with its position-aware head, atomically."""
+    from dataclasses import asdict
+
+    state = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    if head is not None:
+        state.update({HEAD_PREFIX + k: v.half().contiguous() for k, v in head.state_dict().items()})
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"metadata": asdict(meta), "state_dict": state}, tmp)
+    tmp.replace(path)
 
 
 def window_count(size_px: int) -> int:
@@ -71,7 +125,7 @@ class DenseClassifier:
 
     def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
                  tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False) -> None:
-        self.model, self.meta = load_weights(Path(weights))
+        self.model, self.meta, self.head = load_dense_weights(Path(weights))
         self.tta = tta
         self.model = self.model.to(memory_format=torch.channels_last)
         if tile_px % STEP_PX or context_px % STEP_PX:
@@ -132,9 +186,9 @@ class DenseClassifier:
         x = torch.from_numpy(np.ascontiguousarray(recipe[:, y0:y1, x0:x1]))[None]
         x = normalise(x, self.meta.norm_mean, self.meta.norm_std).contiguous(memory_format=torch.channels_last)
         if self.tta:  # the 8 flips / rotations of the tile, each window grid turned back, averaged
-            z = sum(undo_dihedral(dense_logits(self.model, dihedral(x, k)), k) for k in range(8)) / 8
+            z = sum(undo_dihedral(dense_logits(self.model, dihedral(x, k), self.head), k) for k in range(8)) / 8
         else:
-            z = dense_logits(self.model, x)
+            z = dense_logits(self.model, x, self.head)
         z = z[0].permute(1, 2, 0).numpy()
         oy, ox = (r0 - y0) // STEP_PX, (c0 - x0) // STEP_PX
         out[wr0:wr1, wc0:wc1] = z[oy:oy + wr1 - wr0, ox:ox + wc1 - wc0]

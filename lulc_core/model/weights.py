@@ -74,7 +74,11 @@ def load_weights(path: Path = DEFAULT_WEIGHTS) -> tuple[nn.Module, WeightsMetada
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"weights file {path} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return model_from_blob(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def model_from_blob(blob: dict[str, Any]) -> tuple[nn.Module, WeightsMetadata]:
+    """The fp32 model (eval mode) and metadata of a loaded weights dict."""
     meta = WeightsMetadata.from_dict(blob["metadata"])
     model = build_resnet(meta.architecture, meta.stem, num_classes=len(meta.class_names),
                          in_channels=len(meta.bands))

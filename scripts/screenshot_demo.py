@@ -1,0 +1,64 @@
+"""Screenshot of the Compare page on a demo area (Playwright driving Debian's Chromium).
+
+Usage: python scripts/screenshot_demo.py [--area pisa] [--out docs/screenshot_compare.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--area", default="pisa")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot_compare.png"))
+    ap.add_argument("--height", type=int, default=2600)
+    args = ap.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LULC_BASEMAP="0")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": args.height})
+            page.goto(url)
+            page.get_by_text("LULC Change Explorer").first.wait_for(timeout=60_000)
+            page.locator('[data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option").filter(has_text=args.area).first.click()
+            page.get_by_role("button", name="Analyse demo area").click()
+            page.get_by_text("Compare two dates").wait_for(timeout=300_000)
+            page.get_by_text("Cell details").wait_for(timeout=300_000)
+            page.wait_for_timeout(8000)
+            page.screenshot(path=args.out, full_page=False)
+            browser.close()
+        print(f"wrote {args.out}")
+    finally:
+        proc.kill()
+
+
+if __name__ == "__main__":
+    main()
