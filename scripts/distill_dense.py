@@ -1,23 +1,25 @@
 """Distil the per-window classifier into the dense (fully convolutional) path.
 
 Unlabelled real Sentinel-2 L1C scenes (the OSCD imagery in ../shared/data/s2, imagery only, no
-change maps) are the training set: the teacher is the shipped per-window classifier as the app
-runs it (TTA over the 8 dihedral views, calibrated), evaluated on 64x64 windows on a regular
-step; the student is a copy of the same ResNet fine-tuned so that its fully convolutional output
-matches the teacher's probabilities (KL divergence) on random crops. The TTA teacher does not
-change under flips / rotations, so dihedral crop augmentation is free.
+change maps) are the training set. The teacher is the shipped per-window classifier, one view,
+calibrated (``--teacher tta`` uses its 8-view TTA instead, which is flip-invariant, so crops can
+be flipped for free), evaluated on 64x64 windows every 16 px. The student is a copy of the same
+ResNet fine-tuned so that its fully convolutional output matches the teacher's probabilities
+(KL divergence) on random crops, batch norm frozen; a second stage fits a position-aware 4x4
+head on the frozen trunk's features.
 
 The demo areas are held out (never trained on) and give the agreement figures.
 
-    python scripts/distill_dense.py targets   # teacher probabilities (about 10 min on 2 cores)
-    python scripts/distill_dense.py train --minutes 40
-    python scripts/distill_dense.py eval      # agreement naive vs distilled, s/km2 both paths
+    python scripts/distill_dense.py targets          # teacher probabilities (about 4 min on 2 cores)
+    python scripts/distill_dense.py targets --tta --step 32   # TTA teacher, for the eval's second figure
+    python scripts/distill_dense.py train --minutes 35
+    python scripts/distill_dense.py head --iters 300
+    python scripts/distill_dense.py eval --out docs/dense_eval.json
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -90,24 +92,6 @@ def load_targets(held_out: bool, teacher: str = "plain"):
     return out
 
 
-def agreement(model, meta, data, temperature: float = 1.0) -> dict:
-    """Top-1 agreement and mean total-variation distance of the dense path vs the teacher."""
-    model.eval()
-    agree, total, tv = 0, 0, 0.0
-    with torch.inference_mode():
-        for _, recipe, probs, step, nodata in data:
-            x = normalise(torch.from_numpy(recipe)[None], meta.norm_mean, meta.norm_std)
-            z = dense_logits(model, x)[0].permute(1, 2, 0).numpy()
-            k = step // STEP_PX
-            z = z[::k, ::k][: probs.shape[0], : probs.shape[1]]
-            p = torch.softmax(torch.from_numpy(z) / temperature, -1).numpy()
-            ok = nodata <= 0.1
-            agree += int((p.argmax(-1) == probs.argmax(-1))[ok].sum())
-            total += int(ok.sum())
-            tv += float(0.5 * np.abs(p - probs).sum(-1)[ok].sum())
-    return {"agreement": agree / max(total, 1), "mean_tv": tv / max(total, 1), "windows": total}
-
-
 def cmd_train(args) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -117,7 +101,7 @@ def cmd_train(args) -> None:
     student, _ = load_weights(init)
     train, held = load_targets(False, args.teacher), load_targets(True, args.teacher)
     log(f"train scenes {len(train)}, held-out scenes {len(held)}")
-    log(f"naive FCN on held-out: {agreement(teacher, meta, held)}")
+    log(f"naive FCN on held-out: {agreement_with_head(teacher, None, meta, held)}")
     for m in student.modules():  # BatchNorm statistics stay those of the per-window model
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
@@ -162,10 +146,10 @@ def cmd_train(args) -> None:
         if step_i % 50 == 0:
             log(f"step {step_i} loss {np.mean(losses[-50:]):.4f} lr {opt.param_groups[0]['lr']:.2e}")
         if step_i % 300 == 0:
-            log(f"held-out: {agreement(student, meta, held)}")
+            log(f"held-out: {agreement_with_head(student, None, meta, held)}")
             save_weights(RUN / "student.pt", student, metadata_for_student(meta, {}), half=False)
-    res_train = agreement(student, meta, train)
-    res_held = agreement(student, meta, held)
+    res_train = agreement_with_head(student, None, meta, train)
+    res_held = agreement_with_head(student, None, meta, held)
     log(f"final train {res_train} held-out {res_held}")
     info = {"teacher": ("shipped per-window classifier, TTA (8 dihedral views), calibrated" if args.teacher == "tta"
                         else "shipped per-window classifier, one view (no TTA), calibrated"),
