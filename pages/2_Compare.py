@@ -110,6 +110,34 @@ st.markdown('<div style="font-size:13px">' + " ".join(
     f'<span style="display:inline-block;width:11px;height:11px;background:{c};border:1px solid #999;'
     f'margin-left:8px"></span> {n}' for c, n in legend_items) + "</div>", unsafe_allow_html=True)
 
+# -- the selected cell: one source of truth (st.session_state.patch), set by a map click or the list
+inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
+scores = np.where(np.isnan(ch.score), -1, ch.score)
+ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
+if st.session_state.get("patch") not in inside_cells:
+    st.session_state.patch = ranked[0]
+select_key = f"patch_select_{key}"
+
+
+def select_from_list() -> None:
+    st.session_state.patch = st.session_state[select_key]
+
+
+def select_from_click(last_clicked: dict, source: str) -> None:
+    """A click on a map selects the cell under it (once per click), then redraws with it highlighted."""
+    if st.session_state.get("last_click") == (source, last_clicked):
+        return
+    st.session_state.last_click = (source, last_clicked)
+    hit = patch_at(grid, last_clicked["lng"], last_clicked["lat"])
+    if hit is not None and hit in inside_cells and hit != st.session_state.patch:
+        st.session_state.patch = hit
+        st.rerun()
+
+
+sel_r, sel_c = st.session_state.patch
+selected_outline = {"type": "Feature", "properties": {"cell": f"row {sel_r}, col {sel_c}"},
+                    "geometry": grid.to_wgs84(grid.patch_box(sel_r, sel_c)).__geo_interface__}
+
 # -- side-by-side maps --------------------------------------------------------------------------
 features = cell_features(ch)
 changed_features = {"type": "FeatureCollection",
@@ -133,11 +161,13 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         if changed_features["features"]:
             add_geojson(fm, changed_features, "changed cells",
                         {"color": STATE_COLOURS[1], "weight": 1.5, "fillOpacity": 0.0},
-                        tooltip_fields=["class_a", "class_b", "transition", "change_score"])
+                        tooltip_fields=["class_a", "class_b", "transition", "change_score"],
+                        tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
+        add_geojson(fm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
         out = st_folium(fm, key=f"compare_map_{i}", height=420, width="stretch",
                         returned_objects=["last_clicked"])
         if out and out.get("last_clicked"):
-            clicked = (i, out["last_clicked"])
+            clicked = (f"map {i}", out["last_clicked"])
 
 # -- swipe view ---------------------------------------------------------------------------------
 with st.expander("Swipe view (drag the slider to compare A and B)", expanded=False):
@@ -165,35 +195,28 @@ with st.expander("Swipe view (drag the slider to compare A and B)", expanded=Fal
 
 # -- cell details ------------------------------------------------------------------------------
 st.subheader("Cell details")
-inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
 if clicked is not None:
-    hit = patch_at(grid, clicked[1]["lng"], clicked[1]["lat"])
-    if hit is not None and hit in inside_cells and st.session_state.get("last_click") != clicked:
-        st.session_state.patch = hit
-    st.session_state.last_click = clicked
-scores = np.where(np.isnan(ch.score), -1, ch.score)
-ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
-if st.session_state.get("patch") not in inside_cells:
-    st.session_state.patch = ranked[0]
-options = ranked[:200]
+    select_from_click(clicked[1], clicked[0])
+only_changed = st.toggle("Changed cells only", value=False, key="cells_changed_only")
+pool = [rc for rc in ranked if ch.state[rc] == 1] if only_changed else ranked
+options = pool[:200]
 if st.session_state.patch not in options:
     options = [st.session_state.patch] + options
+st.session_state[select_key] = st.session_state.patch  # the list shows the selection, never overrides it
 la, lb = a.classes.labels, b.classes.labels
 
 
 def describe(rc):
     r, c = rc
-    fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])]
-    fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])]
+    fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])].capitalize()
+    fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])].capitalize()
     s = ch.score[r, c]
-    return (f"row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
+    return (f"Row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
             + ("" if np.isnan(s) else f", change score {s:.2f}") + ")")
 
 
-patch = st.selectbox("Cell (or click one on a map); the 200 most likely changed first", options,
-                     format_func=describe, index=options.index(st.session_state.patch), key=f"patch_select_{key}")
-if patch != st.session_state.patch:
-    st.session_state.patch = patch
+st.selectbox("Cell (or click one on a map), sorted by change score" + (", changed only" if only_changed else ""),
+             options, format_func=describe, key=select_key, on_change=select_from_list)
 r, c = st.session_state.patch
 y0, x0 = window_around(grid, r, c)
 clf = get_classifier()

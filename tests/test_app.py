@@ -90,6 +90,31 @@ def test_area_page_suggests_a_date_b_in_date_a_season():
                                                          DateWindow.parse("2018-07-01/2018-07-31").end)
 
 
+def test_selection_has_one_source_of_truth():
+    """A selection made elsewhere (a map click sets session_state.patch) is what the cell list shows;
+    the list never writes its old value back, and choosing in the list selects everywhere."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.selectbox(key="home_demo_area").set_value("norcia")
+    at.button(key="home_start").click().run()
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    first = at.session_state["patch"]
+    assert box.value == first
+    other = next(o for o in box.options if o != box.format_func(first))  # options are shown formatted
+    g = at.session_state["analysis"].grid
+    target = next(rc for rc in [(r, c) for r in range(g.rows) for c in range(g.cols)] if box.format_func(rc) == other)
+    at.session_state["patch"] = target  # what a click on a map does
+    at.run()
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    assert at.session_state["patch"] == target and box.value == target
+    at.sidebar.slider(key="thr_conf").set_value(0.5).run()  # an unrelated rerun keeps it
+    assert at.session_state["patch"] == target
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    box.set_value(first).run()
+    assert at.session_state["patch"] == first
+    at.toggle(key="cells_changed_only").set_value(True).run()
+    assert not _errors(at)
+
+
 def test_area_page_invalid_bbox_message():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/1_Area_and_dates.py").run()

@@ -156,11 +156,34 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     for i in (0, 1):
         _, f = _map_frame(page, i)
         f.locator("img.leaflet-image-layer").nth(1).wait_for(timeout=60_000)
-    # click a patch on map A
+    # click a cell on map A: the cell list and the highlight on map B follow
+    def box_text() -> str:
+        box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Cell (or click").first
+        box.scroll_into_view_if_needed()
+        inputs = box.locator("input")
+        return box.inner_text() + " " + " ".join(inputs.nth(k).input_value() for k in range(inputs.count()))
+
+    page.get_by_text("Cell details").wait_for(timeout=60_000)
+    _wait_idle(page)
+    before = box_text()
+    assert "Row " in before, before
     el, _ = _map_frame(page, 0)
     b = el.bounding_box()
-    page.mouse.click(b["x"] + b["width"] / 2 + 5, b["y"] + b["height"] / 2 + 5)
+    dx, dy = 5, 5
+    page.mouse.click(b["x"] + b["width"] / 2 + dx, b["y"] + b["height"] / 2 + dy)
     _wait_idle(page)
+    page.wait_for_timeout(1500)
+    _wait_idle(page)
+    after = box_text()
+    assert after != before, "a click on map A must select the cell under it"
+    rel = []
+    for i in (0, 1):  # the highlighted cell sits at the same place on both maps (same view)
+        _, f = _map_frame(page, i)
+        outline = f.locator('path.leaflet-interactive[stroke="#00e5ff"]')
+        outline.wait_for(timeout=60_000)
+        ob, cb = outline.bounding_box(), f.locator(".leaflet-container").bounding_box()
+        rel.append((ob["x"] + ob["width"] / 2 - cb["x"], ob["y"] + ob["height"] / 2 - cb["y"], ob["width"]))
+    assert abs(rel[0][0] - rel[1][0]) < 2 and abs(rel[0][1] - rel[1][1]) < 2
     charts = page.locator('[data-testid="stPlotlyChart"]')
     charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, gains/losses, transitions
     text = page.locator('[data-testid="stMain"]').inner_text()

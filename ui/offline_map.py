@@ -266,6 +266,7 @@ def add_geojson(
     style: Mapping[str, Any] | Callable[[dict], dict] | None = None,
     *,
     tooltip_fields: list[str] | None = None,
+    tooltip_aliases: list[str] | None = None,
 ) -> folium.GeoJson:
     """Add GeoJSON embedded in the map (never fetched by URL, never via jQuery).
 
@@ -273,7 +274,8 @@ def add_geojson(
     with ``__geo_interface__`` (shapely, geopandas).  ``style`` is a Leaflet path style
     dict (``{"color": "#e31a1c", "weight": 2, "fillOpacity": 0.1}``) applied to every
     feature, or a ``feature -> dict`` function.  ``tooltip_fields`` adds a
-    ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery).
+    ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery), labelled with
+    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``).
     """
     if hasattr(data, "__geo_interface__"):
         data = data.__geo_interface__
@@ -298,7 +300,9 @@ def add_geojson(
         style_dict = dict(style)
         style_function = lambda _feature: style_dict  # noqa: E731
 
-    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
+    tooltip = (folium.GeoJsonTooltip(fields=list(tooltip_fields),
+                                     aliases=list(tooltip_aliases) if tooltip_aliases else None)
+               if tooltip_fields else None)
     layer = folium.GeoJson(
         data=dict(data),
         name=name,
