@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.session import demo_presets, get_classifier, model_summary, provider_kind, sentinelhub_configured, show_error, start_demo
+from ui.session import demo_place, demo_presets, get_classifier, model_summary, provider_kind, sentinelhub_configured, show_error, start_demo
 
 
 def home() -> None:
@@ -52,12 +52,13 @@ def home() -> None:
     cols = st.columns([2, 1, 3])
     presets = demo_presets()
     area = cols[0].selectbox("Demo area", list(presets), index=0, key="home_demo_area",
-                             format_func=lambda k: f"{k} ({presets[k][0].start:%b %Y} / {presets[k][1].start:%b %Y})",
+                             format_func=lambda k: (f"{demo_place(k)} ({presets[k][0].start:%b %Y} / "
+                                                    f"{presets[k][1].start:%b %Y})"),
                              help="Each area has two real acquisitions a few years apart; the areas whose two "
                                   "dates are closest in the season come first.")
     if cols[1].button("Analyse demo area", type="primary", key="home_start"):
         try:
-            with st.spinner(f"Analysing {area}: fetch, classify and compare both dates..."):
+            with st.spinner(f"Analysing {demo_place(area)}: fetch, classify and compare both dates..."):
                 start_demo(area)
             st.switch_page("pages/2_Compare.py")
         except Exception as exc:

@@ -10,16 +10,18 @@ from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.pipeline import STAGES
 from lulc_core.scene import DateWindow, check_window_order
-from lulc_core.season import SEASON_GAP_DAYS, day_of_year_gap, representative_date, suggest_window_b
+from lulc_core.season import (SEASON_GAP_DAYS, best_matched_pair, day_of_year_gap, month_window,
+                              representative_date, suggest_window_b)
+from ui.charts import acquisition_timeline
 from ui.offline_map import add_geojson, add_image_overlay, make_map
-from ui.session import analyse, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
+from ui.session import analyse, demo_place, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
 
 
 st.title("Area and dates")
 kind = provider_kind()
 provider = get_provider(kind)
 st.caption(f"Data source: **{'bundled demo scenes' if kind == 'demo' else 'Sentinel Hub'}**"
-           + (f" (areas: {', '.join(demo_presets())})" if kind == "demo" else ""))
+           + (f" (areas: {'; '.join(demo_place(k) for k in demo_presets())})" if kind == "demo" else ""))
 
 
 
@@ -46,10 +48,10 @@ if how == "Draw on the map":
         for name, (img, (w, s_, e, n)) in demo_previews().items():
             add_image_overlay(m, img, ((s_, w), (n, e)), f"demo scene: {name}", 0.85)
         for name, a in provider.areas().items():
-            add_geojson(m, {"type": "Feature", "properties": {"area": name},
+            add_geojson(m, {"type": "Feature", "properties": {"area": a.get("place", name)},
                             "geometry": a["footprint"].__geo_interface__},
                         f"demo: {name}", {"color": "#3d8fd9", "weight": 1, "dashArray": "4", "fillOpacity": 0.02},
-                        tooltip_fields=["area"])
+                        tooltip_fields=["area"], tooltip_aliases=["Demo area"])
     st.caption("Use the rectangle or polygon tool on the left of the map to draw your area; "
                "dashed blue outlines (with image previews) are the demo scenes.")
     out = st_folium(m, key="aoi_map", height=460, width="stretch",
@@ -80,7 +82,7 @@ elif how == "Type a bounding box":
         except LulcError as exc:
             aoi_error = str(exc)
 else:
-    area = st.selectbox("Demo area", list(demo_presets()), key="aoi_demo_area")
+    area = st.selectbox("Demo area", list(demo_presets()), key="aoi_demo_area", format_func=demo_place)
     if st.button("Use this demo area", key="demo_apply"):
         aoi = get_provider("demo").area_aoi(area)
         st.session_state.window_a, st.session_state.window_b = demo_presets()[area]
@@ -113,13 +115,47 @@ facts[3].metric("UTM grid", g.crs)
 st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
            f"limit {MAX_AREA_KM2:,.0f} km2.")
 
+# -- imagery that exists over the AOI ------------------------------------------------------------
+EVERYTHING = DateWindow(dt.date(2015, 6, 23), dt.date.today())
+listing_key = (aoi.geometry.wkt, kind)
+if st.session_state.get("acq_listing", (None,))[0] != listing_key:
+    try:
+        st.session_state.acq_listing = (listing_key, provider.search(aoi, EVERYTHING, 100.0), None)
+    except OutsideCoverageError as exc:
+        st.error(str(exc))
+        st.stop()
+    except LulcError as exc:
+        st.session_state.acq_listing = (listing_key, [], f"Search failed: {exc}")
+_, all_acqs, listing_error = st.session_state.acq_listing
+available = sorted({a.date for a in all_acqs})
+with st.expander(f"Imagery over this area: {len(all_acqs)} acquisition(s)"
+                 + (f", {available[0]} to {available[-1]}" if available else ""), expanded=True):
+    if listing_error:
+        st.warning(listing_error)
+    elif all_acqs:
+        st.plotly_chart(acquisition_timeline(all_acqs), width="stretch", key="acq_timeline")
+    else:
+        st.info("No acquisition covers this area.")
+
+
+def nearest_dates(window: DateWindow, days: list[dt.date]) -> str:
+    """The closest acquisition dates before and after a window, in words."""
+    before = [d for d in days if d < window.start]
+    after = [d for d in days if d > window.end]
+    parts = ([f"{before[-1]} (before)"] if before else []) + ([f"{after[0]} (after)"] if after else [])
+    return " and ".join(parts) if parts else "none"
+
+
 # -- 2. the dates -----------------------------------------------------------------------------
 st.subheader("2. Two dates")
-wa0 = st.session_state.get("window_a") or DateWindow.parse("2015-07-01/2015-08-31")
-wb0 = st.session_state.get("window_b") or DateWindow.parse("2017-07-01/2017-10-31")
+default_pair = best_matched_pair(available)
+wa0 = st.session_state.get("window_a") or (month_window(default_pair[0]) if default_pair
+                                           else DateWindow.parse("2015-07-01/2015-08-31"))
+wb0 = st.session_state.get("window_b") or (month_window(default_pair[1]) if default_pair
+                                           else DateWindow.parse("2017-07-01/2017-10-31"))
 max_cloud = st.slider("Maximum scene cloud cover (%)", 0, 100, int(st.session_state.get("max_cloud", 100)), key="max_cloud_slider")
 cols = st.columns(2)
-choices, windows = {}, {}
+choices, windows, reasons = {}, {}, []
 for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
     with col:
         if f"dates_{label}" not in st.session_state:
@@ -128,11 +164,13 @@ for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
                             max_value=dt.date.today(), key=f"dates_{label}", format="YYYY-MM-DD")
         if not isinstance(rng, (tuple, list)) or len(rng) != 2:
             st.warning("Pick a start and an end date.")
+            reasons.append(f"date {label} needs a start and an end")
             continue
         try:
             window = DateWindow(rng[0], rng[1])
         except LulcError as exc:
             st.error(str(exc))
+            reasons.append(f"date {label} is not a valid window")
             continue
         windows[label] = window
         try:
@@ -144,7 +182,9 @@ for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
             st.error(f"Search failed: {exc}")
             continue
         if not acqs:
-            st.warning(f"No scene in {window} with cloud <= {max_cloud}%.")
+            reasons.append(f"no scene for date {label}")
+            st.warning(f"No scene in {window} with cloud <= {max_cloud}%. Nearest dates with imagery: "
+                       f"{nearest_dates(window, sorted({a.date for a in all_acqs if a.cloud_cover <= max_cloud}))}.")
             continue
         n_dates = len({a.date for a in acqs})
         auto = (f"Median of the clear pixels of all {n_dates} dates (composite)" if n_dates > 1
@@ -163,6 +203,7 @@ if ready:
         check_window_order(windows["A"], windows["B"])
     except LulcError as exc:
         st.error(str(exc))
+        reasons.append("date B is before date A")
         ready = False
 if len(windows) == 2:
     mid = {k: representative_date([], w) for k, w in windows.items()}
@@ -180,6 +221,8 @@ if len(windows) == 2:
 
 # -- 3. run -----------------------------------------------------------------------------------
 st.subheader("3. Run")
+if not ready:
+    st.caption("Run is not available yet: " + ("; ".join(reasons) or "choose both dates") + ".")
 if st.button("Run analysis", type="primary", disabled=not ready, key="run_analysis"):
     bars = {s: st.progress(0.0, text=f"{s}: waiting") for s in STAGES}
 

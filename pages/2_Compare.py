@@ -22,7 +22,7 @@ from lulc_core.render import (STATE_COLOURS, change_map_rgba, class_map_rgba, jo
                               patch_image_transform, png_bytes, spectral_change_rgba, to_latlon)
 from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
 from ui.offline_map import add_geojson, add_image_overlay, make_map
-from ui.session import basemap_enabled, current_analysis, get_classifier
+from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
 
 st.title("Compare two dates")
 
@@ -31,21 +31,25 @@ if st.session_state.get("analysis") is None:
     st.page_link("pages/1_Area_and_dates.py", label="Area and dates", icon=":material/draw:")
     st.stop()
 
+PERSISTENT = {"thr_level": "group", "thr_conf": DEFAULT_CONFIDENCE, "thr_spectral": float(tuned_min_spectral()),
+              "class_opacity": 0.6, "map_level": "group", "show_spectral": True, "cells_changed_only": False}
+for k, v in PERSISTENT.items():
+    kept(k, v)
+
 with st.sidebar:
     st.header("Change decision")
     level = st.radio("Level", ["group", "class"], key="thr_level", horizontal=True,
                      format_func=lambda v: "land-cover groups" if v == "group" else "10 classes",
                      help="Groups: built-up, agriculture and grassland, forest, water. Class changes inside a group "
                           "(e.g. crop rotation / season) are not land-cover change at group level.")
-    conf = st.slider("Confidence threshold", 0.0, 1.0, DEFAULT_CONFIDENCE, 0.05, key="thr_conf",
+    conf = st.slider("Confidence threshold", 0.0, 1.0, step=0.05, key="thr_conf",
                      help="A cell whose top probability (at the chosen level) is under this on either date is "
                           "'uncertain' and left out of the transition tables.")
-    min_spectral = st.slider("Spectral support (share of 10 m pixels)", 0.0, 1.0,
-                             float(tuned_min_spectral()), 0.02, key="thr_spectral",
+    min_spectral = st.slider("Spectral support (share of 10 m pixels)", 0.0, 1.0, step=0.02, key="thr_spectral",
                              help="A flip counts as change only when at least this share of the cell's comparable "
                                   "10 m pixels shows spectral change. The default was tuned on OSCD change maps "
                                   "(leave one area out).")
-    opacity = st.slider("Class map opacity", 0.0, 1.0, 0.6, 0.05, key="class_opacity")
+    opacity = st.slider("Class map opacity", 0.0, 1.0, step=0.05, key="class_opacity")
     map_level = st.radio("Class layer shows", ["group", "class"], key="map_level", horizontal=True,
                          format_func=lambda v: "groups" if v == "group" else "classes")
     if text := change_skill_text(measured_change_skill()):
@@ -144,7 +148,7 @@ changed_features = {"type": "FeatureCollection",
                     "features": [f for f in features["features"] if f["properties"]["change"] == "changed"]}
 (s_ll, w_ll), (n_ll, e_ll) = renders["tc_ll"][0][1]
 center = ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2)
-show_spectral = st.toggle("Show 10 m spectral change on the maps", value=True, key="show_spectral")
+show_spectral = st.toggle("Show 10 m spectral change on the maps", key="show_spectral")
 clicked = None
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
@@ -197,7 +201,8 @@ with st.expander("Swipe view (drag the slider to compare A and B)", expanded=Fal
 st.subheader("Cell details")
 if clicked is not None:
     select_from_click(clicked[1], clicked[0])
-only_changed = st.toggle("Changed cells only", value=False, key="cells_changed_only")
+only_changed = st.toggle("Changed cells only", key="cells_changed_only")
+keep(*PERSISTENT)
 pool = [rc for rc in ranked if ch.state[rc] == 1] if only_changed else ranked
 options = pool[:200]
 if st.session_state.patch not in options:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 AREAS = ("norcia", "pisa", "saclay_e", "montpellier", "valencia")
+PLACES = {"norcia": "Norcia, Italy", "pisa": "Pisa, Italy", "saclay_e": "Saclay, France",
+          "montpellier": "Montpellier, France", "valencia": "Valencia, Spain"}  # shown in the dashboard
 OUT = ROOT / "lulc_core" / "demo_data"
 
 ATTRIBUTION = """# Bundled demo imagery
@@ -59,6 +61,7 @@ def main() -> None:
         for f in (f"{area}.geojson", "dates.txt"):
             shutil.copy2(src / f, OUT / area / f)
         entry = {k: v for k, v in index["areas"][area].items() if k != "label"}
+        entry["place"] = PLACES[area]
         areas[area] = entry
         rows.append(f"| {area} | {', '.join(d['date'] for d in entry['dates'])} | "
                     f"{' / '.join(d['mgrs_tile'] for d in entry['dates'])} |")

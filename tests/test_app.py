@@ -35,6 +35,9 @@ def test_home_shows_source_and_model_and_runs_demo():
     assert at.title[0].value == "LULC Change Explorer"
     assert any("Bundled demo scenes" in i.value for i in at.info)
     assert at.metric[0].label.startswith("Test accuracy")
+    demo_box = at.selectbox(key="home_demo_area")
+    assert demo_box.value == "montpellier"  # the demo area whose two dates are closest in the season
+    assert "Pisa, Italy (Jul 2015 / Feb 2018)" in demo_box.options
     at.selectbox(key="home_demo_area").set_value("norcia")
     at.button(key="home_start").click().run()
     assert not _errors(at)
@@ -112,6 +115,39 @@ def test_selection_has_one_source_of_truth():
     box.set_value(first).run()
     assert at.session_state["patch"] == first
     at.toggle(key="cells_changed_only").set_value(True).run()
+    assert not _errors(at)
+
+
+def test_area_page_lists_the_dates_that_exist_and_says_why_run_is_off():
+    from lulc_core.providers.local import demo_provider
+    from lulc_core.scene import DateWindow
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = demo_provider().area_aoi("norcia")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert any("2 acquisition(s), 2015-07-11 to 2017-10-18" in e.label for e in at.expander)
+    # defaults: windows around the dates that exist (a month each)
+    assert tuple(at.date_input(key="dates_A").value) == (DateWindow.parse("2015-07-01/2015-07-31").start,
+                                                         DateWindow.parse("2015-07-01/2015-07-31").end)
+    assert not at.button(key="run_analysis").disabled
+    # a window with nothing in it names the nearest dates, and the Run button says why it is off
+    at.date_input(key="dates_B").set_value((DateWindow.parse("2016-05-01/2016-05-31").start,
+                                            DateWindow.parse("2016-05-01/2016-05-31").end)).run()
+    assert any("Nearest dates with imagery: 2015-07-11 (before) and 2017-10-18 (after)" in w.value for w in at.warning)
+    assert at.button(key="run_analysis").disabled
+    assert any("Run is not available yet: no scene for date B" in c.value for c in at.caption)
+
+
+def test_thresholds_survive_a_page_switch():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.selectbox(key="home_demo_area").set_value("norcia")
+    at.button(key="home_start").click().run()
+    at.sidebar.slider(key="thr_conf").set_value(0.8).run()
+    at.sidebar.radio(key="thr_level").set_value("class").run()
+    at.switch_page("pages/3_Model.py").run()
+    at.switch_page("pages/2_Compare.py").run()
+    assert at.sidebar.slider(key="thr_conf").value == 0.8 and at.sidebar.radio(key="thr_level").value == "class"
+    assert at.session_state["analysis"].change.thresholds.confidence == 0.6  # the stored analysis is untouched
     assert not _errors(at)
 
 

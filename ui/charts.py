@@ -110,3 +110,16 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], class_names: Sequence[str
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(title="predicted", tickangle=-35), yaxis=dict(title="true", autorange="reversed"))
     return fig
+
+
+def acquisition_timeline(acquisitions) -> go.Figure:
+    """Acquisitions over an area: date against scene cloud cover, one point each (hover: source, tile)."""
+    fig = go.Figure(go.Scatter(
+        x=[a.date.isoformat() for a in acquisitions], y=[a.cloud_cover for a in acquisitions], mode="markers",
+        marker=dict(size=9, color=[a.cloud_cover for a in acquisitions], colorscale="Blues_r", cmin=0, cmax=100,
+                    line=dict(width=1, color="#333")),
+        text=[f"{a.provider}, tile {a.tile_id}" for a in acquisitions],
+        hovertemplate="%{x}: cloud %{y:.1f}% (%{text})<extra></extra>"))
+    fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(title="cloud %", range=[-5, 105]),
+                      xaxis=dict(title=None, type="date"))
+    return fig

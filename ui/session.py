@@ -32,6 +32,12 @@ def demo_presets() -> dict[str, tuple[DateWindow, DateWindow]]:
     return season.demo_presets(get_provider("demo").areas())
 
 
+@st.cache_data(show_spinner=False)
+def demo_place(area: str) -> str:
+    """A demo area's place name, e.g. "Pisa, Italy"."""
+    return get_provider("demo").areas().get(area, {}).get("place", area)
+
+
 def basemap_enabled() -> bool:
     """OpenStreetMap tiles under the overlays (from the internet); LULC_BASEMAP=0 turns them off
     for offline / air-gapped use, where the maps show overlays on a plain background."""
@@ -121,6 +127,22 @@ def start_demo(area: str) -> Analysis:
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
     return analyse(aoi, wa, wb, "demo", "sentinel-2-l1c", None, None, 100.0)
+
+
+def kept(key: str, default: Any) -> str:
+    """A widget key whose value survives page switches (Streamlit drops the state of widgets a
+    page doesn't draw): seeds the widget from the copy :func:`keep` made. Returns ``key``."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get("_kept", {}).get(key, default)
+    return key
+
+
+def keep(*keys: str) -> None:
+    """Copy these widgets' current values where page switches don't drop them."""
+    store = st.session_state.setdefault("_kept", {})
+    for k in keys:
+        if k in st.session_state:
+            store[k] = st.session_state[k]
 
 
 def show_error(exc: Exception) -> None:

@@ -192,6 +192,15 @@ def _index_tiles(root: Path) -> dict[tuple[str, str], str]:
         return {}
 
 
+def _index_places(root: Path) -> dict[str, str]:
+    """Area -> place name ("Pisa, Italy") from the folder's index.json, where it has one."""
+    idx = root / "index.json"
+    try:
+        return {k: a["place"] for k, a in json.loads(idx.read_text()).get("areas", {}).items() if a.get("place")}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return {}
+
+
 class LocalFilesProvider:
     """Search and fetch over a folder of Sentinel-2 L1C GeoTIFFs (see module docstring)."""
 
@@ -207,10 +216,13 @@ class LocalFilesProvider:
         self._clouds: dict[Path, float] = {}
 
     def areas(self) -> dict[str, dict[str, Any]]:
-        """Each area's extent (lon/lat bounds of the intersection of its dates) and dates."""
+        """Each area's extent (lon/lat bounds of the intersection of its dates), dates and place name
+        (from index.json; the folder name otherwise)."""
         out: dict[str, dict[str, Any]] = {}
+        places = _index_places(self.root)
         for s in self.sources:
-            a = out.setdefault(s.area, {"dates": [], "footprint": s.footprint})
+            a = out.setdefault(s.area, {"dates": [], "footprint": s.footprint,
+                                        "place": places.get(s.area, s.area)})
             a["dates"].append(s.date)
             a["footprint"] = a["footprint"].intersection(s.footprint)
         for a in out.values():
