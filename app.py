@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui.session import demo_place, demo_presets, get_classifier, model_summary, provider_kind, sentinelhub_configured, show_error, start_demo
+from ui.session import (LINK_KEYS, demo_place, demo_presets, get_classifier, model_summary, provider_kind,
+                        restore_from_link, sentinelhub_configured, show_error, start_demo)
 
 
 def home() -> None:
@@ -74,4 +75,12 @@ nav = st.navigation([
     st.Page("pages/2_Compare.py", title="Compare", icon=":material/compare:"),
     st.Page("pages/3_Model.py", title="Model", icon=":material/model_training:"),
 ])
+link = {k: st.query_params[k] for k in LINK_KEYS if k in st.query_params}
+if link and st.session_state.get("restored_link") != link:  # a shared link: open its analysis once
+    st.session_state.restored_link = link
+    try:
+        with st.spinner("Opening the shared analysis..."):
+            restore_from_link(link)
+    except Exception as exc:
+        show_error(exc)
 nav.run()

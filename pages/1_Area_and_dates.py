@@ -107,10 +107,13 @@ cells = g.cells(16)
 facts[1].metric("160 m cells", f"{cells.n_patches:,}",
                 help=f"{cells.rows} rows x {cells.cols} columns of 2.56 ha, each classified from the 640 m "
                      f"window around it; {g.n_patches} windows of 64x64 px ({PATCH_HA:.2f} ha), {g.crs}")
-facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
-                help="Processing units for both dates with one acquisition each (13 bands + masks); a window "
-                     "of several acquisitions is a median composite costing one unit per acquisition read. "
-                     "The CDSE free tier has 10,000 PU a month")
+if kind == "sentinelhub":  # processing units matter only where they are spent
+    facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
+                    help="Processing units for both dates with one acquisition each (13 bands + masks); a window "
+                         "of several acquisitions is a median composite costing one unit per acquisition read. "
+                         "The CDSE free tier has 10,000 PU a month")
+else:
+    facts[2].metric("Source", "Bundled demo scenes", help="Offline: nothing is fetched and nothing is charged")
 facts[3].metric("UTM grid", g.crs)
 st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
            f"limit {MAX_AREA_KM2:,.0f} km2.")

@@ -56,6 +56,11 @@ with st.sidebar:
         st.caption(text)
 
 thresholds = ChangeThresholds(conf, min_spectral, level)
+if link := st.session_state.get("analysis_link"):  # the page's URL describes this analysis: reload or share it
+    wanted = {**link, "level": level, "conf": f"{conf:g}", "spectral": f"{min_spectral:g}"}
+    if {k: st.query_params.get(k) for k in wanted} != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state.restored_link = {k: v for k, v in wanted.items()}
 an = current_analysis(thresholds)
 key = st.session_state.analysis_key
 a, b, ch = an.a, an.b, an.change

@@ -151,6 +151,25 @@ def test_thresholds_survive_a_page_switch():
     assert not _errors(at)
 
 
+def test_a_shared_link_opens_its_analysis():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"area": "norcia", "a": "2015-07-01/2015-07-31", "b": "2017-10-01/2017-10-31",
+                            "source": "demo", "level": "class", "conf": "0.7", "spectral": "0.1"})
+    at.run()
+    assert not _errors(at)
+    an = at.session_state["analysis"]
+    assert an.aoi.name == "norcia" and str(an.a.window) == "2015-07-01/2015-07-31"
+    at.switch_page("pages/2_Compare.py").run()
+    assert at.sidebar.slider(key="thr_conf").value == 0.7 and at.sidebar.radio(key="thr_level").value == "class"
+    assert at.sidebar.slider(key="thr_spectral").value == 0.1
+    assert at.query_params["area"] == ["norcia"] or at.query_params["area"] == "norcia"
+    # a bad link gets a message, not a traceback
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.query_params.update({"bbox": "10,abc", "a": "2015-07-01/2015-07-31", "b": "2017-10-01/2017-10-31"})
+    bad.run()
+    assert any("bad bbox" in e for e in _errors(bad))
+
+
 def test_area_page_invalid_bbox_message():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/1_Area_and_dates.py").run()

@@ -106,8 +106,56 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
     store.move_to_end(key)
     st.session_state.analysis_key = key
     st.session_state.analysis = store[key]
+    st.session_state.analysis_link = link_params(aoi, wa, wb, kind)
     st.session_state.pop("patch", None)
     return store[key]
+
+
+# -- shareable links: the analysis as URL query parameters ---------------------------------------
+LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral")
+
+
+def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str, str]:
+    """Query parameters that describe an analysis: a demo area by name, any other AOI by its
+    lon/lat bounding box (a drawn polygon is shared as its bounding box), and both windows."""
+    params = {"a": str(wa), "b": str(wb), "source": kind}
+    if kind == "demo" and aoi.name in get_provider("demo").areas():
+        params["area"] = aoi.name
+    else:
+        params["bbox"] = ",".join(f"{v:.5f}" for v in aoi.bounds)
+    return params
+
+
+def restore_from_link(params: dict[str, str]) -> Analysis | None:
+    """Open the analysis a shared link describes (reused from memory or the scene cache: no
+    refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders.
+    Returns None when the parameters don't describe an analysis; raises LulcError on bad values."""
+    if not {"a", "b"} <= set(params) or not ({"area", "bbox"} & set(params)):
+        return None
+    kind = params.get("source", "demo")
+    if kind not in ("demo", "sentinelhub"):
+        raise LulcError(f"unknown source {kind!r} in the link; use demo or sentinelhub")
+    if "area" in params:
+        aoi = get_provider("demo").area_aoi(params["area"])
+    else:
+        try:
+            west, south, east, north = (float(v) for v in params["bbox"].split(","))
+        except ValueError:
+            raise LulcError(f"bad bbox {params['bbox']!r} in the link; use west,south,east,north") from None
+        aoi = AOI.from_bbox(west, south, east, north, name="shared area")
+    wa, wb = DateWindow.parse(params["a"]), DateWindow.parse(params["b"])
+    store = st.session_state.setdefault("_kept", {})
+    for key, name, cast in (("thr_level", "level", str), ("thr_conf", "conf", float), ("thr_spectral", "spectral", float)):
+        if name in params:
+            try:
+                store[key] = cast(params[name])
+            except ValueError:
+                raise LulcError(f"bad {name} {params[name]!r} in the link") from None
+            st.session_state.pop(key, None)
+    st.session_state.provider_kind = kind
+    st.session_state.aoi = aoi
+    st.session_state.window_a, st.session_state.window_b = wa, wb
+    return analyse(aoi, wa, wb, kind, "sentinel-2-l1c", None, None, 100.0)
 
 
 def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
