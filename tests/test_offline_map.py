@@ -256,3 +256,27 @@ def test_static_vendor_url():
     assert make_map((0, 0), 2, static_url="/p/app/static/vendor/").default_js == [
         ("leaflet", "/p/app/static/vendor/leaflet/leaflet.js")
     ]
+
+
+def test_basemap_follows_reachability_unless_forced(monkeypatch):
+    import socket
+
+    from ui import session
+
+    session.tiles_reachable.clear()
+    # a port nothing listens on: unreachable, so no tiles by default
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = ("127.0.0.1", s.getsockname()[1])
+    assert session.tiles_reachable(closed, 0.5) is False
+    with socket.socket() as srv:  # a listening port: reachable
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        assert session.tiles_reachable(("127.0.0.1", srv.getsockname()[1]), 0.5) is True
+    monkeypatch.setenv("LULC_BASEMAP", "0")
+    assert session.basemap_enabled() is False
+    monkeypatch.setenv("LULC_BASEMAP", "1")
+    assert session.basemap_enabled() is True
+    monkeypatch.setenv("LULC_BASEMAP", "auto")
+    monkeypatch.setattr(session, "tiles_reachable", lambda: False)
+    assert session.basemap_enabled() is False

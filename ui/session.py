@@ -38,10 +38,31 @@ def demo_place(area: str) -> str:
     return get_provider("demo").areas().get(area, {}).get("place", area)
 
 
+TILE_HOST = ("tile.openstreetmap.org", 443)
+
+
+@st.cache_resource(ttl=600, show_spinner=False)
+def tiles_reachable(host: tuple[str, int] = TILE_HOST, timeout: float = 1.5) -> bool:
+    """Whether the basemap tile server answers a TCP connection (checked at most every 10 minutes)."""
+    import socket
+
+    try:
+        with socket.create_connection(host, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def basemap_enabled() -> bool:
-    """OpenStreetMap tiles under the overlays (from the internet); LULC_BASEMAP=0 turns them off
-    for offline / air-gapped use, where the maps show overlays on a plain background."""
-    return os.environ.get("LULC_BASEMAP", "1").lower() not in ("0", "false", "no", "off")
+    """OpenStreetMap tiles under the overlays only when they can load: ``LULC_BASEMAP=1`` / ``0``
+    forces them on / off; by default (``auto``) a cheap cached reachability check decides, so an
+    offline or air-gapped browser makes no tile request and shows no attribution for absent tiles."""
+    setting = os.environ.get("LULC_BASEMAP", "auto").lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    return tiles_reachable()
 
 
 def secrets_dict() -> dict[str, str]:
