@@ -1,6 +1,5 @@
 """Compare: the two dates side by side, cell details, change map, transitions and exports."""
 
-import base64
 import io
 import json
 import tempfile
@@ -9,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-import streamlit.components.v1 as components
 from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
@@ -21,7 +19,7 @@ from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_ar
 from lulc_core.render import (STATE_COLOURS, change_map_rgba, class_map_rgba, joint_true_colour, only_patches,
                               patch_image_transform, png_bytes, spectral_change_rgba, to_latlon)
 from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
-from ui.offline_map import add_geojson, add_image_overlay, make_map
+from ui.offline_map import add_geojson, add_image_overlay, make_map, make_swipe_map
 from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
 
 st.title("Compare two dates")
@@ -178,29 +176,23 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         if out and out.get("last_clicked"):
             clicked = (f"map {i}", out["last_clicked"])
 
-# -- swipe view ---------------------------------------------------------------------------------
-with st.expander("Swipe view (drag the slider to compare A and B)", expanded=False):
+# -- swipe map -----------------------------------------------------------------------------------
+st.markdown("**Swipe map**: date A left, date B right; drag the divider, zoom and pan as usual")
+if True:  # a visible container: Leaflet sizes itself when drawn (not inside a collapsed expander)
     which = st.radio("Layer", ["true colour", "class map"], horizontal=True, key="swipe_layer")
-    if which == "true colour":
-        img_a, img_b = renders["tc"]
-    else:
-        img_a, img_b = (class_map_rgba(x.classes, scale=grid.patch_px // 4, level=map_level) for x in (a, b))
-    ua, ub = (base64.b64encode(png_bytes(x)).decode() for x in (img_a, img_b))
-    h, w = img_a.shape[:2]
-    width = 700
-    height = int(width * h / w)
-    components.html(f"""
-<div style="position:relative;width:{width}px;height:{height}px;font-family:sans-serif">
- <img src="data:image/png;base64,{ub}" style="position:absolute;width:{width}px;height:{height}px;image-rendering:pixelated">
- <div id="clip" style="position:absolute;width:50%;height:{height}px;overflow:hidden">
-  <img src="data:image/png;base64,{ua}" style="width:{width}px;height:{height}px;image-rendering:pixelated"></div>
- <div id="bar" style="position:absolute;left:50%;top:0;width:2px;height:{height}px;background:#fff"></div>
- <span style="position:absolute;left:6px;top:6px;background:#fff8;padding:2px 6px">{label_a}</span>
- <span style="position:absolute;right:6px;top:6px;background:#fff8;padding:2px 6px">{label_b}</span>
-</div>
-<input type="range" min="0" max="100" value="50" style="width:{width}px" oninput="
- document.getElementById('clip').style.width=this.value+'%';document.getElementById('bar').style.left=this.value+'%';">
-""", height=height + 40)
+    sides = []
+    for i in (0, 1):
+        layers = [(renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)]
+        if which == "class map":
+            layers.append((renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1], "classes", 0.85))
+        sides.append(layers)
+    sm = make_swipe_map(center, 13, sides[0], sides[1], basemap=basemap_enabled())
+    sm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    add_geojson(sm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
+    out = st_folium(sm, key="compare_swipe", height=480, width="stretch", returned_objects=["last_clicked"])
+    if out and out.get("last_clicked"):
+        clicked = ("swipe", out["last_clicked"])
+    st.caption(f"Left of the divider: {label_a}; right: {label_b}. Click a cell to select it.")
 
 # -- cell details ------------------------------------------------------------------------------
 st.subheader("Cell details")

@@ -168,13 +168,17 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     before = box_text()
     assert "Row " in before, before
     el, _ = _map_frame(page, 0)
+    el.scroll_into_view_if_needed()
     b = el.bounding_box()
     dx, dy = 5, 5
     page.mouse.click(b["x"] + b["width"] / 2 + dx, b["y"] + b["height"] / 2 + dy)
-    _wait_idle(page)
-    page.wait_for_timeout(1500)
-    _wait_idle(page)
-    after = box_text()
+    after = before
+    for _ in range(40):  # the click reruns the page (and once more to draw the highlight)
+        page.wait_for_timeout(500)
+        _wait_idle(page)
+        after = box_text()
+        if after != before:
+            break
     assert after != before, "a click on map A must select the cell under it"
     rel = []
     for i in (0, 1):  # the highlighted cell sits at the same place on both maps (same view)
@@ -184,6 +188,23 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         ob, cb = outline.bounding_box(), f.locator(".leaflet-container").bounding_box()
         rel.append((ob["x"] + ob["width"] / 2 - cb["x"], ob["y"] + ob["height"] / 2 - cb["y"], ob["width"]))
     assert abs(rel[0][0] - rel[1][0]) < 2 and abs(rel[0][1] - rel[1][1]) < 2
+    # the swipe map: a draggable divider clips date A (left) and date B (right)
+    el_s, fs = _map_frame(page, 2)
+    el_s.scroll_into_view_if_needed()
+    fs.locator(".leaflet-sbs-range").wait_for(state="attached", timeout=60_000)
+    clip_a = lambda: fs.locator(".leaflet-swipeA-pane").evaluate("e => e.style.clip")  # noqa: E731
+    clip_b = lambda: fs.locator(".leaflet-swipeB-pane").evaluate("e => e.style.clip")  # noqa: E731
+    before_a, before_b = clip_a(), clip_b()
+    assert before_a.startswith("rect(") and before_b.startswith("rect(")
+    assert fs.locator(".leaflet-swipeA-pane img.leaflet-image-layer").count() >= 1
+    assert fs.locator(".leaflet-swipeB-pane img.leaflet-image-layer").count() >= 1
+    rb = fs.locator(".leaflet-container").bounding_box()  # the divider's thumb sits at its centre
+    page.mouse.move(rb["x"] + rb["width"] / 2, rb["y"] + rb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rb["x"] + rb["width"] * 0.8, rb["y"] + rb["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    assert clip_a() != before_a and clip_b() != before_b, "dragging the divider must move the clip"
     charts = page.locator('[data-testid="stPlotlyChart"]')
     charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, gains/losses, transitions
     text = page.locator('[data-testid="stMain"]').inner_text()

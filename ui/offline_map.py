@@ -43,6 +43,9 @@ from typing import Any
 
 import folium
 import folium.plugins
+from branca.element import MacroElement
+from folium.elements import JSCSSMixin
+from jinja2 import Template
 import numpy as np
 from branca.utilities import write_png
 
@@ -73,6 +76,9 @@ LEAFLET_JS = "leaflet/leaflet.js"
 LEAFLET_CSS = "leaflet/leaflet.css"
 LEAFLET_DRAW_JS = "leaflet-draw/leaflet.draw.js"
 LEAFLET_DRAW_CSS = "leaflet-draw/leaflet.draw.css"
+SIDE_BY_SIDE_VERSION = "2.2.0"
+SIDE_BY_SIDE_JS = "leaflet-side-by-side/leaflet-side-by-side.js"
+SIDE_BY_SIDE_CSS = ("leaflet-side-by-side/layout.css", "leaflet-side-by-side/range.css")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -312,3 +318,47 @@ def add_geojson(
     )
     layer.add_to(m)
     return layer
+
+
+class _SwipeControl(JSCSSMixin, MacroElement):
+    """leaflet-side-by-side over two custom panes: everything drawn in pane ``swipeA`` shows left
+    of the divider, everything in ``swipeB`` right of it."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var left = L.layerGroup().addTo(map), right = L.layerGroup().addTo(map);
+            left.getContainer = function () { return map.getPane("swipeA"); };
+            right.getContainer = function () { return map.getPane("swipeB"); };
+            L.control.sideBySide(left, right).addTo(map);
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, static_url: str) -> None:
+        super().__init__()
+        self._name = "SwipeControl"
+        self.default_js = [("leaflet_side_by_side_js", _join(static_url, SIDE_BY_SIDE_JS))]
+        self.default_css = [(f"leaflet_side_by_side_css_{i}", _join(static_url, css))
+                            for i, css in enumerate(SIDE_BY_SIDE_CSS)]
+
+
+def make_swipe_map(center: tuple[float, float], zoom: int, left: list[tuple[Any, Any, str, float]],
+                   right: list[tuple[Any, Any, str, float]], *, static_url: str | None = None,
+                   basemap: bool = True) -> folium.Map:
+    """A zoomable split map: ``left`` image overlays (date A) left of a draggable divider, ``right``
+    ones (date B) right of it. Each overlay is ``(image, bounds, name, opacity)`` as for
+    :func:`add_image_overlay`. Offline: the plugin comes from ``static_url`` like Leaflet itself."""
+    if static_url is None:
+        static_url = static_vendor_url()
+    m = make_map(center, zoom, static_url=static_url, basemap=basemap)
+    for pane, overlays in (("swipeA", left), ("swipeB", right)):
+        folium.map.CustomPane(pane, z_index=410).add_to(m)
+        for image, bounds, name, opacity in overlays:
+            layer = folium.raster_layers.ImageOverlay(
+                image=_image_data_url(image, _check_bounds(bounds), False), bounds=_check_bounds(bounds), name=name,
+                opacity=float(opacity), interactive=False, pixelated=True, pane=pane)
+            layer.add_to(m)
+    _SwipeControl(static_url).add_to(m)
+    return m
