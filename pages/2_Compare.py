@@ -178,7 +178,7 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
 
 # -- swipe map -----------------------------------------------------------------------------------
 st.markdown("**Swipe map**: date A left, date B right; drag the divider, zoom and pan as usual")
-if True:  # a visible container: Leaflet sizes itself when drawn (not inside a collapsed expander)
+with st.container():  # visible, not in a collapsed expander: Leaflet sizes itself when drawn
     which = st.radio("Layer", ["true colour", "class map"], horizontal=True, key="swipe_layer")
     sides = []
     for i in (0, 1):
