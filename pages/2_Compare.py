@@ -153,13 +153,31 @@ changed_features = {"type": "FeatureCollection",
 center = ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2)
 show_spectral = st.toggle("Show 10 m spectral change on the maps", key="show_spectral")
 clicked = None
+# one view (centre, zoom) for every map of this analysis: panning or zooming one moves the others on the
+# next run, and the view survives reruns (sliders, selections) and page switches
+views = st.session_state.setdefault("map_views", {})
+view = views.get(key)
+reported: list[tuple[str, dict]] = []
+
+
+def show_map(fm, map_key: str, height: int):
+    """Draw a map at the shared view (or fitted to the AOI the first time); note the view it reports."""
+    if view is None:
+        fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    out = st_folium(fm, key=map_key, height=height, width="stretch", returned_objects=["last_clicked", "center", "zoom"],
+                    center=view["center"] if view else None, zoom=view["zoom"] if view else None)
+    if out and out.get("center") and out.get("zoom") is not None:
+        reported.append((map_key, {"center": (round(out["center"]["lat"], 6), round(out["center"]["lng"], 6)),
+                                   "zoom": int(out["zoom"])}))
+    return out
+
+
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
     with col:
         st.markdown(f"**{label}**: true colour, {'groups' if map_level == 'group' else 'classes'} and change "
                     "(click a cell)")
-        fm = make_map(center, 13, basemap=basemap_enabled())
-        fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+        fm = make_map(view["center"] if view else center, view["zoom"] if view else 13, basemap=basemap_enabled())
         add_image_overlay(fm, renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)
         add_image_overlay(fm, renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1],
                           "class map", opacity)
@@ -171,8 +189,7 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
                         tooltip_fields=["class_a", "class_b", "transition", "change_score"],
                         tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
         add_geojson(fm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
-        out = st_folium(fm, key=f"compare_map_{i}", height=420, width="stretch",
-                        returned_objects=["last_clicked"])
+        out = show_map(fm, f"compare_map_{i}", 420)
         if out and out.get("last_clicked"):
             clicked = (f"map {i}", out["last_clicked"])
 
@@ -186,13 +203,25 @@ with st.container():  # visible, not in a collapsed expander: Leaflet sizes itse
         if which == "class map":
             layers.append((renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1], "classes", 0.85))
         sides.append(layers)
-    sm = make_swipe_map(center, 13, sides[0], sides[1], basemap=basemap_enabled())
-    sm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    sm = make_swipe_map(view["center"] if view else center, view["zoom"] if view else 13, sides[0], sides[1],
+                        basemap=basemap_enabled())
     add_geojson(sm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
-    out = st_folium(sm, key="compare_swipe", height=480, width="stretch", returned_objects=["last_clicked"])
+    out = show_map(sm, "compare_swipe", 480)
     if out and out.get("last_clicked"):
         clicked = ("swipe", out["last_clicked"])
     st.caption(f"Left of the divider: {label_a}; right: {label_b}. Click a cell to select it.")
+
+
+
+def same_view(u: dict, v: dict | None) -> bool:
+    return (v is not None and u["zoom"] == v["zoom"]
+            and max(abs(p - q) for p, q in zip(u["center"], v["center"])) < 1e-5)
+
+
+moved = [v for _, v in reported if not same_view(v, view)]
+if moved:  # a map was panned or zoomed (or drawn the first time): every map follows on the next run
+    views[key] = moved[0]
+    st.rerun()
 
 # -- cell details ------------------------------------------------------------------------------
 st.subheader("Cell details")

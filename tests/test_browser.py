@@ -188,6 +188,44 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         ob, cb = outline.bounding_box(), f.locator(".leaflet-container").bounding_box()
         rel.append((ob["x"] + ob["width"] / 2 - cb["x"], ob["y"] + ob["height"] / 2 - cb["y"], ob["width"]))
     assert abs(rel[0][0] - rel[1][0]) < 2 and abs(rel[0][1] - rel[1][1]) < 2
+    # linked, stable views: zoom map A in, then move a slider: both maps keep the new zoom; pan A: B follows
+    def view(i):
+        _, f = _map_frame(page, i)
+        return f.locator(".leaflet-container").evaluate(
+            "el => { for (const k in window) { try { const m = window[k]; if (m instanceof L.Map) "
+            "return [m.getZoom(), m.getCenter().lat, m.getCenter().lng]; } catch (e) {} } return null; }")
+
+    def settle(predicate, what):
+        for _ in range(40):
+            page.wait_for_timeout(500)
+            _wait_idle(page)
+            try:
+                if predicate():
+                    return
+            except Exception:  # an iframe being redrawn
+                pass
+        raise AssertionError(what)
+
+    zoom0 = view(0)[0]
+    el_a, fa = _map_frame(page, 0)
+    el_a.scroll_into_view_if_needed()
+    fa.locator("a.leaflet-control-zoom-in").click()
+    settle(lambda: view(0)[0] == zoom0 + 1 and view(1)[0] == zoom0 + 1, "map B must follow map A's zoom")
+    page.get_by_label("Class map opacity").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(1000)
+    _wait_idle(page)
+    settle(lambda: view(0)[0] == zoom0 + 1, "a slider move must not reset the zoom")
+    el_a, _ = _map_frame(page, 0)
+    el_a.scroll_into_view_if_needed()
+    b = el_a.bounding_box()
+    lat_before = view(1)[1]
+    page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.7)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.3, steps=10)
+    page.mouse.up()
+    settle(lambda: abs(view(1)[1] - lat_before) > 1e-4 and abs(view(1)[1] - view(0)[1]) < 1e-4,
+           "panning map A must move map B's centre")
     # the swipe map: a draggable divider clips date A (left) and date B (right)
     el_s, fs = _map_frame(page, 2)
     el_s.scroll_into_view_if_needed()
