@@ -1,6 +1,8 @@
-"""Screenshot of the Compare page on a demo area (Playwright driving Debian's Chromium).
+"""Screenshots of the dashboard on a demo area (Playwright driving Debian's Chromium): the Compare
+page, then the Area and dates page (with the acquisitions timeline) and the Model page.
 
 Usage: python scripts/screenshot_demo.py [--area pisa] [--out docs/screenshot_compare.png]
+           [--area-out docs/screenshot_area.png] [--model-out docs/screenshot_model.png]
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def main() -> None:
     ap.add_argument("--area", default="pisa")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot_compare.png"))
     ap.add_argument("--height", type=int, default=2600)
+    ap.add_argument("--area-out", default=str(ROOT / "docs" / "screenshot_area.png"))
+    ap.add_argument("--model-out", default=str(ROOT / "docs" / "screenshot_model.png"))
     args = ap.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,8 +58,15 @@ def main() -> None:
             page.get_by_text("Cell details").wait_for(timeout=300_000)
             page.wait_for_timeout(8000)
             page.screenshot(path=args.out, full_page=False)
+            for name, out, wait_text in (("Area and dates", args.area_out, "Imagery over this area"),
+                                         ("Model", args.model_out, "In plain words")):
+                page.locator('[data-testid="stSidebarNav"] a', has_text=name).click()
+                page.get_by_text(wait_text).first.wait_for(timeout=120_000)
+                page.wait_for_timeout(6000)
+                page.set_viewport_size({"width": 1400, "height": 1500})
+                page.screenshot(path=out, full_page=False)
             browser.close()
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}, {args.area_out}, {args.model_out}")
     finally:
         proc.kill()
 
