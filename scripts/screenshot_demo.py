@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot_compare.png"))
     ap.add_argument("--height", type=int, default=2600)
     ap.add_argument("--area-out", default=str(ROOT / "docs" / "screenshot_area.png"))
+    ap.add_argument("--home-out", default=str(ROOT / "docs" / "screenshot_home.png"))
     ap.add_argument("--model-out", default=str(ROOT / "docs" / "screenshot_model.png"))
     args = ap.parse_args()
     with socket.socket() as s:
@@ -51,6 +52,10 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": args.height})
             page.goto(url)
             page.get_by_text("LULC Change Explorer").first.wait_for(timeout=60_000)
+            page.get_by_text("Test accuracy on held-out EuroSAT images").wait_for(timeout=120_000)
+            page.set_viewport_size({"width": 1400, "height": 900})
+            page.screenshot(path=args.home_out, full_page=False)
+            page.set_viewport_size({"width": 1400, "height": args.height})
             page.locator('[data-testid="stSelectbox"]').first.click()
             page.get_by_role("option").filter(has_text=args.area).first.click()
             page.get_by_role("button", name="Analyse demo area").click()
