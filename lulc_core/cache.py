@@ -23,13 +23,31 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from lulc_core.errors import LulcError
 from lulc_core.scene import Acquisition, Scene
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("LULC_CACHE_DIR", Path.home() / ".cache" / "lulc-change-explorer"))
-DEFAULT_MAX_BYTES = int(float(os.environ.get("LULC_CACHE_MAX_MB", 2048)) * 2**20)
 FORMAT_VERSION = 1
+DEFAULT_MAX_MB = 2048
+
+
+def default_cache_dir() -> Path:
+    """``LULC_CACHE_DIR`` as set now (read at each call, never frozen at import), else ~/.cache/..."""
+    return Path(os.environ.get("LULC_CACHE_DIR") or Path.home() / ".cache" / "lulc-change-explorer")
+
+
+def default_max_bytes() -> int:
+    """``LULC_CACHE_MAX_MB`` (megabytes, read at each call) in bytes; a clear message when it is not a number."""
+    raw = os.environ.get("LULC_CACHE_MAX_MB", "").strip() or str(DEFAULT_MAX_MB)
+    try:
+        mb = float(raw)
+    except ValueError:
+        raise LulcError(f"LULC_CACHE_MAX_MB must be a number of megabytes, got {raw!r}; "
+                        f"unset it for the default ({DEFAULT_MAX_MB})") from None
+    if not mb > 0:
+        raise LulcError(f"LULC_CACHE_MAX_MB must be positive, got {raw!r}")
+    return int(mb * 2**20)
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -49,9 +67,9 @@ def _digest(*arrays: np.ndarray) -> str:
 class SceneCache:
     """Scenes on disk under ``root``, at most ``max_bytes`` in all (least recently used go first)."""
 
-    def __init__(self, root: str | Path = DEFAULT_CACHE_DIR, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.root = Path(root)
-        self.max_bytes = max_bytes
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.max_bytes = max_bytes if max_bytes is not None else default_max_bytes()
         self.hits = 0
         self.misses = 0
         self.discarded = 0

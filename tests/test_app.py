@@ -170,6 +170,19 @@ def test_a_shared_link_opens_its_analysis():
     assert any("bad bbox" in e for e in _errors(bad))
 
 
+def test_a_sentinelhub_table_in_secrets_counts_as_configured():
+    """Credentials given as a [sentinelhub] table in secrets.toml are what the core accepts; the
+    dashboard's "is it configured" check agrees (it used to look at top-level keys only)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["sentinelhub"] = {"client_id": "an-id", "client_secret": "a-secret"}
+    at.run()
+    assert any("Sentinel Hub" in s.value and "credentials found" in s.value for s in at.success)
+    st.cache_resource.clear()
+
+
 def test_area_page_invalid_bbox_message():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/1_Area_and_dates.py").run()

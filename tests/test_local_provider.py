@@ -321,3 +321,17 @@ def test_composite_cache_key_differs_from_single_and_round_trips(hazy, tmp_path)
     assert again.dates == first.dates == HAZY_DATES
     np.testing.assert_array_equal(again.data, first.data)
     assert not np.array_equal(one.data, first.data)
+
+
+def test_cache_settings_are_read_when_used(tmp_path, monkeypatch):
+    """LULC_CACHE_DIR / LULC_CACHE_MAX_MB set after import still apply (tests and users isolate the cache)."""
+    from lulc_core.cache import SceneCache
+    from lulc_core.errors import LulcError
+
+    monkeypatch.setenv("LULC_CACHE_DIR", str(tmp_path / "here"))
+    monkeypatch.setenv("LULC_CACHE_MAX_MB", "3")
+    cache = SceneCache()
+    assert cache.root == tmp_path / "here" and cache.max_bytes == 3 * 2**20
+    monkeypatch.setenv("LULC_CACHE_MAX_MB", "abc")
+    with pytest.raises(LulcError, match="LULC_CACHE_MAX_MB must be a number of megabytes, got 'abc'"):
+        SceneCache()

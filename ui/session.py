@@ -65,18 +65,26 @@ def basemap_enabled() -> bool:
     return tiles_reachable()
 
 
-def secrets_dict() -> dict[str, str]:
-    """Streamlit secrets as a plain dict ({} when there is no secrets file)."""
+def secrets_dict() -> dict[str, Any]:
+    """Streamlit secrets as a plain dict, tables (e.g. ``[sentinelhub]``) as dicts of strings
+    ({} when there is no secrets file)."""
     try:
-        return {k: str(v) for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
+        out: dict[str, Any] = {}
+        for k, v in st.secrets.items():
+            if isinstance(v, (str, int, float)):
+                out[k] = str(v)
+            elif hasattr(v, "items"):
+                out[k] = {kk: str(vv) for kk, vv in v.items() if isinstance(vv, (str, int, float))}
+        return out
     except Exception:  # no secrets.toml: Streamlit raises rather than returning empty
         return {}
 
 
 def sentinelhub_configured() -> bool:
-    keys = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
-    sec = secrets_dict()
-    return all(sec.get(k) or os.environ.get(k) for k in keys)
+    """Credentials found where the core looks (environment, top-level secrets or a [sentinelhub] table)."""
+    from lulc_core.providers.sentinelhub import SentinelHubSettings
+
+    return SentinelHubSettings.from_env(secrets=secrets_dict()).has_credentials
 
 
 def provider_kind() -> str:
