@@ -31,6 +31,8 @@ def test_train_checkpoint_resume_and_export(tmp_path):
     assert loaded == meta
     assert set(loaded.test_metrics) == {"plain", "tta", "report"}
     assert loaded.test_metrics["report"]["n_images"] == 20
+    va = loaded.training["validation_accuracy"]  # TTA chosen on validation, not test
+    assert loaded.tta_default == (va["tta"] >= va["plain"])
 
 
 def test_temperature_scaling_reduces_ece():

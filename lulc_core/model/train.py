@@ -185,11 +185,12 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
     model = model.to(memory_format=torch.contiguous_format).eval()
     y_va, y_te = data.labels[va_idx], data.labels[te_idx]
     metrics: dict = {}
-    temps = {}
+    temps, val_accuracy = {}, {}
     for tta in (False, True):
         key = "tta" if tta else "plain"
         z_va = predict_logits(model, all_x[va_idx], mean, std, tta=tta)
         temps[key] = fit_temperature(z_va, y_va)
+        val_accuracy[key] = float((z_va.argmax(1) == y_va).mean())
         z_te = predict_logits(model, all_x[te_idx], mean, std, tta=tta)
         p_raw, p_cal = softmax(z_te), softmax(z_te, temps[key])
         metrics[key] = {
@@ -202,7 +203,8 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
         np.save(cfg.run_dir / f"test_logits_{key}.npy", z_te)
         _log(f"TEST {key}: " + json.dumps(metrics[key]))
 
-    best = "tta" if metrics["tta"]["accuracy"] >= metrics["plain"]["accuracy"] else "plain"
+    # TTA or not is chosen on the validation part, never on the test figures
+    best = "tta" if val_accuracy["tta"] >= val_accuracy["plain"] else "plain"
     z_best = np.load(cfg.run_dir / f"test_logits_{best}.npy")
     metrics["report"] = test_report(z_best, y_te, temps[best], best)
     meta = WeightsMetadata(
@@ -221,6 +223,7 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
                   "pretrained": cfg.pretrained or "none (from scratch)",
                   "minutes": round(train_minutes + (previous.get("minutes") or 0), 1),
                   "threads": cfg.threads, "history": history,
+                  "validation_accuracy": val_accuracy, "tta_chosen_on": "validation accuracy",
                   **({"previous_cycle": previous} if previous else {})},
         test_metrics=metrics,
         created=dt.date.today().isoformat(),
