@@ -5,13 +5,20 @@ window or acquisition, bands, evalscript version), passed in by the provider; no
 may be part of them. Each entry is one ``.npz`` file holding the arrays and a JSON header with
 a SHA-256 of the array bytes: an entry that fails to load or to verify is deleted and
 reported as a miss, never served.
+
+The cache is a convenience, never a reason for a run to fail: a write that fails (read-only
+folder, full disk) is a warning (logged and kept in :attr:`SceneCache.warnings`) and the Scene
+is still returned to the caller. It is safe for several threads and processes at once: entries
+appear by atomic rename, a reader reads one open file (an eviction or a rewrite in between
+changes nothing it sees), and every file may vanish at any moment without an error.
+Temporary files left by a process killed mid-write are swept once they are
+:data:`STALE_TMP_SECONDS` old.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import os
@@ -30,6 +37,9 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DEFAULT_MAX_MB = 2048
+#: A temporary file older than this (seconds since its last write) belongs to a dead writer.
+STALE_TMP_SECONDS = 15 * 60
+TMP_SUFFIX = ".scene.tmp"
 
 
 def default_cache_dir() -> Path:
@@ -73,6 +83,8 @@ class SceneCache:
         self.hits = 0
         self.misses = 0
         self.discarded = 0
+        #: One line per failed cache write since this object was made (the run went on without it).
+        self.warnings: list[str] = []
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.scene.npz"
@@ -80,68 +92,121 @@ class SceneCache:
     def get(self, key: str) -> Scene | None:
         """The cached Scene, or None on a miss or a corrupt entry (which is deleted)."""
         p = self.path(key)
-        if not p.exists():
-            self.misses += 1
-            return None
         try:
-            scene = self._read(p)
-        except Exception as exc:  # any decoding failure means the entry can't be trusted
-            log.warning("discarding corrupt cache entry %s: %s", p.name, exc)
-            p.unlink(missing_ok=True)
-            self.discarded += 1
+            f = open(p, "rb")
+        except OSError:  # absent, evicted a moment ago, or unreadable: a miss either way
             self.misses += 1
             return None
-        os.utime(p)  # mark as recently used
+        with f:
+            try:
+                scene = self._read(f)
+            except Exception as exc:  # any decoding failure means the entry can't be trusted
+                log.warning("discarding corrupt cache entry %s: %s", p.name, exc)
+                self._unlink_if_same(p, os.fstat(f.fileno()))
+                self.discarded += 1
+                self.misses += 1
+                return None
+        try:
+            os.utime(p)  # mark as recently used
+        except OSError:
+            pass  # evicted meanwhile, or a read-only cache: the Scene is still good
         self.hits += 1
         return scene
 
-    def put(self, key: str, scene: Scene) -> Path:
-        """Store a Scene atomically (write to a temporary file, then rename), then evict."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        header = {
-            "format": FORMAT_VERSION, "bands": list(scene.bands), "crs": scene.crs,
-            "transform": list(scene.transform)[:6], "dates": [d.isoformat() for d in scene.dates],
-            "provider": scene.provider, "collection": scene.collection,
-            "processing_units": scene.processing_units,
-            "acquisitions": [a.to_dict() for a in scene.acquisitions],
-            "sha256": _digest(scene.data, scene.valid, scene.cloud),
-        }
-        buf = io.BytesIO()
-        np.savez(buf, data=scene.data, valid=scene.valid, cloud=scene.cloud,
-                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+    def put(self, key: str, scene: Scene) -> Path | None:
+        """Store a Scene atomically (temporary file, then rename), then evict; None when it could not
+        be written (the reason is logged and added to :attr:`warnings`, nothing is raised)."""
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.sweep_stale()
+            header = {
+                "format": FORMAT_VERSION, "bands": list(scene.bands), "crs": scene.crs,
+                "transform": list(scene.transform)[:6], "dates": [d.isoformat() for d in scene.dates],
+                "provider": scene.provider, "collection": scene.collection,
+                "processing_units": scene.processing_units,
+                "acquisitions": [a.to_dict() for a in scene.acquisitions],
+                "sha256": _digest(scene.data, scene.valid, scene.cloud),
+            }
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=TMP_SUFFIX)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, data=scene.data, valid=scene.valid, cloud=scene.cloud,
+                             header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path(key))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            msg = (f"the scene cache could not be written in {self.root} ({exc.strerror or exc}); the run goes on "
+                   "without it, so the same request will be fetched again next time: free disk space or set "
+                   "LULC_CACHE_DIR to a writable folder")
+            log.warning(msg)
+            self.warnings.append(msg)
+            return None
         self.evict()
         return self.path(key)
 
     def evict(self) -> None:
-        """Delete least-recently-used entries until the cache fits in ``max_bytes``."""
-        entries = sorted(self.root.glob("*.scene.npz"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in entries)
-        while entries and total > self.max_bytes:
-            p = entries.pop(0)
-            total -= p.stat().st_size
-            p.unlink(missing_ok=True)
+        """Delete least-recently-used entries until the cache fits in ``max_bytes``.
+
+        Entries that other processes delete meanwhile are simply skipped."""
+        entries = []
+        for p in self.root.glob("*.scene.npz"):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, p))
+        entries.sort(key=lambda e: e[0])
+        total = sum(size for _, size, _ in entries)
+        for _, size, p in entries:
+            if total <= self.max_bytes:
+                break
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as exc:  # read-only cache: it simply stays over its bound
+                log.warning("could not evict cache entry %s: %s", p.name, exc)
+            total -= size
+
+    def sweep_stale(self, max_age_s: float = STALE_TMP_SECONDS) -> int:
+        """Delete temporary files no write has touched for ``max_age_s`` seconds; returns how many."""
+        import time
+
+        now, swept = time.time(), 0
+        for p in list(self.root.glob("*" + TMP_SUFFIX)) + list(self.root.glob("tmp*.tmp")):
+            try:
+                if now - p.stat().st_mtime > max_age_s:
+                    p.unlink()
+                    swept += 1
+            except OSError:
+                continue  # finished or swept by another process meanwhile
+        return swept
 
     def clear(self) -> None:
         for p in self.root.glob("*.scene.npz"):
             p.unlink(missing_ok=True)
 
     @staticmethod
-    def _read(p: Path) -> Scene:
-        with zipfile.ZipFile(p) as zf:
+    def _unlink_if_same(p: Path, st: os.stat_result) -> None:
+        """Delete ``p`` only if it is still the file described by ``st`` (not a newer good entry)."""
+        try:
+            now = p.stat()
+            if (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+                p.unlink()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _read(f) -> Scene:
+        """A Scene from an open entry file (one file object, so a concurrent rename can't mix two entries)."""
+        with zipfile.ZipFile(f) as zf:
             bad = zf.testzip()
             if bad:
                 raise ValueError(f"CRC mismatch in {bad}")
-        with np.load(p, allow_pickle=False) as z:
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as z:
             header = json.loads(z["header"].tobytes().decode())
             data, valid, cloud = z["data"], z["valid"], z["cloud"]
         if header.get("format") != FORMAT_VERSION:
