@@ -1,8 +1,15 @@
-"""Command line: ``python -m lulc_core <command> ...``."""
+"""Command line: ``python -m lulc_core <command> ...``.
+
+Any failure ends in one line on stderr (``error: ...``) and exit code 2, never a traceback
+(set ``LULC_DEBUG=1`` to see one); warnings and notes go to stderr as ``warning:`` / ``note:``.
+Outputs never overwrite inputs and are moved into place only when complete.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +50,20 @@ def _load_aoi(path: str):
     p = Path(path)
     if not p.exists():
         raise AOIError(f"AOI file {p} not found")
-    return AOI.from_file(str(p))
+    aoi = AOI.from_file(str(p))
+    for note in aoi.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return aoi
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """Files and folders a run reads, which no output may overwrite."""
+    from lulc_core.providers.local import DEMO_DIR
+
+    out = [Path(args.aoi), DEMO_DIR]
+    if getattr(args, "scenes", None):
+        out.append(Path(args.scenes))
+    return out
 
 
 def _provider(args: argparse.Namespace):
@@ -85,14 +105,27 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from lulc_core.scene import DateWindow
 
+    import shutil
+    import tempfile
+
+    from lulc_core.checks import check_output_file
+
+    out = check_output_file(args.out, _inputs(args))  # before any fetch: nothing spent on a bad --out
+    masks = check_output_file(out.with_name(out.stem + ".masks.tif"), _inputs(args))
     aoi, window = _load_aoi(args.aoi), DateWindow.parse(args.date)
     provider = _provider(args)
     bar, update = _progress_bar(f"fetch {window}")
     scene = provider.fetch(aoi, window, None, args.max_cloud, update)
     bar.close()
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    bands_path, masks_path = scene.to_geotiff(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:  # written whole beside the destination, then renamed into place
+        tmp_bands, tmp_masks = scene.to_geotiff(tmp / out.name)
+        os.replace(tmp_masks, masks)
+        os.replace(tmp_bands, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    bands_path, masks_path = Path(args.out), Path(args.out).with_name(out.stem + ".masks.tif")
     print(f"wrote {bands_path} ({scene.width}x{scene.height} px, {len(scene.bands)} bands, {scene.crs}) "
           f"and {masks_path}; dates {', '.join(d.isoformat() for d in scene.dates)}; "
           f"processing units {scene.processing_units:g}")
@@ -103,13 +136,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
     from lulc_core.change import ChangeThresholds
+    from lulc_core.checks import check_output_folder, same_imagery_note, same_window_note
     from lulc_core.export import export_all
     from lulc_core.model.dense import DenseClassifier
+    from lulc_core.model.weights import read_weights_blob
     from lulc_core.pipeline import STAGES, run_analysis
     from lulc_core.scene import DateWindow
 
+    check_output_folder(args.out, _inputs(args)[1:])
     aoi = _load_aoi(args.aoi)
     wa, wb = DateWindow.parse(args.date_a), DateWindow.parse(args.date_b)
+    warnings = [n for n in (same_window_note(wa, wb),) if n]
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    read_weights_blob(args.dense_weights)  # checked before any imagery is fetched
     kw = {} if args.min_spectral is None else {"min_spectral": args.min_spectral}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
@@ -128,6 +168,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             thresholds=thresholds, progress=progress)
     for bar, _ in bars.values():
         bar.close()
+    if note := same_imagery_note(analysis):
+        warnings.append(note)
+        print(f"warning: {note}", file=sys.stderr)
+    warnings += getattr(provider.cache, "warnings", [])
     from lulc_core.model.weights import load_weights
 
     paths = export_all(analysis, args.out, load_weights(DEFAULT_WEIGHTS_PATH)[1])
@@ -140,8 +184,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                "states_ha": {k: round(v, 2) for k, v in ch.state_areas_ha().items() if k != "outside"},
                "within_group_ha": round(ch.within_group_ha, 2),
                "unsupported_flip_ha": round(ch.unsupported_flip_ha, 2),
-               "season_note": analysis.season_note, "notes": analysis.notes,
-               "outputs": [str(p) for p in paths]}
+               "season_note": analysis.season_note, "notes": list(aoi.notes) + analysis.notes,
+               "warnings": warnings, "outputs": [str(p) for p in paths]}
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -224,13 +268,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def error_message(exc: BaseException) -> str:
+    """One actionable line for any exception that ends a command."""
     from lulc_core.errors import LulcError
 
+    if isinstance(exc, LulcError):
+        return str(exc)
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename} is a folder where a file is expected; give the file's path"
+    if isinstance(exc, NotADirectoryError):
+        return f"{exc.filename}: a file is in the way where a folder is expected; give a folder path"
+    if isinstance(exc, PermissionError):
+        return f"no permission to use {exc.filename}; check the path or choose another one"
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or exc}: no such file or folder"
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return f"no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}; free some and run again"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"a text file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+                "save it as UTF-8 and run again")
+    if isinstance(exc, MemoryError):
+        return "out of memory: use a smaller area of interest or close other programs"
+    if isinstance(exc, (ValueError, OSError, RuntimeError)):
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return (f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; please report it "
+            "(LULC_DEBUG=1 shows the traceback)")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except (LulcError, ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("LULC_DEBUG"):
+            raise
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2

@@ -39,3 +39,11 @@ class OutsideCoverageError(ProviderError):
 
 class CacheError(LulcError):
     """A cache entry was unreadable (it is discarded and fetched again)."""
+
+
+class WeightsError(LulcError, ValueError):
+    """A model weights file that can't be used safely (not torch, unsafe pickle, no metadata, mismatch)."""
+
+
+class InputImageError(LulcError, ValueError):
+    """Images that can't be evaluated (too large to decode safely, not RGB, wrong size)."""

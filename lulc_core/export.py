@@ -9,6 +9,9 @@
 - CSV: the transition table (hectares and cells, with the kind of each transition), class and
   group areas with gains, losses and net change.
 - HTML: a self-contained report (images inlined, no network needed to open it).
+
+:func:`export_all` writes the whole set into a temporary folder beside the destination and moves
+it into place only once complete, so a run that fails midway leaves earlier results whole.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import datetime as dt
 import html
 import io
 import json
+import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ from shapely.geometry import mapping
 from lulc_core.change import STATE_NAMES, ChangeResult, measured_change_skill
 from lulc_core.classes import CLASS_COLOURS, EUROSAT_CLASSES, hex_to_rgb
 from lulc_core.classify import ClassMap
+from lulc_core.errors import LulcError
 from lulc_core.patches import STATUS_NAMES
 
 CLASS_NODATA = 65535
@@ -264,9 +272,8 @@ def change_skill_text(skill: dict | None) -> str:
 
 def html_report(analysis, model_meta=None) -> str:
     """A self-contained HTML report of an analysis (all images inlined as data URLs)."""
-    from lulc_core.classes import LAND_COVER_GROUPS
-    from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, only_patches, png_bytes,
-                                  spectral_change_rgba)
+    from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, legend_html, legend_items,
+                                  only_patches, png_bytes, spectral_change_rgba)
 
     ch = analysis.change
     a, b = analysis.a, analysis.b
@@ -277,10 +284,8 @@ def html_report(analysis, model_meta=None) -> str:
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
     areas = ch.state_areas_ha()
     skill_note = change_skill_text(measured_change_skill())
-    legend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c.colour};'
-                      f'border:1px solid #999"></span> {c.name}' for c in EUROSAT_CLASSES)
-    glegend = " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{g.colour};'
-                       f'border:1px solid #999"></span> {html.escape(g.name)}' for g in LAND_COVER_GROUPS)
+    legend = legend_html(legend_items("class", extras=False))
+    glegend = legend_html(legend_items("group", extras=False))
     acc = ""
     if model_meta is not None:
         m = model_meta.test_metrics.get("tta" if model_meta.tta_default else "plain", {})
@@ -349,10 +354,13 @@ not counted as land-cover change at group level. Red: land-cover change.</p>{_ma
 </body></html>"""
 
 
-def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
-    """Write every export of an analysis into ``out_dir``; returns the paths written."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+#: Every file :func:`export_all` writes (a folder holding only these is a previous result set).
+EXPORT_NAMES = ("classes_a.tif", "classes_a.tif.aux.xml", "classes_b.tif", "classes_b.tif.aux.xml",
+                "cells.geojson", "transitions.csv", "class_areas.csv", "group_areas.csv", "change_10m.tif",
+                "change_cells.tif", "report.html")
+
+
+def _write_all(analysis, out: Path, model_meta=None) -> list[Path]:
     paths = []
     for name, date in (("classes_a.tif", analysis.a), ("classes_b.tif", analysis.b)):
         tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
@@ -366,3 +374,87 @@ def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
     report.write_text(html_report(analysis, model_meta), encoding="utf-8")
     paths.append(report)
     return paths
+
+
+def publish_folder(tmp: Path, out: Path) -> None:
+    """Move the complete result set in ``tmp`` to ``out``.
+
+    ``out`` absent: one rename. ``out`` holding only an earlier result set: swapped whole (the old
+    set is renamed aside, the new one renamed in, the old one deleted; a failure puts the old set
+    back). ``out`` holding other files too: each result file replaced by rename, other files kept.
+    """
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if set(os.listdir(out)) <= set(EXPORT_NAMES) and out != Path.cwd().resolve():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / "set")
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            os.rename(old / "set", out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, out / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
+    """Write every export of an analysis into ``out_dir`` (created if missing), whole or not at all;
+    returns the paths written. Earlier results in ``out_dir`` stay intact if anything fails."""
+    given = Path(out_dir)
+    out = given.expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise LulcError(f"{given} is a file; give a folder for the results (it is created if missing)")
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o777 & ~_umask())
+        names = [p.name for p in _write_all(analysis, tmp, model_meta)]
+        publish_folder(tmp, out)
+    except OSError as exc:
+        raise LulcError(f"could not write the results to {given} ({exc.strerror or exc}); earlier results there "
+                        "are unchanged: free disk space, check permissions or choose another --out") from None
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [given / n for n in names]
+
+
+def zip_of(write) -> bytes:
+    """The bytes of a zip holding the files ``write(folder)`` puts in a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+        buf = io.BytesIO()
+        import zipfile
+
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(Path(tmp).iterdir()):
+                zf.write(f, f.name)
+        return buf.getvalue()
+
+
+def download_bundles(analysis, model_meta=None) -> dict[str, tuple[bytes | str, str, str]]:
+    """What the dashboard offers for download: ``{label: (data, file name, MIME type)}``, the same
+    files ``export_all`` writes, zipped by kind."""
+    a, b, ch = analysis.a, analysis.b, analysis.change
+    zipped = "application/zip"
+    return {
+        "Classes date A": (zip_of(lambda d: write_classmap_geotiff(d / "classes_a.tif", a.classes, str(a.window))),
+                           "classes_a.zip", zipped),
+        "Classes date B": (zip_of(lambda d: write_classmap_geotiff(d / "classes_b.tif", b.classes, str(b.window))),
+                           "classes_b.zip", zipped),
+        "Change GeoTIFFs": (zip_of(lambda d: write_change_geotiffs(d, analysis)), "change.zip", zipped),
+        "GeoJSON cells": (json.dumps(cell_features(ch)), "cells.geojson", "application/geo+json"),
+        "Tables (CSV)": (zip_of(lambda d: write_csvs(d, ch)), "tables.zip", zipped),
+        "HTML report": (html_report(analysis, model_meta), "report.html", "text/html"),
+    }

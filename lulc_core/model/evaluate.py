@@ -1,17 +1,87 @@
-"""Evaluating a classifier on any EuroSAT-layout zip or folder of RGB images."""
+"""Evaluating a classifier on any EuroSAT-layout zip or folder of RGB images.
+
+Images are checked by their headers before any is decoded (:func:`check_images`): each must be a
+64 x 64 RGB image of at most :data:`MAX_IMAGE_BYTES`, so a decompression bomb is refused unread and
+greyscale images are named instead of being silently turned into grey RGB.
+"""
 
 from __future__ import annotations
 
+import io
 import sys
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lulc_core.errors import InputImageError
 from lulc_core.model.calibration import expected_calibration_error
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.eurosat_data import load_image_set
+from lulc_core.model.eurosat_data import _label_of, load_image_set
+
+#: Largest single image file accepted (a EuroSAT 64 x 64 JPEG is about 3 KB).
+MAX_IMAGE_BYTES = 4 * 2**20
+IMAGE_SIZE = (64, 64)
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def _members_with_size(path: Path):
+    """(name, size in bytes, read()) of every file under a folder or in a zip, sizes from the listing."""
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                yield p.relative_to(path).as_posix(), p.stat().st_size, p.read_bytes
+    elif zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            if not info.is_dir():
+                yield info.filename, info.file_size, (lambda i=info: zf.read(i))
+    else:
+        raise InputImageError(f"{path}: not a folder or a zip file; give a EuroSAT-layout zip or folder "
+                              "(<Class>/<Class>_<n>.jpg)")
+
+
+def check_images(data: str | Path) -> int:
+    """Check every image's file size, pixel size and mode from its header, decoding none.
+
+    Returns the number of images; raises :class:`InputImageError` naming the first offending file
+    (and how many are like it) when any is too large, not 64 x 64, greyscale or unreadable.
+    """
+    from PIL import Image
+
+    path = Path(data)
+    if not path.exists():
+        raise InputImageError(f"{path}: no such file or folder")
+    n, grey = 0, []
+    for name, size, read in _members_with_size(path):
+        if _label_of(name) is None:
+            continue
+        n += 1
+        if size > MAX_IMAGE_BYTES:
+            raise InputImageError(f"{name} is {size / 2**20:.1f} MB; EuroSAT images are 64 x 64 px (a few KB): "
+                                  "refused before decoding")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(read())) as im:  # reads the header only
+                    dims, mode = im.size, im.mode
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputImageError(f"{name} declares an enormous image (a decompression bomb); refused before "
+                                  "decoding: EuroSAT images are 64 x 64 px") from None
+        except Exception as exc:  # PIL raises several types for damaged files
+            raise InputImageError(f"{name} is not a readable image ({' '.join(str(exc).split())[:120]})") from None
+        if dims != IMAGE_SIZE:
+            raise InputImageError(f"{name} is {dims[0]} x {dims[1]} px; the model takes 64 x 64 px EuroSAT images "
+                                  "(refused before decoding)")
+        if mode in _GREY_MODES:
+            grey.append(name)
+    if grey:
+        raise InputImageError(f"{len(grey)} of {n} images are greyscale (e.g. {grey[0]}); the model needs RGB "
+                              "(bands B04, B03, B02): evaluate on the EuroSAT RGB images")
+    return n
 
 
 def classification_report(labels: np.ndarray, probs: np.ndarray, class_names: list[str],
@@ -44,6 +114,7 @@ def classification_report(labels: np.ndarray, probs: np.ndarray, class_names: li
 def evaluate(data: str | Path, classifier: Classifier) -> dict[str, Any]:
     """Classify every image under ``data`` and report; progress goes to stderr."""
     t0 = time.time()
+    check_images(data)
     images = load_image_set(data, progress=lambda i, n: print(f"decoded {i}/{n}", file=sys.stderr, flush=True))
     x = images.images.transpose(0, 3, 1, 2)
     probs = np.empty((len(x), len(classifier.class_names)), dtype=np.float64)

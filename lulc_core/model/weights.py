@@ -4,18 +4,26 @@ A weights file is a ``torch.save`` dict ``{"metadata": {...}, "state_dict": {...
 with ``weights_only=True``. The metadata states everything needed to feed the model correctly:
 architecture, class names in output order, input bands in channel order, the value recipe,
 normalisation, and calibration temperatures.
+
+Weights files are untrusted input: :func:`read_weights_blob` checks the container (a torch zip
+archive), loads it with ``torch.load(weights_only=True)`` (tensors and plain containers only, so a
+pickle that would run code is refused, never executed) and checks the metadata before any model is
+built; every failure is a :class:`~lulc_core.errors.WeightsError` saying what to do.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lulc_core.errors import WeightsError
 from lulc_core.model.architectures import build_resnet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -69,19 +77,78 @@ def save_weights(path: Path, model: nn.Module, meta: WeightsMetadata, half: bool
     tmp.replace(path)
 
 
-def load_weights(path: Path = DEFAULT_WEIGHTS) -> tuple[nn.Module, WeightsMetadata]:
-    """Load a weights file into an fp32 model in eval mode, with its metadata. No network."""
+#: Largest weights file read (a ResNet-50 in fp32 is about 100 MB).
+MAX_WEIGHTS_BYTES = 1024 * 2**20
+_USE = "use a weights file written by this project (python -m lulc_core train) or the shipped one"
+_REQUIRED = ("architecture", "stem", "class_names", "bands", "recipe", "norm_mean", "norm_std")
+
+
+def read_weights_blob(path: str | Path) -> dict[str, Any]:
+    """A weights file's ``{"metadata", "state_dict"}`` dict, checked; :class:`WeightsError` otherwise."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"weights file {path} not found")
-    return model_from_blob(torch.load(path, map_location="cpu", weights_only=True))
+        raise WeightsError(f"weights file {path} not found; {_USE}")
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder; give the weights file itself (.pt)")
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path} is {size / 2**20:,.0f} MB, more than any model here needs; {_USE}")
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(f"{path} is not a PyTorch weights file (not a torch.save archive); {_USE}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path} was refused: it holds Python objects other than tensors and plain data, "
+                           f"which could run code when loaded; {_USE}") from None
+    except (RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise WeightsError(f"{path} can't be read as PyTorch weights ({' '.join(str(exc).split())[:160]}); "
+                           f"the file may be truncated or damaged: copy it again, or {_USE}") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("metadata"), dict) or \
+            not isinstance(blob.get("state_dict"), dict):
+        raise WeightsError(f"{path} has no metadata (expected a dict with 'metadata' and 'state_dict', as this "
+                           f"project writes): the model's classes and bands can't be known; {_USE}")
+    check_metadata(blob["metadata"], path)
+    if not all(isinstance(v, torch.Tensor) for v in blob["state_dict"].values()):
+        raise WeightsError(f"{path}: its state_dict holds values that are not tensors; {_USE}")
+    return blob
 
 
-def model_from_blob(blob: dict[str, Any]) -> tuple[nn.Module, WeightsMetadata]:
+def check_metadata(meta: dict[str, Any], path: str | Path = "weights") -> None:
+    """Raise :class:`WeightsError` unless ``meta`` states a model this project can build and feed."""
+    from lulc_core.model.architectures import ARCHITECTURES
+
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise WeightsError(f"{path}: its metadata lacks {', '.join(missing)}; {_USE}")
+    if meta["architecture"] not in ARCHITECTURES:
+        raise WeightsError(f"{path}: unknown architecture {meta['architecture']!r} in its metadata (known: "
+                           f"{', '.join(ARCHITECTURES)}); {_USE}")
+    for k in ("class_names", "bands"):
+        if not (isinstance(meta[k], list) and meta[k] and all(isinstance(x, str) for x in meta[k])):
+            raise WeightsError(f"{path}: metadata {k!r} must be a non-empty list of names; {_USE}")
+    for k in ("norm_mean", "norm_std"):
+        v = meta[k]
+        if not (isinstance(v, list) and len(v) == len(meta["bands"]) and all(isinstance(x, (int, float)) for x in v)):
+            raise WeightsError(f"{path}: metadata {k!r} must give one number per band; {_USE}")
+
+
+def load_weights(path: Path = DEFAULT_WEIGHTS) -> tuple[nn.Module, WeightsMetadata]:
+    """Load a weights file into an fp32 model in eval mode, with its metadata. No network."""
+    return model_from_blob(read_weights_blob(path), path)
+
+
+def model_from_blob(blob: dict[str, Any], path: str | Path = "weights") -> tuple[nn.Module, WeightsMetadata]:
     """The fp32 model (eval mode) and metadata of a loaded weights dict."""
+    check_metadata(blob["metadata"], path)
     meta = WeightsMetadata.from_dict(blob["metadata"])
     model = build_resnet(meta.architecture, meta.stem, num_classes=len(meta.class_names),
                          in_channels=len(meta.bands))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in blob["state_dict"].items()})
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in blob["state_dict"].items()})
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), "")
+        raise WeightsError(f"{path}: the weights don't fit the {meta.architecture} ({meta.stem} stem, "
+                           f"{len(meta.class_names)} classes, {len(meta.bands)} bands) their metadata describes "
+                           f"({first[:160]}); the file was edited or belongs to another model: {_USE}") from None
     return model.eval(), meta

@@ -16,6 +16,10 @@ even count it is the **lower median** (the smaller of the two middle values): al
 observed, no rounding, and with two observations the darker one, i.e. the less hazy. A pixel
 without any clear observation takes the least-cloudy scene's valid value and stays flagged cloud.
 A window holding one scene (or a chosen acquisition) gives that scene as before, bit for bit.
+
+Band values must be Level-1C digital numbers (reflectance x 10000). Floating-point files holding
+reflectance 0..1 are refused with the reason and the fix (:func:`check_dn`), never classified as
+nearly black.
 """
 
 from __future__ import annotations
@@ -61,6 +65,23 @@ def bright_cloud_mask(b02: np.ndarray, b04: np.ndarray, b11: np.ndarray, b10: np
     is wanted: snow is not a EuroSAT class.
     """
     return ((b02 > 3000) & (b04 > 3000) & (b11 > 2000)) | (b10 > 150)
+
+
+#: A floating-point band whose 99th percentile of valid values is at most this holds reflectance, not DN.
+REFLECTANCE_MAX = 2.0
+
+
+def check_dn(path: Path, dtype: str, values: np.ndarray) -> None:
+    """Raise :class:`ProviderError` when ``values`` (read from a ``dtype`` band of ``path``) are
+    reflectance 0..1 rather than Level-1C DN. Integer bands are DN by construction."""
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        return
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size and float(np.percentile(v, 99)) <= REFLECTANCE_MAX:
+        raise ProviderError(
+            f"{path} holds floating-point reflectance (values up to {float(v.max()):.3g}), but the model needs "
+            "Level-1C digital numbers (reflectance x 10000): multiply the bands by 10000 and save them as "
+            "integers (e.g. gdal_calc.py -A in.tif --calc=A*10000 --type=UInt16 --outfile=out.tif)")
 
 
 def lower_median_of_clear(values: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +163,7 @@ class SceneSource:
                 reproject(rasterio.band(ds, index), out[i], src_nodata=0, dst_nodata=0,
                           dst_transform=grid.transform, dst_crs=grid.crs,
                           resampling=Resampling.bilinear)
+                check_dn(path, ds.dtypes[index - 1], out[i])
         return out
 
     def cloud_cover(self) -> float:
@@ -153,6 +175,7 @@ class SceneSource:
             path, index = self.locate(band)
             with rasterio.open(path) as ds:
                 arrs[band] = ds.read(index, out_shape=shape, resampling=Resampling.average).astype(np.float32)
+                check_dn(path, ds.dtypes[index - 1], arrs[band])
         valid = arrs["B02"] > 0
         if not valid.any():
             return 100.0
