@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from lulc_core.aoi import AOI, MAX_AREA_KM2, PATCH_HA
+from lulc_core.checks import same_window_note
 from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.pipeline import STAGES
@@ -65,12 +66,16 @@ if how == "Draw on the map":
         except LulcError as exc:
             aoi_error = str(exc)
 elif how == "Upload GeoJSON / KML":
-    up = st.file_uploader("GeoJSON or KML file", type=["geojson", "json", "kml"], key="aoi_upload")
+    up = st.file_uploader("GeoJSON, KML, KMZ or zipped shapefile (.zip with .shp, .shx, .dbf, .prj)",
+                          type=["geojson", "json", "kml", "kmz", "zip"], key="aoi_upload")
     if up is not None:
         try:
             aoi = AOI.from_file(up.name, up.getvalue())
-        except LulcError as exc:
-            aoi_error = f"{up.name}: {exc}"
+            for note in aoi.notes:
+                st.warning(f"{up.name}: {note}")
+        except Exception as exc:  # AOIError by contract; anything else still gets a message, not a traceback
+            aoi_error = f"{up.name}: {exc}" if isinstance(exc, LulcError) else \
+                f"{up.name} could not be read ({type(exc).__name__}: {exc})"
 elif how == "Type a bounding box":
     b = aoi.bounds if aoi is not None else (10.37, 43.68, 10.43, 43.75)
     c = st.columns(4)
@@ -208,6 +213,8 @@ if ready:
         st.error(str(exc))
         reasons.append("date B is before date A")
         ready = False
+if len(windows) == 2 and (same := same_window_note(windows["A"], windows["B"])):
+    st.warning(same)
 if len(windows) == 2:
     mid = {k: representative_date([], w) for k, w in windows.items()}
     gap = day_of_year_gap(mid["A"], mid["B"])
