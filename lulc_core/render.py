@@ -12,7 +12,8 @@ from PIL import Image
 
 from lulc_core.bands import RGB_BANDS, display_rgb
 from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeResult
-from lulc_core.classes import CLASS_COLOURS, GROUP_COLOURS, group_of_classes, hex_to_rgb
+from lulc_core.classes import (CLASS_COLOURS, EUROSAT_CLASSES, GROUP_COLOURS, LAND_COVER_GROUPS, group_of_classes,
+                               hex_to_rgb)
 from lulc_core.classify import ClassMap
 from lulc_core.patches import CLOUDY, NODATA
 from lulc_core.scene import Scene
@@ -21,6 +22,26 @@ CLOUDY_RGBA = (255, 255, 255, 230)
 NODATA_RGBA = (40, 40, 40, 200)
 STATE_COLOURS = {UNCHANGED: "#d9d9d9", CHANGED: "#e4003a", UNCERTAIN: "#f2b134", OUTSIDE: "#00000000"}
 STATUS_LABELS = {"cloudy": "#ffffff", "no data": "#282828"}
+
+
+
+def legend_items(level: str = "group", extras: bool = True) -> list[tuple[str, str]]:
+    """``(colour, label)`` pairs of the class map at ``level`` ("group" or "class"), then (with
+    ``extras``) cloudy, no data, changed and 10 m spectral change: the one legend of the maps,
+    the page and the report."""
+    items = ([(g.colour, g.name) for g in LAND_COVER_GROUPS] if level == "group"
+             else [(c.colour, c.name) for c in EUROSAT_CLASSES])
+    if extras:
+        items += [(c, n) for n, c in STATUS_LABELS.items()]
+        items += [(STATE_COLOURS[CHANGED], "changed (outline)"), ("#%02x%02x%02x" % SPECTRAL_RGBA[:3], "10 m spectral change")]
+    return items
+
+
+def legend_html(items: list[tuple[str, str]]) -> str:
+    """The legend as inline HTML swatches (report and page)."""
+    import html as _html
+    return " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c};'
+                    f'border:1px solid #999"></span> {_html.escape(n)}' for c, n in items)
 
 
 def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2, 98)) -> tuple[np.ndarray, np.ndarray]:
@@ -142,3 +163,31 @@ def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tup
 def patch_image_transform(grid, scale: int):
     """Affine of a class / change image rendered at ``scale`` pixels per patch."""
     return grid.transform @ grid.transform.scale(grid.patch_px / scale)
+
+
+def map_layers(analysis, scale: int = 4) -> dict:
+    """Images of an analysis for web maps, warped to lon/lat as ``(rgba, ((south, west), (north, east)))``:
+    ``tc`` (true colour A and B on the scene grid, unwarped, for thumbnails), ``tc_ll`` (true colour A and B,
+    only where cells were analysed), ``cls_ll[level]`` (class maps A and B at "group" and "class" level) and
+    ``spec_ll`` (10 m spectral change). They depend on the analysis only, not on the change thresholds."""
+    a, b, grid = analysis.a, analysis.b, analysis.grid
+    tc_a, tc_b = joint_true_colour(a.scene, b.scene)
+    inside = a.classes.area_ha > 0
+    ptr = patch_image_transform(grid, scale)
+    cells_px = np.repeat(np.repeat(inside, grid.patch_px, 0), grid.patch_px, 1)
+    spec = spectral_change_rgba(analysis.spectral.changed, analysis.spectral.valid & cells_px)
+    return {
+        "tc": (tc_a, tc_b),
+        "tc_ll": tuple(to_latlon(only_patches(tc, inside, grid.patch_px), grid.crs, grid.transform)
+                       for tc in (tc_a, tc_b)),
+        "cls_ll": {lv: tuple(to_latlon(class_map_rgba(r.classes, scale=scale, level=lv), grid.crs, ptr)
+                             for r in (a, b))
+                   for lv in ("group", "class")},
+        "spec_ll": to_latlon(spec, grid.crs, grid.transform),
+    }
+
+
+def change_layer(analysis, scale: int = 4) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
+    """The change state of each cell (red changed, grey unchanged, amber uncertain) warped to lon/lat."""
+    return to_latlon(change_map_rgba(analysis.change, scale=scale), analysis.grid.crs,
+                     patch_image_transform(analysis.grid, scale))

@@ -14,7 +14,7 @@ from lulc_core.scene import DateWindow, check_window_order
 from lulc_core.season import (SEASON_GAP_DAYS, best_matched_pair, day_of_year_gap, month_window,
                               representative_date, suggest_window_b)
 from ui.charts import acquisition_timeline
-from ui.offline_map import add_geojson, add_image_overlay, make_map
+from ui.offline_map import add_geojson, add_image_overlay, finish_map, make_map
 from ui.session import analyse, demo_place, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
 
 
@@ -55,7 +55,7 @@ if how == "Draw on the map":
                         tooltip_fields=["area"], tooltip_aliases=["Demo area"])
     st.caption("Use the rectangle or polygon tool on the left of the map to draw your area; "
                "dashed blue outlines (with image previews) are the demo scenes.")
-    out = st_folium(m, key="aoi_map", height=460, width="stretch",
+    out = st_folium(finish_map(m), key="aoi_map", height=460, width="stretch",
                     returned_objects=["last_active_drawing"])
     drawing = (out or {}).get("last_active_drawing")
     if drawing and drawing.get("geometry"):

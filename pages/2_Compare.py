@@ -1,10 +1,5 @@
 """Compare: the two dates side by side, cell details, change map, transitions and exports."""
 
-import io
-import json
-import tempfile
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -12,14 +7,12 @@ from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
 from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, measured_change_skill, tuned_min_spectral
-from lulc_core.classes import EUROSAT_CLASSES, LAND_COVER_GROUPS
-from lulc_core.export import (cell_features, change_rule_text, change_skill_text, html_report, write_change_geotiffs,
-                              write_classmap_geotiff, write_csvs)
+from lulc_core.export import cell_features, change_rule_text, change_skill_text, download_bundles
 from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_around, window_signature
-from lulc_core.render import (STATE_COLOURS, change_map_rgba, class_map_rgba, joint_true_colour, only_patches,
-                              patch_image_transform, png_bytes, spectral_change_rgba, to_latlon)
+from lulc_core.render import STATE_COLOURS, change_layer, change_map_rgba, map_layers
+from lulc_core.render import legend_items as legend_items_for
 from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
-from ui.offline_map import add_geojson, add_image_overlay, make_map, make_swipe_map
+from ui.offline_map import add_geojson, add_image_overlay, add_legend, finish_map, make_map, make_swipe_map
 from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
 
 st.title("Compare two dates")
@@ -69,20 +62,8 @@ label_a, label_b = f"A: {a.date}", f"B: {b.date}"
 # Rendered images depend only on the analysis (not on thresholds or widgets): keep them per analysis.
 renders = st.session_state.setdefault("renders", {})
 if renders.get("key") != key:
-    tc_a, tc_b = joint_true_colour(a.scene, b.scene)
-    scale = 4
-    ptr = patch_image_transform(grid, scale)
-    inside = a.classes.area_ha > 0
-    spec = spectral_change_rgba(an.spectral.changed, an.spectral.valid & np.repeat(np.repeat(inside, grid.patch_px, 0),
-                                                                                   grid.patch_px, 1))
     renders.clear()
-    renders.update(key=key, tc=(tc_a, tc_b),
-                   tc_ll=tuple(to_latlon(only_patches(tc, inside, grid.patch_px), grid.crs, grid.transform)
-                               for tc in (tc_a, tc_b)),
-                   cls_ll={lv: (to_latlon(class_map_rgba(a.classes, scale=scale, level=lv), grid.crs, ptr),
-                                to_latlon(class_map_rgba(b.classes, scale=scale, level=lv), grid.crs, ptr))
-                           for lv in ("group", "class")},
-                   spec_ll=to_latlon(spec, grid.crs, grid.transform))
+    renders.update(key=key, **map_layers(an))
 
 areas = ch.state_areas_ha()
 m = st.columns(5)
@@ -107,15 +88,8 @@ st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.labe
 for n in an.notes:
     st.warning(n)
 
-if map_level == "group":
-    legend_items = [(g.colour, g.name) for g in LAND_COVER_GROUPS]
-else:
-    legend_items = [(c.colour, c.name) for c in EUROSAT_CLASSES]
-legend_items += [("#ffffff", "cloudy"), ("#282828", "no data"), (STATE_COLOURS[1], "changed (outline)"),
-                 ("#ff00dc", "10 m spectral change")]
-st.markdown('<div style="font-size:13px">' + " ".join(
-    f'<span style="display:inline-block;width:11px;height:11px;background:{c};border:1px solid #999;'
-    f'margin-left:8px"></span> {n}' for c, n in legend_items) + "</div>", unsafe_allow_html=True)
+legend_items = legend_items_for(map_level)
+legend_title = "Land-cover groups" if map_level == "group" else "EuroSAT classes"
 
 # -- the selected cell: one source of truth (st.session_state.patch), set by a map click or the list
 inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
@@ -164,6 +138,7 @@ def show_map(fm, map_key: str, height: int):
     """Draw a map at the shared view (or fitted to the AOI the first time); note the view it reports."""
     if view is None:
         fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    finish_map(fm)
     out = st_folium(fm, key=map_key, height=height, width="stretch", returned_objects=["last_clicked", "center", "zoom"],
                     center=view["center"] if view else None, zoom=view["zoom"] if view else None)
     if out and out.get("center") and out.get("zoom") is not None:
@@ -172,6 +147,11 @@ def show_map(fm, map_key: str, height: int):
     return out
 
 
+change_ll = renders.setdefault("change_ll", {})
+if thresholds not in change_ll:  # the change state depends on the thresholds
+    change_ll.clear()
+    change_ll[thresholds] = change_layer(an)
+change_ll = change_ll[thresholds]
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
     with col:
@@ -181,6 +161,8 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         add_image_overlay(fm, renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)
         add_image_overlay(fm, renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1],
                           "class map", opacity)
+        add_image_overlay(fm, *change_ll, "change state (red changed, grey unchanged, amber uncertain)", opacity,
+                          show=False)
         if show_spectral:
             add_image_overlay(fm, renders["spec_ll"][0], renders["spec_ll"][1], "10 m spectral change", 0.9)
         if changed_features["features"]:
@@ -189,6 +171,8 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
                         tooltip_fields=["class_a", "class_b", "transition", "change_score"],
                         tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
         add_geojson(fm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
+        if i == 1:
+            add_legend(fm, legend_title, legend_items)
         out = show_map(fm, f"compare_map_{i}", 420)
         if out and out.get("last_clicked"):
             clicked = (f"map {i}", out["last_clicked"])
@@ -299,36 +283,12 @@ with st.expander("Transitions between the 10 classes (hover: land-cover change o
 st.subheader("Downloads")
 
 
-def zipped(write) -> bytes:
-    """Zip of the files a writer puts in a temporary folder."""
-    with tempfile.TemporaryDirectory() as tmp:
-        write(Path(tmp))
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(Path(tmp).iterdir()):
-                zf.write(f, f.name)
-        return buf.getvalue()
-
-
 exports = renders.setdefault("exports", {})
-ekey = thresholds
-if ekey not in exports:  # built once per analysis and thresholds, not on every rerun
+if thresholds not in exports:  # built once per analysis and thresholds, not on every rerun
     exports.clear()
-    exports[ekey] = {
-        "tif_a": zipped(lambda d: write_classmap_geotiff(d / "classes_a.tif", a.classes, str(a.window))),
-        "tif_b": zipped(lambda d: write_classmap_geotiff(d / "classes_b.tif", b.classes, str(b.window))),
-        "change": zipped(lambda d: write_change_geotiffs(d, an)),
-        "geojson": json.dumps(features), "csv": zipped(lambda d: write_csvs(d, ch)),
-        "html": html_report(an, clf.meta),
-    }
-ex = exports[ekey]
-e = st.columns(6)
-e[0].download_button("Classes date A", ex["tif_a"], "classes_a.zip", "application/zip", key="dl_tif_a")
-e[1].download_button("Classes date B", ex["tif_b"], "classes_b.zip", "application/zip", key="dl_tif_b")
-e[2].download_button("Change GeoTIFFs", ex["change"], "change.zip", "application/zip", key="dl_change")
-e[3].download_button("GeoJSON cells", ex["geojson"], "cells.geojson", "application/geo+json", key="dl_geojson")
-e[4].download_button("Tables (CSV)", ex["csv"], "tables.zip", "application/zip", key="dl_csv")
-e[5].download_button("HTML report", ex["html"], "report.html", "text/html", key="dl_html")
+    exports[thresholds] = download_bundles(an, clf.meta)
+for col, (label, (data, file_name, mime)) in zip(st.columns(6), exports[thresholds].items()):
+    col.download_button(label, data, file_name, mime, key=f"dl_{file_name}")
 st.caption("Class GeoTIFFs: one pixel per 160 m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
            "probabilities x 10000 (scale 1e-4). Change GeoTIFFs: change_10m.tif (spectral change magnitude and "
            "1/0 per 10 m pixel) and change_cells.tif (state, change score, spectral share). GeoJSON: one "

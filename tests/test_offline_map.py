@@ -13,7 +13,12 @@ import folium.plugins
 import numpy as np
 import pytest
 
+import leafmap.foliumap as leafmap
+
 from ui.offline_map import (
+    add_legend,
+    external_urls,
+    finish_map,
     LEAFLET_DRAW_VERSION,
     LEAFLET_VERSION,
     VENDOR_DIR,
@@ -104,25 +109,47 @@ def test_no_remote_script_or_link_urls():
     assert "$(" not in html and "$.ajax" not in html
 
 
-def test_exactly_leaflet_and_leaflet_draw_are_loaded():
-    refs = _refs(make_map((0, 0), 3, static_url=STATIC_URL, draw=True).get_root().render())
+def test_exactly_leaflet_and_its_plugins_are_loaded():
+    m = make_map((0, 0), 3, static_url=STATIC_URL, draw=True)
+    assert isinstance(m, leafmap.Map)  # leafmap is the map layer
+    refs = _refs(m.get_root().render())
     assert sorted(refs.scripts) == [
         f"{STATIC_URL}/leaflet-draw/leaflet.draw.js",
+        f"{STATIC_URL}/leaflet-fullscreen/Control.FullScreen.js",
         f"{STATIC_URL}/leaflet/leaflet.js",
     ]
     assert sorted(refs.links) == [
         f"{STATIC_URL}/leaflet-draw/leaflet.draw.css",
+        f"{STATIC_URL}/leaflet-fullscreen/Control.FullScreen.css",
         f"{STATIC_URL}/leaflet/leaflet.css",
     ]
-    refs = _refs(make_map((0, 0), 3, static_url=STATIC_URL).get_root().render())
+    refs = _refs(make_map((0, 0), 3, static_url=STATIC_URL, fullscreen=False).get_root().render())
     assert refs.scripts == [f"{STATIC_URL}/leaflet/leaflet.js"]
+
+
+def test_finish_map_adds_layer_control_and_refuses_cdn_assets():
+    m = finish_map(_full_map(basemap=False))
+    assert "L.control.layers" in m.get_root().render()
+    assert external_urls(m) == []
+    bad = make_map((0, 0), 3, static_url=STATIC_URL, basemap=False)
+    folium.plugins.MiniMap().add_to(bad)  # a plugin that would come from a CDN
+    with pytest.raises(RuntimeError, match="from the internet"):
+        finish_map(bad)
+
+
+def test_legend_is_a_plain_leaflet_control():
+    m = make_map((0, 0), 3, static_url=STATIC_URL, basemap=False)
+    add_legend(m, "Land-cover groups", [("#e4003a", "changed (outline)"), ("#1a9850", "Forest")])
+    html = finish_map(m).get_root().render()
+    assert "Land-cover groups" in html and "changed (outline)" in html and "#1a9850" in html
+    assert re.findall(r"https?://", html) == [] and "$(" not in html
 
 
 def test_referenced_files_exist_in_static_vendor():
     refs = _refs(_full_map(basemap=False, draw=True).get_root().render())
     for url in refs.scripts + refs.links:
         path = VENDOR_DIR / url[len(STATIC_URL) + 1 :]
-        assert path.is_file() and path.stat().st_size > 1000, path
+        assert path.is_file() and path.stat().st_size > 500, path
     # Images referenced from the vendored CSS files are shipped too.
     for css in VENDOR_DIR.rglob("*.css"):
         for ref in re.findall(r"url\(['\"]?([^'\")]+)['\"]?\)", css.read_text()):
@@ -142,7 +169,8 @@ def test_vendored_versions_match_folium():
 
 
 def test_license_files_present_and_vendor_small():
-    for pkg, marker in [("leaflet", "BSD"), ("leaflet-draw", "Permission is hereby granted")]:
+    for pkg, marker in [("leaflet", "BSD"), ("leaflet-draw", "Permission is hereby granted"),
+                        ("leaflet-fullscreen", "MIT"), ("leaflet-side-by-side", "MIT")]:
         lic = VENDOR_DIR / pkg / "LICENSE"
         assert lic.is_file(), lic
         assert marker in lic.read_text(), lic
@@ -175,7 +203,9 @@ def test_basemap_only_adds_tiles():
     html = make_map((0, 0), 3, static_url=STATIC_URL, basemap=True).get_root().render()
     refs = _refs(html)
     assert all(u.startswith(STATIC_URL) for u in refs.scripts + refs.links)
-    assert "tile.openstreetmap.org" in html
+    # leafmap's basemaps (xyzservices), each with its provider's attribution
+    assert "tile.openstreetmap.org" in html and "OpenStreetMap" in html
+    assert "World_Imagery" in html and "Esri" in html
     assert "tile.openstreetmap.org" not in make_map(
         (0, 0), 3, static_url=STATIC_URL, basemap=False
     ).get_root().render()

@@ -1,9 +1,11 @@
-"""Folium maps that work without internet access.
+"""leafmap (folium) maps that work without internet access.
 
-folium loads Leaflet, jQuery, Bootstrap, font-awesome, Leaflet.awesome-markers and
-(for ``plugins.Draw``) Leaflet.draw from public CDNs, so on an offline machine the map
-stays blank.  :func:`make_map` builds a :class:`folium.Map` whose every JS/CSS link
-points at copies shipped in ``static/vendor/`` (see ``static/vendor/README.md`` and
+The maps are ``leafmap.foliumap.Map`` objects (leafmap's basemaps, legend, layer control and
+fullscreen button).  folium loads Leaflet, jQuery, Bootstrap, font-awesome,
+Leaflet.awesome-markers and the plugins (Leaflet.draw, leaflet.fullscreen,
+leaflet-side-by-side) from public CDNs, so on an offline machine the map stays blank.
+:func:`make_map` builds a map whose every JS/CSS link points at copies shipped in
+``static/vendor/`` (see ``static/vendor/README.md`` and
 ``scripts/vendor_leaflet.sh``) and served by Streamlit's static file serving
 (``[server] enableStaticServing = true`` -> ``<server>/app/static/<file>``).
 
@@ -41,8 +43,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import re
+
 import folium
 import folium.plugins
+import leafmap.foliumap as leafmap
+import xyzservices
 from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from jinja2 import Template
@@ -56,6 +62,9 @@ __all__ = [
     "LEAFLET_DRAW_VERSION",
     "static_vendor_url",
     "make_map",
+    "finish_map",
+    "add_legend",
+    "external_urls",
     "add_image_overlay",
     "add_geojson",
 ]
@@ -79,6 +88,12 @@ LEAFLET_DRAW_CSS = "leaflet-draw/leaflet.draw.css"
 SIDE_BY_SIDE_VERSION = "2.2.0"
 SIDE_BY_SIDE_JS = "leaflet-side-by-side/leaflet-side-by-side.js"
 SIDE_BY_SIDE_CSS = ("leaflet-side-by-side/layout.css", "leaflet-side-by-side/range.css")
+FULLSCREEN_VERSION = "3.0.0"
+FULLSCREEN_JS = "leaflet-fullscreen/Control.FullScreen.js"
+FULLSCREEN_CSS = "leaflet-fullscreen/Control.FullScreen.css"
+
+#: leafmap / xyzservices basemaps offered when tiles are reachable (the first one is shown).
+BASEMAPS = ("OpenStreetMap.Mapnik", "Esri.WorldImagery")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -113,8 +128,9 @@ def make_map(
     static_url: str | None = None,
     basemap: bool = True,
     draw: bool = False,
-) -> folium.Map:
-    """A folium Map loading Leaflet (and Leaflet.draw) only from ``static_url``.
+    fullscreen: bool = True,
+) -> leafmap.Map:
+    """A ``leafmap.foliumap.Map`` loading Leaflet and its plugins only from ``static_url``.
 
     Parameters
     ----------
@@ -124,11 +140,16 @@ def make_map(
         (default) means :func:`static_vendor_url()`, i.e. ``"/app/static/vendor"``
         prefixed with Streamlit's ``server.baseUrlPath`` if one is set.  Relative URLs
         such as ``"app/static/vendor"`` do NOT work inside st_folium's iframe.
-    basemap : add the OpenStreetMap tile layer.  Its tiles come from the internet;
-        offline they simply fail and overlays show on Leaflet's plain grey background.
-        With ``basemap=False`` the rendered HTML contains no internet URL at all.
+    basemap : add leafmap's basemaps :data:`BASEMAPS` (OpenStreetMap shown, Esri World
+        Imagery in the layer control), with their xyzservices attributions.  Their tiles
+        come from the internet, so pages pass ``basemap=ui.session.basemap_enabled()``; with
+        ``basemap=False`` the map has no tile layer, no tile attribution and the rendered
+        HTML contains no internet URL at all.
     draw : add a Leaflet.draw toolbar (rectangle + polygon; edit and delete enabled).
         Shapes drawn end up in ``st_folium(...)["all_drawings"]``.
+    fullscreen : leafmap's fullscreen button (leaflet.fullscreen, vendored).
+
+    Call :func:`finish_map` after the last layer is added (layer control, offline check).
     """
     if static_url is None:
         static_url = static_vendor_url()
@@ -136,16 +157,29 @@ def make_map(
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         raise ValueError(f"center must be (lat, lon) in degrees, got {center!r}")
 
-    m = folium.Map(
+    m = leafmap.Map(
         location=[lat, lon],
         zoom_start=int(zoom),
-        tiles="OpenStreetMap" if basemap else None,
-        control_scale=True,
+        tiles=None,
+        scale_control=True,
+        fullscreen_control=False,  # added below: leafmap's would also set the map option that adds a second one
+        draw_control=False,
+        layers_control=False,
+        search_control=False,
+        measure_control=False,
     )
     # Instance attributes: never mutate folium's class-level default lists (the
     # add_js_link/add_css_link helpers would, affecting every other Map).
     m.default_js = [("leaflet", _join(static_url, LEAFLET_JS))]
     m.default_css = [("leaflet_css", _join(static_url, LEAFLET_CSS))]
+    if fullscreen:
+        button = folium.plugins.Fullscreen(position="topleft")
+        button.default_js = [("leaflet_fullscreen_js", _join(static_url, FULLSCREEN_JS))]
+        button.default_css = [("leaflet_fullscreen_css", _join(static_url, FULLSCREEN_CSS))]
+        button.add_to(m)
+    if basemap:
+        for i, name in enumerate(BASEMAPS):
+            m.add_basemap(xyzservices.providers.query_name(name), show=i == 0)
 
     if draw:
         d = folium.plugins.Draw(
@@ -164,6 +198,30 @@ def make_map(
         d.default_js = [("leaflet_draw_js", _join(static_url, LEAFLET_DRAW_JS))]
         d.default_css = [("leaflet_draw_css", _join(static_url, LEAFLET_DRAW_CSS))]
         d.add_to(m)
+    return m
+
+
+def add_legend(m: leafmap.Map, title: str, items: list[tuple[str, str]]) -> None:
+    """A legend box on the map (leafmap's, as a plain Leaflet control: no jQuery, no CDN).
+    ``items`` are ``(colour, label)`` pairs."""
+    m.add_legend(title=title, legend_dict={label: colour for colour, label in items}, draggable=False,
+                 position="bottomright", style={"font-size": "11px", "padding": "4px", "line-height": "1.1"})
+
+
+def external_urls(m: folium.Map) -> list[str]:
+    """Script and stylesheet URLs of the rendered map that are not served by this app."""
+    html = m.get_root().render()
+    return sorted({u for u in re.findall(r"""<(?:script|link)[^>]+(?:src|href)=["']([^"']+)""", html)
+                   if "://" in u or u.startswith("//")})
+
+
+def finish_map(m: leafmap.Map, *, layer_control: bool = True) -> leafmap.Map:
+    """The last step before ``st_folium``: leafmap's layer control (after every layer, so it lists
+    them all) and the offline guarantee, checked: no script or stylesheet from the internet."""
+    if layer_control:
+        m.add_layer_control()
+    if urls := external_urls(m):
+        raise RuntimeError(f"map would load {urls[0]} from the internet; vendor it in static/vendor")
     return m
 
 
