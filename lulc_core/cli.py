@@ -115,8 +115,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     aoi, window = _load_aoi(args.aoi), DateWindow.parse(args.date)
     provider = _provider(args)
     bar, update = _progress_bar(f"fetch {window}")
-    scene = provider.fetch(aoi, window, None, args.max_cloud, update)
-    bar.close()
+    try:
+        scene = provider.fetch(aoi, window, None, args.max_cloud, update)
+    finally:
+        bar.close()  # an error message then starts on its own line
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:  # written whole beside the destination, then renamed into place
@@ -164,10 +166,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if fraction >= 1.0:
             bar.close()
 
-    analysis = run_analysis(aoi, wa, wb, provider, clf, max_cloud=args.max_cloud,
-                            thresholds=thresholds, progress=progress)
-    for bar, _ in bars.values():
-        bar.close()
+    try:
+        analysis = run_analysis(aoi, wa, wb, provider, clf, max_cloud=args.max_cloud,
+                                thresholds=thresholds, progress=progress)
+    finally:
+        for bar, _ in bars.values():
+            bar.close()
     if note := same_imagery_note(analysis):
         warnings.append(note)
         print(f"warning: {note}", file=sys.stderr)

@@ -72,7 +72,9 @@ def check_images(data: str | Path) -> int:
             raise InputImageError(f"{name} declares an enormous image (a decompression bomb); refused before "
                                   "decoding: EuroSAT images are 64 x 64 px") from None
         except Exception as exc:  # PIL raises several types for damaged files
-            raise InputImageError(f"{name} is not a readable image ({' '.join(str(exc).split())[:120]})") from None
+            why = "unknown or damaged format" if "cannot identify" in str(exc) else " ".join(str(exc).split())[:120]
+            raise InputImageError(f"{name} is not a readable image ({why}); EuroSAT images are 64 x 64 px "
+                                  "JPEG / PNG / TIFF") from None
         if dims != IMAGE_SIZE:
             raise InputImageError(f"{name} is {dims[0]} x {dims[1]} px; the model takes 64 x 64 px EuroSAT images "
                                   "(refused before decoding)")
