@@ -30,34 +30,25 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from lulc_core.errors import LulcError
 from lulc_core.scene import Acquisition, Scene
+from lulc_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-DEFAULT_MAX_MB = 2048
 #: A temporary file older than this (seconds since its last write) belongs to a dead writer.
 STALE_TMP_SECONDS = 15 * 60
 TMP_SUFFIX = ".scene.tmp"
 
 
 def default_cache_dir() -> Path:
-    """``LULC_CACHE_DIR`` as set now (read at each call, never frozen at import), else ~/.cache/..."""
-    return Path(os.environ.get("LULC_CACHE_DIR") or Path.home() / ".cache" / "lulc-change-explorer")
+    """``LULC_CACHE_DIR`` as set now (see :mod:`lulc_core.settings`), else ~/.cache/lulc-change-explorer."""
+    return load_settings().cache_dir
 
 
 def default_max_bytes() -> int:
-    """``LULC_CACHE_MAX_MB`` (megabytes, read at each call) in bytes; a clear message when it is not a number."""
-    raw = os.environ.get("LULC_CACHE_MAX_MB", "").strip() or str(DEFAULT_MAX_MB)
-    try:
-        mb = float(raw)
-    except ValueError:
-        raise LulcError(f"LULC_CACHE_MAX_MB must be a number of megabytes, got {raw!r}; "
-                        f"unset it for the default ({DEFAULT_MAX_MB})") from None
-    if not mb > 0:
-        raise LulcError(f"LULC_CACHE_MAX_MB must be positive, got {raw!r}")
-    return int(mb * 2**20)
+    """``LULC_CACHE_MAX_MB`` as set now, in bytes; a clear message when it is not a positive number."""
+    return load_settings().cache_max_bytes
 
 
 def cache_key(parts: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from affine import Affine
 
 from lulc_core.aoi import AOI
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.fake_sentinelhub import FakeSentinelHub
+from tests.fakes.sentinelhub import FakeSentinelHub
 from lulc_core.providers.sentinelhub import SentinelHubProvider, SentinelHubSettings
 
 __all__ = ["fake_sh_server", "fake_sh", "sh_settings", "sh_provider", "make_sh_settings", "trust_fake",

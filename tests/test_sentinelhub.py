@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import warnings
 
@@ -21,7 +22,7 @@ from lulc_core.aoi import AOI
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cache import SceneCache, cache_key
 from lulc_core.errors import (CredentialsError, NoImageryError, ProviderError, QuotaError, RateLimitError)
-from lulc_core.fake_sentinelhub import ORBIT_REDUCERS, QUOTA_EXCEEDED_BODY, FakeSentinelHub, clear_median_reduce
+from tests.fakes.sentinelhub import ORBIT_REDUCERS, QUOTA_EXCEEDED_BODY, FakeSentinelHub, clear_median_reduce
 from lulc_core.providers.base import CachingProvider, ImageryProvider
 from lulc_core.providers.local import LocalFilesProvider, bright_cloud_mask, demo_provider
 from lulc_core.providers.sentinelhub import (COMPOSITE_VERSION, ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
@@ -69,10 +70,15 @@ def test_settings_from_env_defaults_and_secret_hidden():
         SentinelHubSettings(endpoint="nowhere")
 
 
-def test_settings_secrets_take_precedence_over_env():
+def test_settings_environment_first_then_secrets():
+    """One rule for every setting (lulc_core.settings): the environment, then the secrets (flat or table)."""
     env = {"SH_CLIENT_ID": "env-id", "SH_CLIENT_SECRET": "env-secret", "SH_BASE_URL": "https://env.example/"}
-    s = SentinelHubSettings.from_env(env=env, secrets={"SH_CLIENT_ID": "st-id", "SH_CLIENT_SECRET": "st-secret"})
-    assert (s.client_id, s.client_secret, s.base_url) == ("st-id", "st-secret", "https://env.example")
+    s = SentinelHubSettings.from_env(env=env, secrets={"SH_CLIENT_ID": "st-id", "SH_CLIENT_SECRET": "st-secret",
+                                                       "SH_TOKEN_URL": "https://st.example/tok"})
+    assert (s.client_id, s.client_secret, s.base_url) == ("env-id", "env-secret", "https://env.example")
+    assert s.token_url == "https://st.example/tok"  # not in the environment: from the secrets
+    flat = SentinelHubSettings.from_env(env={}, secrets={"SH_CLIENT_ID": "st-id", "SH_CLIENT_SECRET": "st-secret"})
+    assert (flat.client_id, flat.client_secret) == ("st-id", "st-secret")
     nested = SentinelHubSettings.from_env(env={}, secrets={"sentinelhub": {"client_id": "n-id", "client_secret": "n-s",
                                                                            "token_url": "https://t.example/tok"}})
     assert (nested.client_id, nested.client_secret, nested.token_url) == ("n-id", "n-s", "https://t.example/tok")
@@ -529,3 +535,81 @@ def test_fake_standalone_plain_http_needs_no_certificate():
                                                 "client_secret": "y"}, timeout=5)
         assert r.status_code == 401 and r.json()["error"] == "invalid_client"
         assert fake.request_log == [("POST", "/auth/realms/CDSE/protocol/openid-connect/token", 401)]
+
+
+# -- deadlines and plain http (issue 12): the real client over real HTTP, faults from the fake ------
+def _deadline_provider(fake, **overrides) -> SentinelHubProvider:
+    """Production-like waits (30 s without Retry-After, 4 attempts, 60 s timeouts) under a short deadline."""
+    kwargs = dict(max_download_attempts=4, download_sleep_time=5.0, timeout_s=60.0, max_rate_limit_retries=10,
+                  rate_limit_default_wait_s=30.0, deadline_s=1.5)
+    return SentinelHubProvider(make_sh_settings(fake, **{**kwargs, **overrides}))
+
+
+def test_process_429_forever_without_retry_after_ends_at_the_deadline(fake_sh, small_aoi):
+    p = _deadline_provider(fake_sh)
+    fake_sh.inject("process", status=429, times=None)  # no Retry-After: the client would wait 30 s, 11 times
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match=r"within its 1\.5 s deadline \(rate limited \(HTTP 429\)") as info:
+        p.fetch(small_aoi, JULY_2015)
+    assert time.monotonic() - t0 < 1.5 + 1.0
+    msg = str(info.value)
+    assert "LULC_SH_DEADLINE_S" in msg and "Process API request" in msg and "\n" not in msg
+    assert fake_sh.count("process", 429) >= 1
+
+
+@pytest.mark.parametrize("endpoint", ["token", "catalog", "process"])
+def test_a_very_late_answer_ends_at_the_deadline(fake_sh, small_aoi, endpoint):
+    """A server that answers after 60 s: 4 attempts x 60 s timeouts would keep the user 4 minutes."""
+    p = _deadline_provider(fake_sh)
+    fake_sh.inject(endpoint, delay_s=60.0, times=None)
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match=r"did not finish within its 1\.5 s deadline") as info:
+        p.fetch(small_aoi, JULY_2015)
+    assert time.monotonic() - t0 < 1.5 + 1.0
+    assert "did not answer in time" in str(info.value) and not isinstance(info.value, CredentialsError)
+    assert ("catalog search" if endpoint != "process" else "Process API request") in str(info.value)
+
+
+def test_server_errors_stop_when_the_next_retry_would_pass_the_deadline(fake_sh, small_aoi):
+    p = _deadline_provider(fake_sh, download_sleep_time=30.0, deadline_s=2.0)
+    fake_sh.inject("process", status=503, times=None)
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match=r"2 s deadline \(HTTP 503; the next retry would start after 30 s\)"):
+        p.fetch(small_aoi, JULY_2015)
+    assert time.monotonic() - t0 < 2.0 and fake_sh.count("process", 503) == 1
+
+
+def test_the_deadline_comes_from_lulc_sh_deadline_s():
+    s = SentinelHubSettings.from_env(env={"LULC_SH_DEADLINE_S": "7.5"}, secrets={})
+    assert s.deadline_s == 7.5
+    assert SentinelHubSettings.from_env(env={}, secrets={"sentinelhub": {"deadline_s": 9}}).deadline_s == 9
+    assert SentinelHubSettings.from_env(env={}, secrets={}).deadline_s == 120
+    from lulc_core.errors import LulcError
+    with pytest.raises(LulcError, match="LULC_SH_DEADLINE_S must be a number of seconds, got 'soon'"):
+        SentinelHubSettings.from_env(env={"LULC_SH_DEADLINE_S": "soon"}, secrets={})
+
+
+@pytest.mark.parametrize("which", ["token", "both"])
+def test_plain_http_address_has_its_own_message_and_sends_nothing(monkeypatch, small_aoi, which):
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    with FakeSentinelHub(tls=False) as fake:
+        base = fake.base_url if which == "both" else "https://127.0.0.1:9"
+        p = SentinelHubProvider(make_sh_settings(fake, base_url=base))
+        with pytest.raises(ProviderError, match=r"SH_TOKEN_URL is http://127\.0\.0\.1:\d+/\S+, not an https://") as e:
+            p.search(small_aoi, JULY_2015)
+        msg = str(e.value)
+        assert not isinstance(e.value, CredentialsError) and "refused" not in msg and "SH_CLIENT_ID" not in msg
+        assert "write SH_TOKEN_URL with https://" in msg and "\n" not in msg
+        assert fake.count() == 0  # the credentials never went out over plain http
+
+
+def test_log_redaction_is_installed_by_the_provider_not_by_import():
+    code = ("from lulc_core.providers.sentinelhub import SentinelHubProvider, SentinelHubSettings\n"
+            "from lulc_core.providers.sentinelhub.logs import log_redaction_installed\n"
+            "before = log_redaction_installed()\n"
+            "SentinelHubProvider(SentinelHubSettings())\n"
+            "print(before, log_redaction_installed())\n")
+    from tests.conftest import ROOT
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr[-500:]
+    assert res.stdout.split() == ["False", "True"]
