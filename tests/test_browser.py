@@ -73,6 +73,11 @@ def page():
         pg.console_errors = []
         pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+        # offline: nothing may be asked of the internet, and nothing asked may fail
+        pg.outside_requests, pg.failed_requests = [], []
+        pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:"))
+              else pg.outside_requests.append(r.url))
+        pg.on("requestfailed", lambda r: pg.failed_requests.append(r.url))
         yield pg
         browser.close()
 
@@ -93,6 +98,7 @@ def _no_errors(pg) -> None:
     alerts = pg.locator('[data-testid="stAlertContentError"]')
     assert alerts.count() == 0, [alerts.nth(i).inner_text() for i in range(alerts.count())]
     assert pg.console_errors == []
+    assert pg.outside_requests == [] and pg.failed_requests == [], (pg.outside_requests, pg.failed_requests)
 
 
 def _map_frame(pg, index: int):
@@ -120,6 +126,17 @@ def test_home_page(app_url, page):
     _wait_idle(page)
     page.get_by_text("Test accuracy on held-out EuroSAT images").wait_for()
     page.screenshot(path=str(SHOTS / "home.png"))
+    _no_errors(page)
+
+
+def test_model_page(app_url, page):
+    # through the page menu: a deep link (/Model) makes Streamlit's front end probe /Model/_stcore/health
+    # (404) before it finds the server's root, which the browser logs as errors
+    page.goto(app_url)
+    _wait_idle(page)
+    page.get_by_role("link", name="Model").first.click()
+    page.get_by_role("heading", name="Input contract").wait_for(timeout=60_000)
+    _wait_idle(page)
     _no_errors(page)
 
 
