@@ -206,6 +206,7 @@ class SceneCache:
             raise ValueError("checksum mismatch")
         acq = tuple(Acquisition(dt.datetime.fromisoformat(a["datetime"]), a["cloud_cover"], a["tile_id"],
                                 a["provider"], a.get("id", "")) for a in header["acquisitions"])
-        return Scene(data, tuple(header["bands"]), valid, cloud, header["crs"],
-                     Affine(*header["transform"]), tuple(dt.date.fromisoformat(d) for d in header["dates"]),
-                     header["provider"], header["collection"], 0.0, acq)
+        return Scene(data=data, bands=tuple(header["bands"]), valid=valid, cloud=cloud, crs=header["crs"],
+                     transform=Affine(*header["transform"]),
+                     dates=tuple(dt.date.fromisoformat(d) for d in header["dates"]), provider=header["provider"],
+                     collection=header["collection"], processing_units=0.0, acquisitions=acq)

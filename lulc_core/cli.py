@@ -195,13 +195,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_provider_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=["demo", "local", "sentinelhub"], default="demo",
-                   help="demo: bundled scenes (default); local: --scenes DIR; sentinelhub: SH_CLIENT_ID/SH_CLIENT_SECRET")
+    from lulc_core.providers.factory import DEFAULT_PROVIDER, PROVIDERS
+    from lulc_core.scene import COLLECTIONS, L1C
+    from lulc_core.settings import default_cache_dir
+
+    p.add_argument("--provider", choices=PROVIDERS, default=DEFAULT_PROVIDER,
+                   help=f"demo: bundled scenes; local: --scenes DIR; sentinelhub: SH_CLIENT_ID/SH_CLIENT_SECRET "
+                        f"(default {DEFAULT_PROVIDER})")
     p.add_argument("--scenes", help="folder of scenes for --provider local (<area>/<YYYYMMDD>/<band>.tif)")
-    p.add_argument("--collection", choices=["sentinel-2-l1c", "sentinel-2-l2a"], default="sentinel-2-l1c",
-                   help="Sentinel Hub collection; L2A is outside the model's training domain")
+    p.add_argument("--collection", choices=COLLECTIONS, default=L1C,
+                   help=f"Sentinel Hub collection (default {L1C}); Level-2A is outside the model's training domain")
     p.add_argument("--max-cloud", type=float, default=100.0, help="maximum scene cloud cover %% (default 100)")
-    p.add_argument("--cache-dir", help="scene cache folder (default ~/.cache/lulc-change-explorer)")
+    p.add_argument("--cache-dir", help=f"scene cache folder (default LULC_CACHE_DIR, else {default_cache_dir()})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import OrderedDict
 from typing import Any
 
@@ -24,6 +23,7 @@ from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
 from lulc_core import season
 from lulc_core.scene import Acquisition, DateWindow
+from lulc_core.settings import Settings, load_settings
 
 @st.cache_data(show_spinner=False)
 def demo_presets() -> dict[str, tuple[DateWindow, DateWindow]]:
@@ -57,7 +57,7 @@ def basemap_enabled() -> bool:
     """OpenStreetMap tiles under the overlays only when they can load: ``LULC_BASEMAP=1`` / ``0``
     forces them on / off; by default (``auto``) a cheap cached reachability check decides, so an
     offline or air-gapped browser makes no tile request and shows no attribution for absent tiles."""
-    setting = os.environ.get("LULC_BASEMAP", "auto").lower()
+    setting = settings().basemap
     if setting in ("0", "false", "no", "off"):
         return False
     if setting in ("1", "true", "yes", "on"):
@@ -80,11 +80,14 @@ def secrets_dict() -> dict[str, Any]:
         return {}
 
 
+def settings() -> Settings:
+    """The project's settings as now: the environment, then these Streamlit secrets (flat or table)."""
+    return load_settings(secrets=secrets_dict())
+
+
 def sentinelhub_configured() -> bool:
     """Credentials found where the core looks (environment, top-level secrets or a [sentinelhub] table)."""
-    from lulc_core.providers.sentinelhub import SentinelHubSettings
-
-    return SentinelHubSettings.from_env(secrets=secrets_dict()).has_credentials
+    return settings().has_sh_credentials
 
 
 def provider_kind() -> str:

@@ -67,11 +67,6 @@ class CachingProvider:
         return getattr(self.provider, item)
 
 
-def grid_parts(aoi: AOI) -> dict[str, Any]:
-    """The grid part of a cache key."""
-    return aoi.grid.to_dict()
-
-
 def acquisition_parts(acquisition: Acquisition | None) -> dict[str, Any] | None:
     return None if acquisition is None else {
         k: v for k, v in dataclasses.asdict(acquisition).items() if k in ("datetime", "tile_id", "id")}

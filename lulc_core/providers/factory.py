@@ -10,15 +10,18 @@ from lulc_core.errors import CredentialsError, ProviderError
 from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider
 from lulc_core.scene import COLLECTIONS, L1C
+from lulc_core.settings import load_settings
 
+#: The provider kinds :func:`make_provider` knows (the CLI's --provider choices), the default first.
 PROVIDERS = ("demo", "local", "sentinelhub")
+DEFAULT_PROVIDER = PROVIDERS[0]
 
 
-def make_provider(kind: str = "demo", scenes: str | Path | None = None, cache: SceneCache | None = None,
+def make_provider(kind: str = DEFAULT_PROVIDER, scenes: str | Path | None = None, cache: SceneCache | None = None,
                   collection: str = L1C, env: Mapping[str, str] | None = None,
                   secrets: Mapping[str, str] | None = None) -> CachingProvider:
     """A cached provider: ``demo`` (bundled scenes), ``local`` (``scenes`` folder) or
-    ``sentinelhub`` (credentials from ``secrets`` / environment)."""
+    ``sentinelhub`` (credentials from :func:`~lulc_core.settings.load_settings`: ``env``, then ``secrets``)."""
     cache = cache or SceneCache()
     if collection not in COLLECTIONS:
         raise ProviderError(f"unknown collection {collection!r}; choose from {', '.join(COLLECTIONS)}")
@@ -31,9 +34,9 @@ def make_provider(kind: str = "demo", scenes: str | Path | None = None, cache: S
     if kind == "sentinelhub":
         from lulc_core.providers.sentinelhub import SentinelHubProvider, SentinelHubSettings
 
-        settings = SentinelHubSettings.from_env(env=env, secrets=secrets)
+        settings = SentinelHubSettings.from_settings(load_settings(env=env, secrets=secrets))
         if not settings.has_credentials:
             raise CredentialsError("no Sentinel Hub credentials: set SH_CLIENT_ID and SH_CLIENT_SECRET "
-                                   "(environment or Streamlit secrets); SH_ENDPOINT=cdse|sentinelhub")
+                                   "(environment or .streamlit/secrets.toml); SH_ENDPOINT=cdse|sentinelhub")
         return CachingProvider(SentinelHubProvider(settings, collection=collection), cache)
     raise ProviderError(f"unknown provider {kind!r}; choose from {', '.join(PROVIDERS)}")
