@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test bench venv clean
+.PHONY: run test lint bench venv clean fake-sh
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,14 @@ test: venv
 
 bench: venv
 	$(PY) bench/bench_classifier.py
+
+lint: venv
+	$(PY) -m ruff check .
+
+# A local fake of the Sentinel Hub services over the bundled demo scenes (offline development; prints
+# the SH_* and REQUESTS_CA_BUNDLE settings to use). PORT_SH=... to move it.
+fake-sh: venv
+	$(PY) -m tests.fakes.sentinelhub --port $(or $(PORT_SH),8765)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -35,7 +35,7 @@ from affine import Affine
 from shapely.geometry import mapping
 
 from lulc_core.change import STATE_NAMES, ChangeResult, measured_change_skill
-from lulc_core.classes import CLASS_COLOURS, EUROSAT_CLASSES, hex_to_rgb
+from lulc_core.classes import CLASS_COLOURS, hex_to_rgb
 from lulc_core.classify import ClassMap
 from lulc_core.errors import LulcError
 from lulc_core.patches import STATUS_NAMES

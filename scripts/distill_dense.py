@@ -32,7 +32,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lulc_core.bands import EUROSAT_BAND_ORDER, eurosat_rgb_recipe, band_indices  # noqa: E402
+from lulc_core.bands import eurosat_rgb_recipe  # noqa: E402
 from lulc_core.model.classifier import Classifier  # noqa: E402
 from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,  # noqa: E402
                                    head_from_fc, load_dense_weights, metadata_for_student, save_dense_weights,
