@@ -38,3 +38,19 @@ def test_make_and_ci_entry_points():
     assert "streamlit run app.py" in mk and "pytest" in mk
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "chromium" in ci
+
+
+def test_the_fake_sentinel_hub_lives_in_the_tests_not_the_image():
+    assert not list((ROOT / "lulc_core").rglob("*fake*.py"))
+    assert (ROOT / "tests" / "fakes" / "sentinelhub" / "__main__.py").exists()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    docker = (ROOT / "Dockerfile").read_text()
+    assert "tests" in ignored and "COPY tests" not in docker and "COPY . " not in docker
+    assert re.search(r"^fake-sh:.*\n\t.*-m tests\.fakes\.sentinelhub", (ROOT / "Makefile").read_text(), re.M)
+
+
+def test_pyproject_packages_and_lint_config():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert cfg["project"]["scripts"]["lulc"] == "lulc_core.cli:main"
+    assert set(cfg["tool"]["setuptools"]["packages"]["find"]["include"]) == {"lulc_core*", "ui*"}
+    assert cfg["tool"]["ruff"]["lint"]["select"]
