@@ -988,8 +988,10 @@ def _stress_worker(root: str, seconds: float, seed: int) -> tuple[int, int, list
                         if not np.array_equal(got.data, scenes[k].data):
                             errors.append(f"wrong data for key {k}")
                         counts[1] += 1
-                if cache.warnings:
+                if getattr(cache, "warnings", None):
                     errors.append(cache.warnings[0])
+                if cache.discarded:  # a good entry read as corrupt (a read racing a rename or an eviction)
+                    errors.append(f"{cache.discarded} entries discarded as corrupt")
             except Exception as exc:  # noqa: BLE001 - any exception is the failure being tested
                 errors.append(f"{type(exc).__name__}: {exc}")
 
