@@ -22,6 +22,7 @@ test: venv
 
 bench: venv
 	$(PY) bench/bench_classifier.py
+	$(PY) bench/bench_pipeline.py   # per-stage seconds and peak RSS; writes docs/bench_pipeline.txt
 
 lint: venv
 	$(PY) -m ruff check .

@@ -4,9 +4,9 @@ Prints, in one run: patches/s through ``Classifier.predict_proba`` (DN arrays wi
 in, calibrated probabilities out) for batch sizes 1, 64 and 256; the same model's bare forward
 pass on ready normalised tensors; their ratio; FLOPs per patch; and achieved FLOP/s over a
 matrix-multiply FLOP/s measured on this machine. TTA is off here (it multiplies both sides by
-8); pass --tta to measure with it.
+8); pass --tta to measure with it. Inference runs the folded bf16 network; --fp32 measures fp32.
 
-Usage: python bench/bench_classifier.py [--threads N] [--seconds S] [--tta]
+Usage: python bench/bench_classifier.py [--threads N] [--seconds S] [--tta] [--fp32]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lulc_core.bands import EUROSAT_BAND_ORDER  # noqa: E402
 from lulc_core.model.architectures import count_flops  # noqa: E402
 from lulc_core.model.classifier import Classifier  # noqa: E402
+from lulc_core.model.inference import network_dtype  # noqa: E402
 from lulc_core.model.transforms import dihedral, normalise  # noqa: E402
 
 
@@ -57,26 +58,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--tta", action="store_true", help="full TTA (all 8 views on every patch)")
+    ap.add_argument("--fp32", action="store_true", help="fp32 instead of the default bf16 inference")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    clf = Classifier(threads=args.threads, tta=args.tta)
+    clf = Classifier(threads=args.threads, tta=args.tta, tta_threshold=float("inf"), bf16=not args.fp32)
     rng = np.random.default_rng(0)
     views = 8 if args.tta else 1
     flops = count_flops(clf.model) * views
     results = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
                "torch": torch.__version__, "architecture": f"{clf.meta.architecture} ({clf.meta.stem} stem)",
-               "tta": args.tta, "flops_per_patch": flops, "batches": {}}
+               "tta": args.tta, "bf16": clf.bf16, "flops_per_patch": flops, "batches": {}}
     for bs in (1, 64, 256):
         dn = rng.integers(200, 4000, size=(bs, 13, 64, 64)).astype(np.uint16)
         api = rate(lambda: clf.predict_proba(dn, EUROSAT_BAND_ORDER), bs, args.seconds)
         x = normalise(torch.from_numpy(clf.prepare(dn, EUROSAT_BAND_ORDER)), clf.meta.norm_mean,
-                      clf.meta.norm_std).contiguous(memory_format=torch.channels_last)
+                      clf.meta.norm_std).to(network_dtype(clf.net)).contiguous(memory_format=torch.channels_last)
 
-        def bare() -> None:
+        def bare() -> None:  # the network the API runs (batch norm folded, channels-last, bf16 by default)
             with torch.inference_mode():
                 for k in range(views):
-                    clf.model(dihedral(x, k))
+                    clf.net(dihedral(x, k))
 
         bare_rate = rate(bare, bs, args.seconds)
         results["batches"][bs] = {"api_patches_per_s": round(api, 1), "bare_patches_per_s": round(bare_rate, 1),

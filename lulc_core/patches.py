@@ -61,7 +61,7 @@ def _blocks(arr: np.ndarray, p: int) -> np.ndarray:
 
 def block_sums(arr: np.ndarray, block_px: int) -> np.ndarray:
     """Sum of an (H, W) array over each block_px square: (H // block_px, W // block_px)."""
-    return _blocks(np.asarray(arr, dtype=np.float64), block_px).sum(axis=(-2, -1))
+    return _blocks(np.asarray(arr), block_px).sum(axis=(-2, -1), dtype=np.float64)  # no float64 copy
 
 
 def patch_means(arr: np.ndarray, patch_px: int) -> np.ndarray:

@@ -151,7 +151,7 @@ class Scene:
             profile.update(tiled=False, blockxsize=None, blockysize=None)
             profile = {k: v for k, v in profile.items() if v is not None}
         with rasterio.open(path, "w", count=len(self.bands), dtype="uint16", nodata=0, **profile) as ds:
-            ds.write(self.data.astype(np.uint16))
+            ds.write(self.data.astype(np.uint16, copy=False))
             for i, b in enumerate(self.bands, 1):
                 ds.set_band_description(i, b)
             ds.update_tags(**tags)

@@ -30,6 +30,7 @@ MIN_THRESHOLD = 2.0  # a pixel is never "changed" below twice the invariant pixe
 NOISE_FLOOR_DN = 50.0  # per-band noise never counts as less than 0.5% reflectance
 MIN_PIXELS = 200  # fewer jointly valid pixels than this: no normalisation, no evidence
 SAMPLE_PIXELS = 200_000  # regression fits use at most this many pixels (random, seeded)
+STRIP_ROWS = 256  # rows of pixels whose change magnitude is computed at once (bounds memory)
 
 
 @dataclass
@@ -92,6 +93,8 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
         return SpectralChange(magnitude, np.zeros((h, w), bool), valid, float("nan"), gain, offset, a.bands)
     rng = np.random.default_rng(seed)
     fit_idx = idx if idx.size <= SAMPLE_PIXELS else np.sort(rng.choice(idx, SAMPLE_PIXELS, replace=False))
+    n = float(idx.size)
+    del idx  # 8 bytes a pixel: not kept while the magnitude is computed
     xa = a.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
     xb = b.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
     # first guess of invariant pixels: each date standardised on its own
@@ -107,11 +110,23 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
         xb_n = (xb - offset[:, None]) / gain[:, None]
         noise = np.maximum((xa[:, pif] - xb_n[:, pif]).std(1), NOISE_FLOOR_DN)
         d = _standardised_distance(xa, xb_n, noise)
-    da = a.data.reshape(nb, -1)[:, idx].astype(np.float32)
-    db = (b.data.reshape(nb, -1)[:, idx].astype(np.float32) - offset[:, None].astype(np.float32)) / gain[:, None].astype(np.float32)
-    mag = _standardised_distance(da, db, noise.astype(np.float32))
-    magnitude.ravel()[idx] = mag
-    threshold = max(float(mag.mean() + change_sd * mag.std()), min_threshold)
-    changed = np.zeros((h, w), bool)
-    changed.ravel()[idx] = mag > threshold
+    # magnitude in strips of rows, so temporaries stay small whatever the scene's size
+    g32, o32, n32 = (v.astype(np.float32)[:, None] for v in (gain, offset, noise))
+    total = total_sq = 0.0
+    for r0 in range(0, h, STRIP_ROWS):
+        sl = slice(r0, min(h, r0 + STRIP_ROWS))
+        ok = valid[sl]
+        if not ok.any():
+            continue
+        da = a.data[:, sl][:, ok].astype(np.float32)
+        db = (b.data[:, sl][:, ok].astype(np.float32) - o32) / g32
+        mag = _standardised_distance(da, db, n32[:, 0])
+        magnitude[sl][ok] = mag
+        total += float(mag.sum(dtype=np.float64))
+        total_sq += float(np.square(mag, dtype=np.float64).sum())
+    mean = total / n
+    std = float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))
+    threshold = max(mean + change_sd * std, min_threshold)
+    with np.errstate(invalid="ignore"):
+        changed = magnitude > threshold  # NaN (not comparable) is never changed
     return SpectralChange(magnitude, changed, valid, threshold, gain, offset, a.bands)

@@ -105,3 +105,25 @@ def test_cell_map_of_a_scene_flags_cloud_around_a_cloud(dense, montpellier):
     ok = cm.status == OK
     np.testing.assert_allclose(cm.probs[ok].sum(-1), 1, atol=1e-4)
     assert cm.area_ha[ok].sum() == pytest.approx(2.56 * ok.sum(), rel=0.02)
+
+
+def test_folded_dense_network_equals_unfolded(dense):
+    from lulc_core.model.inference import fold_batchnorm
+
+    folded = fold_batchnorm(dense.model)
+    x = torch.rand(1, 3, 192, 160)
+    with torch.inference_mode():
+        torch.testing.assert_close(dense_logits(folded, x, dense.head), dense_logits(dense.model, x, dense.head),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_tiles_without_data_are_skipped_and_the_rest_unchanged(dense, montpellier):
+    _, (scene, _) = montpellier
+    small = DenseClassifier(DENSE_WEIGHTS, tile_px=64)  # a tile reads 64 + 3 x 16 + 64 px
+    full = small.predict_scene(scene.data, scene.bands, scene.valid).probs
+    valid = scene.valid.copy()
+    valid[:, :176] = False  # the first tile column (and its context) holds no data
+    part = small.predict_scene(scene.data, scene.bands, valid).probs
+    np.testing.assert_allclose(part[:, :4], 0.1, atol=1e-6)  # skipped: uniform, later masked as nodata
+    assert not np.allclose(part[:, 4:8], 0.1, atol=1e-3)  # the next tile has data: computed
+    np.testing.assert_allclose(part[:, 16:], full[:, 16:], atol=1e-5)  # beyond its context: unchanged

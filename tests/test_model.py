@@ -122,3 +122,109 @@ def test_evaluate_reads_a_zip(tmp_path):
     report = evaluate(z, Classifier(tta=False))
     assert report["n_images"] == 20 and 0 <= report["ece"] <= 1
     assert sum(v["support"] for v in report["per_class"].values()) == 20
+
+
+def _random_bn_resnet():
+    import torch
+
+    from lulc_core.model.architectures import build_resnet
+
+    torch.manual_seed(0)
+    model = build_resnet("resnet18", "s2", 10, 3)
+    with torch.no_grad():  # batch norm statistics far from identity, so an unfolded BN would show
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_folded_network_equals_unfolded():
+    import torch
+
+    from lulc_core.model.inference import fold_batchnorm
+
+    model = _random_bn_resnet()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.randn(4, 3, 64, 64)
+    with torch.inference_mode():
+        ref = model(x)
+        torch.testing.assert_close(folded(x.contiguous(memory_format=torch.channels_last)), ref,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_shipped_classifier_folded_fp32_and_bf16_match_the_plain_network():
+    """The shipped weights: folded fp32 logits equal the unfolded network's; bf16 logits stay close
+    and give the same classes on the fixture sample."""
+    from lulc_core.model.inference import predict_logits
+
+    x = load_image_set(SAMPLE).images.transpose(0, 3, 1, 2)[::2]
+    fp32 = Classifier(tta=False, bf16=False)
+    ref = predict_logits(fp32.model, x, fp32.meta.norm_mean, fp32.meta.norm_std)
+    np.testing.assert_allclose(fp32.logits(x), ref, rtol=1e-3, atol=1e-3)
+    bf16 = Classifier(tta=False, bf16=True).logits(x)
+    assert np.abs(bf16 - ref).max() < 1.0
+    assert (bf16.argmax(1) == ref.argmax(1)).mean() >= 0.98
+
+
+def test_tta_cascade_runs_tta_only_under_the_threshold():
+    from lulc_core.model.calibration import softmax
+    from lulc_core.model.inference import ALL_VIEWS, predict_logits
+
+    x = load_image_set(SAMPLE).images.transpose(0, 3, 1, 2)[::4]
+    plain = Classifier(tta=False).predict_recipe(x)
+    np.testing.assert_allclose(Classifier(tta=True, tta_threshold=0.0).predict_recipe(x), plain)
+    full_clf = Classifier(tta=True, tta_threshold=float("inf"))
+    full = full_clf.predict_recipe(x)
+    assert full_clf.last_tta_share == 1.0
+    m = full_clf.meta
+    expected = softmax(predict_logits(full_clf.net, x, m.norm_mean, m.norm_std, views=ALL_VIEWS), m.temperature_tta)
+    np.testing.assert_allclose(full, expected, rtol=1e-5, atol=1e-5)
+    thr = float(np.median(plain.max(1)))
+    mid_clf = Classifier(tta=True, tta_threshold=thr)
+    mid = mid_clf.predict_recipe(x)
+    low = plain.max(1) < thr
+    assert 0 < low.sum() < len(x) and mid_clf.last_tta_share == pytest.approx(low.mean())
+    np.testing.assert_allclose(mid[~low], plain[~low])
+    np.testing.assert_allclose(mid[low], full[low], rtol=1e-5, atol=1e-5)
+
+
+def test_shipped_cascade_threshold_belongs_to_the_shipped_weights(tmp_path):
+    import shutil
+
+    from lulc_core.model.classifier import CASCADE_FILE, shipped_cascade_threshold
+
+    info = json.loads(CASCADE_FILE.read_text())
+    thr = shipped_cascade_threshold(DEFAULT_WEIGHTS)
+    assert thr == info["threshold"] and 0.5 <= thr < 1
+    assert Classifier(tta=True).tta_threshold == thr
+    assert info["validation"]["cascade"] >= info["validation"]["full_tta"]  # the rule it was chosen by
+    other = tmp_path / "other.pt"
+    shutil.copy(DEFAULT_WEIGHTS, other)
+    with open(other, "ab") as f:
+        f.write(b"\0")
+    assert shipped_cascade_threshold(other) is None  # other weights: no threshold, full TTA
+    assert Classifier(other, tta=True).tta_threshold == float("inf")
+
+
+def test_recipe_comes_from_the_weights_metadata():
+    from dataclasses import replace
+
+    from lulc_core.bands import eurosat_rgb_recipe
+    from lulc_core.model import train
+    from lulc_core.model.inference import predict_logits
+    from lulc_core.model.recipes import EUROSAT_RGB, recipe_for
+
+    _, meta = load_weights()
+    assert recipe_for(meta) is EUROSAT_RGB and train.RECIPE == meta.recipe
+    assert train.predict_logits is predict_logits  # one implementation for training and inference
+    dn = np.random.default_rng(0).integers(0, 4000, (3, 8, 8))
+    np.testing.assert_array_equal(EUROSAT_RGB.apply(dn), eurosat_rgb_recipe(dn))
+    with pytest.raises(ValueError, match="unknown input recipe"):
+        recipe_for(replace(meta, recipe="EuroSAT RGB, scaled differently"))
+    with pytest.raises(ValueError, match="declare bands B02, B03, B04"):
+        recipe_for(replace(meta, bands=["B02", "B03", "B04"]))

@@ -6,12 +6,23 @@ Input contract (checked on every call):
 - ``bands``: the band name of every channel, e.g. EuroSAT's 13-band order
   ``B01..B12, B8A`` or just ``("B04", "B03", "B02")``. Bands are picked by name, never by
   position, so any order or superset works.
-The RGB model applies the EuroSAT recipe (:func:`lulc_core.bands.eurosat_rgb_recipe`), then
-the normalisation stored with the weights, then the ResNet, then temperature scaling.
+The classifier applies the input recipe the weights' metadata names
+(:func:`lulc_core.model.recipes.recipe_for`), then the normalisation stored with the weights,
+then the ResNet (batch norm folded, channels-last, bf16: :mod:`lulc_core.model.inference`),
+then temperature scaling.
+
+Test-time augmentation is a **cascade**: every patch is classified plainly, and only patches
+whose calibrated top probability is under a threshold are run through the other 7 dihedral
+views and take the 8-view average (with the TTA temperature). The threshold was chosen on the
+validation part of the training split and ships in ``lulc_core/data/tta_cascade.json`` with
+the sha256 of the weights it belongs to (``scripts/tune_tta_cascade.py``). Weights without a
+shipped threshold run full TTA when TTA is on.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -19,30 +30,66 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lulc_core.bands import band_indices, eurosat_rgb_recipe
+from lulc_core.bands import band_indices
 from lulc_core.model.calibration import softmax
-from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import DEFAULT_WEIGHTS, WeightsMetadata, load_weights
+from lulc_core.model.inference import ALL_VIEWS, INFERENCE_BF16, inference_network, predict_logits
+from lulc_core.model.recipes import recipe_for
+from lulc_core.model.weights import DEFAULT_WEIGHTS, WeightsMetadata, load_weights  # noqa: F401
 
 PATCH_SIZE = 64
+CASCADE_FILE = Path(__file__).resolve().parent.parent / "data" / "tta_cascade.json"
 
 
 class InputError(ValueError):
     """Patches that do not meet the classifier's input contract."""
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def shipped_cascade_threshold(weights: Path, path: Path = CASCADE_FILE) -> float | None:
+    """The TTA cascade threshold shipped for this weights file (matched by sha256), else None."""
+    try:
+        entry = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        if entry["weights_sha256"] == file_sha256(Path(weights)):
+            return float(entry["threshold"])
+    except (KeyError, TypeError, ValueError, OSError):
+        pass
+    return None
+
+
 class Classifier:
-    """A EuroSAT ResNet loaded once; thread-safe :meth:`predict_proba` on DN patches."""
+    """A EuroSAT ResNet loaded once; thread-safe :meth:`predict_proba` on DN patches.
+
+    ``tta``: None = the weights' default, False = plain, True = the TTA cascade.
+    ``tta_threshold``: top-probability threshold of the cascade (None = the shipped one;
+    ``float('inf')`` = full TTA on every patch, 0 = plain). ``bf16``: None = the measured default.
+    """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, threads: int | None = None,
-                 tta: bool | None = None, batch_size: int = 256) -> None:
+                 tta: bool | None = None, batch_size: int = 256, tta_threshold: float | None = None,
+                 bf16: bool | None = None) -> None:
         self.model, self.meta = load_weights(Path(weights))
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.recipe = recipe_for(self.meta)
+        self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
+        self.net = inference_network(self.model, self.bf16)
         self.tta = self.meta.tta_default if tta is None else tta
+        if tta_threshold is None:
+            tta_threshold = shipped_cascade_threshold(Path(weights))
+        self.tta_threshold = float("inf") if tta_threshold is None else float(tta_threshold)
         self.batch_size = batch_size
         self.threads = threads
         self._lock = threading.Lock()
         self.calls = 0  # number of predict calls, for tests that check caching
+        self.last_tta_share = 0.0  # share of the last call's patches the cascade sent to TTA
 
     @property
     def class_names(self) -> list[str]:
@@ -54,6 +101,7 @@ class Classifier:
 
     @property
     def temperature(self) -> float:
+        """The temperature of the mode's final answers (TTA's where the cascade ran it)."""
         return self.meta.temperature_tta if self.tta else self.meta.temperature
 
     def prepare(self, patches: np.ndarray, bands: Sequence[str]) -> np.ndarray:
@@ -71,41 +119,54 @@ class Classifier:
         if not np.issubdtype(arr.dtype, np.number):
             raise InputError(f"patches must be numeric DN, got dtype {arr.dtype}")
         try:
-            idx = band_indices(bands, self.meta.bands)
+            idx = band_indices(bands, self.recipe.bands)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         sel = arr[:, idx]
         if np.issubdtype(sel.dtype, np.floating) and not np.isfinite(sel).all():
             raise InputError("patches contain NaN or infinite values; mask them as nodata (0) first")
-        return eurosat_rgb_recipe(sel)
+        return self.recipe.apply(sel)
 
     def predict_proba(self, patches: np.ndarray, bands: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities (N, 10) for DN patches (N, len(bands), 64, 64)."""
         return self.predict_recipe(self.prepare(patches, bands))
 
     def predict_recipe(self, recipe_uint8: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities for images already in recipe space (e.g. EuroSAT JPEGs)."""
-        return softmax(self.logits(recipe_uint8), self.temperature)
+        """Calibrated probabilities for images already in recipe space (e.g. EuroSAT JPEGs).
+
+        Plain, or the TTA cascade (see the module docstring) when TTA is on.
+        """
+        x = np.ascontiguousarray(recipe_uint8, dtype=np.uint8)
+        self.calls += 1
+        z0 = self._logits(x, (0,))
+        probs = softmax(z0, self.meta.temperature)
+        self.last_tta_share = 0.0
+        if not self.tta or len(x) == 0:
+            return probs
+        need = probs.max(axis=1) < self.tta_threshold
+        if need.any():
+            rest = self._logits(x[need], ALL_VIEWS[1:])
+            z_tta = (z0[need] + (len(ALL_VIEWS) - 1) * rest) / len(ALL_VIEWS)
+            probs[need] = softmax(z_tta, self.meta.temperature_tta)
+        self.last_tta_share = float(need.mean())
+        return probs
 
     def logits(self, recipe_uint8: np.ndarray) -> np.ndarray:
-        """Uncalibrated logits (N, 10); averaged over the 8 dihedral views when TTA is on."""
-        x_all = torch.from_numpy(np.ascontiguousarray(recipe_uint8, dtype=np.uint8))
-        out = np.empty((len(x_all), len(self.meta.class_names)), dtype=np.float32)
-        with self._lock, torch.inference_mode():
-            self.calls += 1
+        """Uncalibrated logits (N, 10): one view, or the mean of the 8 dihedral views (full TTA)
+        when TTA is on (the cascade lives in :meth:`predict_recipe`)."""
+        self.calls += 1
+        return self._logits(np.ascontiguousarray(recipe_uint8, dtype=np.uint8), ALL_VIEWS if self.tta else (0,))
+
+    def _logits(self, x: np.ndarray, views: Sequence[int]) -> np.ndarray:
+        with self._lock:
             prev = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
             try:
-                for i in range(0, len(x_all), self.batch_size):
-                    x = normalise(x_all[i:i + self.batch_size], self.meta.norm_mean, self.meta.norm_std)
-                    x = x.contiguous(memory_format=torch.channels_last)
-                    views = range(8) if self.tta else range(1)
-                    z = sum(self.model(dihedral(x, k)) for k in views) / len(views)
-                    out[i:i + len(x)] = z.numpy()
+                return predict_logits(self.net, x, self.meta.norm_mean, self.meta.norm_std,
+                                      batch_size=self.batch_size, views=views)
             finally:
                 torch.set_num_threads(prev)
-        return out
 
 
 _DEFAULT: dict[tuple, Classifier] = {}

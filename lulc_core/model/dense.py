@@ -11,11 +11,15 @@ per-window classifier's calibrated probabilities (with TTA) on unlabelled real s
 Geometry: for a (H, W) image the trunk gives features at 1/16 resolution; window (i, j) covers
 pixels ``[16 i, 16 i + 64) x [16 j, 16 j + 64)`` and its logits are the linear head applied to
 the mean of the 4x4 feature cells it covers (the global average pool of a lone window).
-Scenes are processed in overlapping tiles so memory stays bounded whatever the scene's size.
+Scenes are processed in overlapping tiles so memory stays bounded whatever the scene's size:
+the input recipe is applied tile by tile, and tiles without any valid pixel are skipped (their
+windows are nodata anyway), so time and memory follow the imagery present. Inference runs the
+folded bf16 copy of the network (:func:`~lulc_core.model.inference.inference_network`).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lulc_core.bands import band_indices, eurosat_rgb_recipe
+from lulc_core.bands import band_indices
 from lulc_core.model.calibration import softmax
+from lulc_core.model.inference import INFERENCE_BF16, inference_network, network_dtype
+from lulc_core.model.recipes import recipe_for
 from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob
 
@@ -124,10 +130,16 @@ class DenseClassifier:
     """The distilled student, run fully convolutionally over whole scenes in bounded tiles."""
 
     def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
-                 tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False) -> None:
+                 tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False,
+                 bf16: bool | None = None) -> None:
         self.model, self.meta, self.head = load_dense_weights(Path(weights))
+        self.recipe = recipe_for(self.meta)
         self.tta = tta
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=torch.channels_last)  # as trained (distillation scripts)
+        self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
+        self.net = inference_network(self.model, self.bf16)  # what inference runs
+        self.net_head = None if self.head is None else (
+            copy.deepcopy(self.head).to(network_dtype(self.net)).to(memory_format=torch.channels_last))
         if tile_px % STEP_PX or context_px % STEP_PX:
             raise ValueError(f"tile and context must be multiples of {STEP_PX} px")
         self.tile_px, self.context_px = tile_px, context_px
@@ -145,14 +157,29 @@ class DenseClassifier:
 
     def predict_scene(self, dn: np.ndarray, bands: Sequence[str], valid: np.ndarray | None = None,
                       progress: Callable[[float], None] | None = None) -> DenseProbabilities:
-        """Probabilities of every window of a (bands, H, W) DN image (EuroSAT recipe applied here)."""
-        idx = band_indices(list(bands), self.meta.bands)
-        recipe = eurosat_rgb_recipe(np.asarray(dn)[idx], valid)
-        return DenseProbabilities(softmax(self.logits_recipe(recipe, progress), self.temperature))
+        """Probabilities of every window of a (bands, H, W) DN image (the weights' recipe is applied
+        tile by tile; windows of tiles without valid pixels get uniform probabilities)."""
+        idx = band_indices(list(bands), self.recipe.bands)
+        dn = np.asarray(dn)
+
+        def tile_recipe(y0: int, y1: int, x0: int, x1: int) -> np.ndarray | None:
+            v = None if valid is None else valid[y0:y1, x0:x1]
+            if v is not None and not v.any():
+                return None
+            return self.recipe.apply(dn[idx, y0:y1, x0:x1], v)
+
+        probs = softmax(self._run_tiles(dn.shape[1], dn.shape[2], tile_recipe, progress), self.temperature)
+        return DenseProbabilities(probs.astype(np.float32))
 
     def logits_recipe(self, recipe: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
         """Logits (rows, cols, classes) of every window of a (C, H, W) uint8 recipe image."""
         _, h, w = recipe.shape
+        return self._run_tiles(h, w, lambda y0, y1, x0, x1: recipe[:, y0:y1, x0:x1], progress)
+
+    def _run_tiles(self, h: int, w: int, read: Callable[[int, int, int, int], np.ndarray | None],
+                   progress: Callable[[float], None] | None) -> np.ndarray:
+        """Logits of every window of an (h, w) image whose recipe values ``read(y0, y1, x0, x1)``
+        gives tile by tile (None: no valid pixel there, logits stay 0)."""
         rows, cols = window_count(h), window_count(w)
         out = np.zeros((rows, cols, len(self.class_names)), dtype=np.float32)
         if rows == 0 or cols == 0:
@@ -166,16 +193,16 @@ class DenseClassifier:
                 torch.set_num_threads(self.threads)
             try:
                 for k, (r0, c0) in enumerate(tiles):
-                    self._tile(recipe, out, r0, c0)
+                    self._tile(read, h, w, out, r0, c0)
                     if progress:
                         progress((k + 1) / len(tiles))
             finally:
                 torch.set_num_threads(prev)
         return out
 
-    def _tile(self, recipe: np.ndarray, out: np.ndarray, r0: int, c0: int) -> None:
+    def _tile(self, read: Callable[[int, int, int, int], np.ndarray | None], h: int, w: int,
+              out: np.ndarray, r0: int, c0: int) -> None:
         """Windows with origin in [r0, r0 + tile) x [c0, c0 + tile), computed with context around."""
-        _, h, w = recipe.shape
         rows, cols = out.shape[:2]
         wr0, wc0 = r0 // STEP_PX, c0 // STEP_PX
         wr1 = min(rows, (r0 + self.tile_px) // STEP_PX)
@@ -183,12 +210,17 @@ class DenseClassifier:
         y0, x0 = max(0, r0 - self.context_px), max(0, c0 - self.context_px)
         y1 = min(h, (wr1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
         x1 = min(w, (wc1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
-        x = torch.from_numpy(np.ascontiguousarray(recipe[:, y0:y1, x0:x1]))[None]
-        x = normalise(x, self.meta.norm_mean, self.meta.norm_std).contiguous(memory_format=torch.channels_last)
+        tile = read(y0, y1, x0, x1)
+        if tile is None:
+            return
+        x = torch.from_numpy(np.ascontiguousarray(tile, dtype=np.uint8))[None]
+        x = normalise(x, self.meta.norm_mean, self.meta.norm_std).to(network_dtype(self.net))
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.tta:  # the 8 flips / rotations of the tile, each window grid turned back, averaged
-            z = sum(undo_dihedral(dense_logits(self.model, dihedral(x, k), self.head), k) for k in range(8)) / 8
+            z = sum(undo_dihedral(dense_logits(self.net, dihedral(x, k), self.net_head), k).float()
+                    for k in range(8)) / 8
         else:
-            z = dense_logits(self.model, x, self.head)
+            z = dense_logits(self.net, x, self.net_head).float()
         z = z[0].permute(1, 2, 0).numpy()
         oy, ox = (r0 - y0) // STEP_PX, (c0 - x0) // STEP_PX
         out[wr0:wr1, wc0:wc1] = z[oy:oy + wr1 - wr0, ox:ox + wc1 - wc0]

@@ -20,15 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from lulc_core.bands import RGB_BANDS
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.model.architectures import build_resnet
 from lulc_core.model.calibration import expected_calibration_error, fit_temperature, softmax
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
-from lulc_core.model.transforms import augment, dihedral, normalise
+from lulc_core.model.inference import predict_logits
+from lulc_core.model.recipes import EUROSAT_RGB
+from lulc_core.model.transforms import augment
 from lulc_core.model.weights import WeightsMetadata, save_weights
 
-RECIPE = "EuroSAT RGB: B04,B03,B02 L1C DN clipped to 0..2750, scaled to 1..255 (0 = nodata)"
+RECIPE = EUROSAT_RGB.description  # the registry key the classifiers look the recipe up by
 
 
 @dataclass
@@ -62,21 +63,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, tta: bool = False,
-                   batch_size: int = 256, bf16: bool = False) -> np.ndarray:
-    """Logits (N, classes) for uint8 (N, C, H, W) recipe images; TTA averages 8 dihedral views."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = normalise(images[i:i + batch_size], mean, std).contiguous(memory_format=torch.channels_last)
-        views = range(8) if tta else range(1)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            z = torch.stack([model(dihedral(x, k)).float() for k in views]).mean(0)
-        out.append(z)
-    return torch.cat(out).numpy()
 
 
 def test_report(logits: np.ndarray, labels: np.ndarray, temperature: float, mode: str) -> dict:
@@ -209,7 +195,7 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
     metrics["report"] = test_report(z_best, y_te, temps[best], best)
     meta = WeightsMetadata(
         architecture=cfg.arch, stem=cfg.stem, class_names=list(CLASS_NAMES),
-        bands=list(RGB_BANDS), recipe=RECIPE, norm_mean=mean, norm_std=std,
+        bands=list(EUROSAT_RGB.bands), recipe=RECIPE, norm_mean=mean, norm_std=std,
         temperature=temps["plain"], temperature_tta=temps["tta"],
         tta_default=best == "tta",
         training_data_sha256=sha256_file(cfg.data) if cfg.data.is_file() else "",

@@ -36,6 +36,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
+from rasterio.windows import from_bounds as window_from_bounds
+from rasterio.windows import transform as window_transform
 from shapely import geometry as sg
 
 from lulc_core.aoi import AOI, PatchGrid
@@ -51,6 +54,9 @@ COMPOSITE_METHOD = "median-of-clear-v1"
 #: Reprojected bands (as uint16) kept in memory between the composite's two passes; beyond it
 #: bands are read again, so memory stays bounded by one band of every scene (plus the masks).
 COMPOSITE_KEEP_BYTES = 256 * 2**20
+#: Pixels a single-scene fetch reprojects at once, in strips of whole rows (bounds its float32
+#: temporaries to 13 x 4 bytes x this). Scenes up to this size are read in one piece, as before.
+FETCH_STRIP_PX = 4 * 2**20
 #: Pixels sorted at once by :func:`lower_median_of_clear` (bounds its temporary arrays).
 _MEDIAN_CHUNK_PX = 1 << 20
 _DATE_RE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
@@ -154,17 +160,32 @@ class SceneSource:
             return path, 1
         return self.path, self.stack_bands.index(band) + 1
 
-    def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER) -> np.ndarray:
-        """Bands as float32 DN (len(bands), H, W) on ``grid``; 0 where the source has no data."""
-        out = np.zeros((len(bands), grid.height, grid.width), dtype=np.float32)
+    def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER,
+                     window: Window | None = None) -> np.ndarray:
+        """Bands as float32 DN (len(bands), H, W) on ``grid`` (or on a ``window`` of it: its
+        height and width); 0 where the source has no data."""
+        window = window or Window(0, 0, grid.width, grid.height)
+        out = np.zeros((len(bands), int(window.height), int(window.width)), dtype=np.float32)
+        dst_transform = window_transform(window, grid.transform)
         for i, band in enumerate(bands):
             path, index = self.locate(band)
             with rasterio.open(path) as ds:
                 reproject(rasterio.band(ds, index), out[i], src_nodata=0, dst_nodata=0,
-                          dst_transform=grid.transform, dst_crs=grid.crs,
+                          dst_transform=dst_transform, dst_crs=grid.crs,
                           resampling=Resampling.bilinear)
                 check_dn(path, ds.dtypes[index - 1], out[i])
         return out
+
+    def grid_window(self, grid: PatchGrid, pad_px: int = 2) -> Window | None:
+        """The window of ``grid`` the source can cover (its bounds, padded), None if they miss."""
+        with rasterio.open(self.reference) as ds:
+            left, bottom, right, top = transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21)
+        win = window_from_bounds(left, bottom, right, top, grid.transform)
+        c0 = max(0, int(np.floor(win.col_off)) - pad_px)
+        r0 = max(0, int(np.floor(win.row_off)) - pad_px)
+        c1 = min(grid.width, int(np.ceil(win.col_off + win.width)) + pad_px)
+        r1 = min(grid.height, int(np.ceil(win.row_off + win.height)) + pad_px)
+        return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
     def cloud_cover(self) -> float:
         """Cloud % of the whole source scene by :func:`bright_cloud_mask`, read at 60 m."""
@@ -339,21 +360,36 @@ class LocalFilesProvider:
         sources = self._candidates(aoi, window, acquisition, max_cloud)
         if acquisition is None and len(sources) > 1:
             return self._composite(grid, window, sources, progress)
-        data = np.zeros((13, grid.height, grid.width), dtype=np.float32)
+        # uint16 output allocated lazily (pages never written stay unallocated): memory follows
+        # the imagery present, read in strips of rows of each source's window of the grid
+        data = np.zeros((13, grid.height, grid.width), dtype=np.uint16)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
         used = []
         for i, s in enumerate(sources):
             if progress:
                 progress(i / len(sources), f"reading {s.area} {s.date}")
-            arr = s.read_on_grid(grid)
-            ok = np.all(arr > 0, axis=0)
-            cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in ("B02", "B04", "B11", "B10"))) & ok
-            fill = ok & (~valid | (cloud & ~cl))  # fill gaps, and replace cloud by clear pixels
-            if fill.any():
-                data[:, fill] = arr[:, fill]
-                cloud[fill] = cl[fill]
-                valid |= fill
+            win = s.grid_window(grid)
+            if win is None:
+                continue
+            c0, c1 = int(win.col_off), int(win.col_off + win.width)
+            strip = max(64, FETCH_STRIP_PX // max(1, c1 - c0))
+            filled = False
+            for r0 in range(int(win.row_off), int(win.row_off + win.height), strip):
+                r1 = min(int(win.row_off + win.height), r0 + strip)
+                arr = s.read_on_grid(grid, window=Window(c0, r0, c1 - c0, r1 - r0))
+                ok = np.all(arr > 0, axis=0)
+                cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in ("B02", "B04", "B11", "B10"))) & ok
+                v, c = valid[r0:r1, c0:c1], cloud[r0:r1, c0:c1]
+                fill = ok & (~v | (c & ~cl))  # fill gaps, and replace cloud by clear pixels
+                if fill.any():
+                    d = data[:, r0:r1, c0:c1]
+                    for k in range(len(arr)):
+                        d[k][fill] = np.rint(arr[k][fill])
+                    c[fill] = cl[fill]
+                    v |= fill
+                    filled = True
+            if filled:
                 used.append(s)
             if valid.all() and not cloud.any():
                 break
@@ -361,7 +397,7 @@ class LocalFilesProvider:
             progress(1.0, "done")
         if not used:
             raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
-        return Scene(np.rint(data).astype(np.uint16), EUROSAT_BAND_ORDER, valid, cloud, grid.crs,
+        return Scene(data, EUROSAT_BAND_ORDER, valid, cloud, grid.crs,
                      grid.transform, tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
                      tuple(self._acq(s) for s in used))
 
