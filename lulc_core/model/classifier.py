@@ -77,10 +77,12 @@ class Classifier:
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, threads: int | None = None,
                  tta: bool | None = None, batch_size: int = 256, tta_threshold: float | None = None,
                  bf16: bool | None = None) -> None:
-        self.model, self.meta = load_weights(Path(weights))
+        self.weights = Path(weights)
+        model, self.meta = load_weights(self.weights)
         self.recipe = recipe_for(self.meta)
         self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
-        self.net = inference_network(self.model, self.bf16)
+        self.net = inference_network(model, self.bf16, inplace=True)  # the one copy kept
+        self._model: torch.nn.Module | None = None
         self.tta = self.meta.tta_default if tta is None else tta
         if tta_threshold is None:
             tta_threshold = shipped_cascade_threshold(Path(weights))
@@ -90,6 +92,14 @@ class Classifier:
         self._lock = threading.Lock()
         self.calls = 0  # number of predict calls, for tests that check caching
         self.last_tta_share = 0.0  # share of the last call's patches the cascade sent to TTA
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network as trained (fp32, batch norm unfolded), read from the weights on first use
+        (inference runs :attr:`net`; this is for benchmarks, scripts and tests)."""
+        if self._model is None:
+            self._model = load_weights(self.weights)[0].to(memory_format=torch.channels_last)
+        return self._model
 
     @property
     def class_names(self) -> list[str]:

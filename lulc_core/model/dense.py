@@ -132,12 +132,13 @@ class DenseClassifier:
     def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
                  tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False,
                  bf16: bool | None = None) -> None:
-        self.model, self.meta, self.head = load_dense_weights(Path(weights))
+        self.weights = Path(weights)
+        model, self.meta, self.head = load_dense_weights(self.weights)
         self.recipe = recipe_for(self.meta)
         self.tta = tta
-        self.model = self.model.to(memory_format=torch.channels_last)  # as trained (distillation scripts)
         self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
-        self.net = inference_network(self.model, self.bf16)  # what inference runs
+        self.net = inference_network(model, self.bf16, inplace=True)  # what inference runs; the one copy kept
+        self._model: nn.Module | None = None
         self.net_head = None if self.head is None else (
             copy.deepcopy(self.head).to(network_dtype(self.net)).to(memory_format=torch.channels_last))
         if tile_px % STEP_PX or context_px % STEP_PX:
@@ -146,6 +147,14 @@ class DenseClassifier:
         self.threads = threads
         self._lock = threading.Lock()
         self.calls = 0
+
+    @property
+    def model(self) -> nn.Module:
+        """The student as trained (fp32, batch norm unfolded), read from the weights on first use
+        (inference runs :attr:`net`; this is for the distillation script and tests)."""
+        if self._model is None:
+            self._model = load_dense_weights(self.weights)[0].to(memory_format=torch.channels_last)
+        return self._model
 
     @property
     def class_names(self) -> list[str]:

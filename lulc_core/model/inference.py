@@ -36,15 +36,16 @@ INFERENCE_BF16 = True
 ALL_VIEWS: tuple[int, ...] = tuple(range(8))
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of ``model`` with each ``BatchNorm2d`` folded into its convolution.
+def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """An eval-mode copy of ``model`` (``model`` itself if ``inplace``) with each ``BatchNorm2d``
+    folded into its convolution.
 
     Folds the pairs a torchvision ResNet has: attributes ``convK`` / ``bnK`` of one module and
     a convolution followed by a batch norm inside an ``nn.Sequential`` (the downsample
     shortcut). Folded batch norms become ``nn.Identity``. Any batch norm left unfolded raises,
     so a new architecture cannot silently keep a slow path.
     """
-    fused = copy.deepcopy(model).eval()
+    fused = (model if inplace else copy.deepcopy(model)).eval()
     for module in list(fused.modules()):
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
@@ -64,9 +65,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return fused.to(memory_format=torch.channels_last)
 
 
-def inference_network(model: nn.Module, bf16: bool = INFERENCE_BF16) -> nn.Module:
-    """The folded, channels-last copy of ``model`` that inference runs (bf16 weights if asked)."""
-    net = fold_batchnorm(model)
+def inference_network(model: nn.Module, bf16: bool = INFERENCE_BF16, inplace: bool = False) -> nn.Module:
+    """The folded, channels-last copy of ``model`` that inference runs (bf16 weights if asked);
+    ``inplace`` turns ``model`` itself into it (no second copy of the weights in memory)."""
+    net = fold_batchnorm(model, inplace=inplace)
     return net.to(torch.bfloat16) if bf16 else net
 
 
