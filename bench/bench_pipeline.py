@@ -10,7 +10,8 @@ Prints, in one run (each scenario in its own process, so each peak RSS is its ow
 2. **2,500 km2 (the app's AOI limit)**: the same analysis, cold (fetched, reprojected and cached
    by the local provider), over a scene built from real tiles: copies of both Beirut dates
    mosaicked side by side into a local-provider folder under ``runs/bench/`` (built once).
-3. **Dashboard** (Streamlit AppTest, no browser): the first render of the home page after start
+3. **2,390 km2 over 9 km2 of imagery** (issue 12's case): cold and from cache, each its own peak.
+4. **Dashboard** (Streamlit AppTest, no browser): the first render of the home page after start
    and a rerun of the Compare page holding a cached analysis.
 
 Targets (2 cores): 10x10 km from cache <= 5 s, peak RSS <= 1.2 GB; cached Compare rerun <= 1 s;
@@ -96,7 +97,8 @@ def build_mosaic(dst: Path) -> Path:
     return dst
 
 
-def run_stages(aoi, provider, dense, out_dir: Path | None = None) -> dict:
+def run_stages(aoi, provider, dense, out_dir: Path | None = None,
+               windows: tuple[str, str] = (WINDOW_A, WINDOW_B)) -> dict:
     """One timed two-date analysis: seconds and RSS (current, peak) at the end of each stage."""
     from lulc_core.pipeline import STAGES, run_analysis
     from lulc_core.scene import DateWindow
@@ -109,7 +111,7 @@ def run_stages(aoi, provider, dense, out_dir: Path | None = None) -> dict:
             ends[stage + " rss"] = rss_mb()
 
     t0 = time.perf_counter()
-    analysis = run_analysis(aoi, DateWindow.parse(WINDOW_A), DateWindow.parse(WINDOW_B), provider, dense,
+    analysis = run_analysis(aoi, DateWindow.parse(windows[0]), DateWindow.parse(windows[1]), provider, dense,
                             progress=progress)
     t_end = time.perf_counter()
     stages, prev = {}, t0
@@ -176,6 +178,34 @@ def scenario_large() -> dict:
     return rec
 
 
+def reset_peak() -> None:
+    """Reset this process's peak RSS (VmHWM) so that the next run's peak is its own."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def scenario_sparse() -> dict:
+    """Issue 12's case: a ~2,390 km2 AOI over a scene of a few km2 (Norcia, 9 km2), cold and then
+    from cache, each with its own peak RSS: memory should follow the imagery, not the AOI."""
+    from lulc_core.cache import SceneCache
+    from lulc_core.model.dense import DenseClassifier
+    from lulc_core.providers.base import CachingProvider
+    from lulc_core.providers.local import LocalFilesProvider
+
+    cache_dir = WORK / "cache_sparse"
+    if cache_dir.exists():
+        import shutil
+
+        shutil.rmtree(cache_dir)
+    provider = CachingProvider(LocalFilesProvider(SHARED_S2), SceneCache(cache_dir, 8 * 2**30))
+    aoi = square_aoi(13.0929, 42.7938, 48.9, "2,390 km2 around Norcia")
+    dense = DenseClassifier()
+    out = {}
+    for run in ("cold", "from cache"):
+        reset_peak()
+        out[run] = run_stages(aoi, provider, dense, windows=("2015-07-01/2015-07-31", "2017-10-01/2017-10-31"))
+    return out
+
+
 def scenario_app() -> dict:
     """First render of the home page after start, the demo analysis, then a rerun of the Compare
     page holding it (AppTest, in-process; cache under runs/bench, no basemap tiles)."""
@@ -221,15 +251,15 @@ def fmt_stages(rec: dict) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["small", "small-warm", "large", "app"])
+    ap.add_argument("--only", choices=["small", "small-warm", "large", "sparse", "app"])
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.txt"))
-    ap.add_argument("--skip", nargs="*", default=[], choices=["large", "app"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["large", "sparse", "app"])
     args = ap.parse_args()
     if not SHARED_S2.exists():
         raise SystemExit(f"bench_pipeline needs the OSCD scenes in {SHARED_S2}")
     if args.only:
         rec = {"small": lambda: scenario_small(False), "small-warm": lambda: scenario_small(True),
-               "large": scenario_large, "app": scenario_app}[args.only]()
+               "large": scenario_large, "sparse": scenario_sparse, "app": scenario_app}[args.only]()
         print(json.dumps(rec))
         return
     import torch
@@ -265,9 +295,19 @@ def main() -> None:
             lines.append(f"    analysis {large['analysis_seconds']:.1f} s ({large['analysis_seconds'] / 60:.1f} min); "
                          f"peak RSS {large['peak_rss_mb']} MB; swap on this machine: "
                          f"{'none' if 'SwapTotal:        0 kB' in Path('/proc/meminfo').read_text() else 'present'}")
+    if "sparse" not in args.skip:
+        sparse = child("sparse")
+        lines.append("3. a 2,390 km2 AOI over 9 km2 of imagery (Norcia; issue 12: 5.9 GB before), cold then from cache")
+        if "error" in sparse:
+            lines.append(f"    failed: {sparse['error']}")
+        else:
+            for run, rec in sparse.items():
+                lines.append(f"    {run}: grid {rec['grid_px'][0]} x {rec['grid_px'][1]} px, analysis "
+                             f"{rec['analysis_seconds']:.1f} s, peak RSS {rec['peak_rss_mb']} MB "
+                             f"({rec['cells_classified']} cells classified, A + B)")
     if "app" not in args.skip:
         app = child("app")
-        lines.append("3. dashboard (Streamlit AppTest): first render after start, cached Compare rerun (target <= 1 s)")
+        lines.append("4. dashboard (Streamlit AppTest): first render after start, cached Compare rerun (target <= 1 s)")
         if "error" in app:
             lines.append(f"    failed: {app['error']}")
         else:

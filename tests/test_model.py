@@ -228,3 +228,30 @@ def test_recipe_comes_from_the_weights_metadata():
         recipe_for(replace(meta, recipe="EuroSAT RGB, scaled differently"))
     with pytest.raises(ValueError, match="declare bands B02, B03, B04"):
         recipe_for(replace(meta, bands=["B02", "B03", "B04"]))
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_resnets_are_torchvisions_module_for_module(arch):
+    """The app builds its ResNets without importing torchvision: same state-dict keys and shapes,
+    same outputs for the same weights."""
+    import torch
+    import torchvision
+
+    from lulc_core.model.architectures import build_resnet
+
+    ours = build_resnet(arch, "imagenet", 10).eval()
+    tv = getattr(torchvision.models, arch)(weights=None)
+    tv.fc = torch.nn.Linear(tv.fc.in_features, 10)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in tv.state_dict().items()]
+    tv.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), tv.eval()(x))
+
+
+def test_the_app_path_does_not_import_torchvision():
+    code = ("import sys; from lulc_core.model.dense import DenseClassifier; from lulc_core.model import Classifier; "
+            "DenseClassifier(); Classifier(); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
