@@ -42,6 +42,18 @@ DATES = ("20150820", "20171003")
 WINDOW_A, WINDOW_B = "2015-08-01/2015-08-31", "2017-10-01/2017-10-31"
 MOSAIC_COPIES = (7, 5)  # columns x rows of copies of the Beirut scene (9.8 x 11.8 km): 69 x 59 km
 LARGE_KM = 49.9  # the large AOI's side: 2,490 km2
+REPEATS = 3  # cached 10 x 10 km runs; the best is shown with every total (the machine is shared)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def swap_total_kb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("SwapTotal:"):
+            return int(line.split()[1])
+    return 0
 
 
 def rss_mb() -> tuple[float, float]:
@@ -149,7 +161,12 @@ def scenario_small(warm_only: bool) -> dict:
     load_s = time.perf_counter() - t0
     if warm_only:
         return {"cold_run": run_stages(aoi, provider, dense)}
-    rec = run_stages(aoi, provider, dense, WORK / "exports_small")
+    runs = [run_stages(aoi, provider, dense) for _ in range(REPEATS - 1)]
+    runs.append(run_stages(aoi, provider, dense, WORK / "exports_small"))
+    rec = min(runs, key=lambda r: r["analysis_seconds"])  # the best of the repeats; all totals kept
+    rec["all_analysis_seconds"] = [r["analysis_seconds"] for r in runs]
+    rec["exports_seconds"] = runs[-1]["exports_seconds"]
+    rec["peak_rss_mb"] = round(rss_mb()[1])
     rec["model_load_seconds"] = round(load_s, 2)
     rec["cache_hits"] = provider.cache.hits
     return rec
@@ -258,8 +275,10 @@ def main() -> None:
     if not SHARED_S2.exists():
         raise SystemExit(f"bench_pipeline needs the OSCD scenes in {SHARED_S2}")
     if args.only:
+        load_before = load_average()
         rec = {"small": lambda: scenario_small(False), "small-warm": lambda: scenario_small(True),
                "large": scenario_large, "sparse": scenario_sparse, "app": scenario_app}[args.only]()
+        rec["load_average"] = f"{load_before} -> {load_average()}"
         print(json.dumps(rec))
         return
     import torch
@@ -277,8 +296,11 @@ def main() -> None:
                      f"{small['cells_classified']} cells classified (A + B); models loaded in "
                      f"{small['model_load_seconds']} s before the run")
         lines += fmt_stages(small)
-        lines.append(f"    analysis {small['analysis_seconds']:.2f} s; exports (GeoTIFF, GeoJSON, CSV, HTML report) "
-                     f"{small['exports_seconds']:.2f} s; peak RSS {small['peak_rss_mb']} MB")
+        lines.append(f"    analysis {small['analysis_seconds']:.2f} s (best of {REPEATS} runs: "
+                     f"{', '.join(f'{t:.2f}' for t in small['all_analysis_seconds'])} s; load average "
+                     f"{small['load_average']})")
+        lines.append(f"    exports (GeoTIFF, GeoJSON, CSV, HTML report) "
+                     f"{small['exports_seconds']:.2f} s; peak RSS of the process {small['peak_rss_mb']} MB")
         if "cold_run" in warm:
             lines.append(f"    (the cache-filling run before it, cold: {warm['cold_run']['analysis_seconds']:.2f} s, "
                          f"peak RSS {warm['cold_run']['peak_rss_mb']} MB)")
@@ -293,18 +315,20 @@ def main() -> None:
                          f"{large['cells_classified']} cells classified (A + B)")
             lines += fmt_stages(large)
             lines.append(f"    analysis {large['analysis_seconds']:.1f} s ({large['analysis_seconds'] / 60:.1f} min); "
-                         f"peak RSS {large['peak_rss_mb']} MB; swap on this machine: "
-                         f"{'none' if 'SwapTotal:        0 kB' in Path('/proc/meminfo').read_text() else 'present'}")
+                         f"peak RSS {large['peak_rss_mb']} MB of {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB; "
+                         f"swap on this machine: {swap_total_kb() // 1024} MB (none used); load average "
+                         f"{large['load_average']}")
     if "sparse" not in args.skip:
         sparse = child("sparse")
         lines.append("3. a 2,390 km2 AOI over 9 km2 of imagery (Norcia; issue 12: 5.9 GB before), cold then from cache")
         if "error" in sparse:
             lines.append(f"    failed: {sparse['error']}")
         else:
-            for run, rec in sparse.items():
+            for run, rec in ((k, v) for k, v in sparse.items() if k != "load_average"):
                 lines.append(f"    {run}: grid {rec['grid_px'][0]} x {rec['grid_px'][1]} px, analysis "
                              f"{rec['analysis_seconds']:.1f} s, peak RSS {rec['peak_rss_mb']} MB "
                              f"({rec['cells_classified']} cells classified, A + B)")
+            lines.append("    (cold, memory follows the imagery; from the cache the scenes are read whole, as large as the AOI)")
     if "app" not in args.skip:
         app = child("app")
         lines.append("4. dashboard (Streamlit AppTest): first render after start, cached Compare rerun (target <= 1 s)")
