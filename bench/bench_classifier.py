@@ -42,9 +42,10 @@ def rate(fn, n_items: int, seconds: float) -> float:
             return done / el
 
 
-def matmul_flops(seconds: float) -> float:
-    a = torch.randn(2048, 2048)
-    b = torch.randn(2048, 2048)
+def matmul_flops(seconds: float, dtype: torch.dtype = torch.float32) -> float:
+    """Matrix-multiply FLOP/s in ``dtype`` (the network's, so the ratio compares like with like)."""
+    a = torch.randn(2048, 2048, dtype=dtype)
+    b = torch.randn(2048, 2048, dtype=dtype)
     n = 0
     a @ b
     t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def main() -> None:
                                   "api_over_bare": round(api / bare_rate, 3)}
         print(f"batch {bs:>3}: API {api:8.1f} patches/s | bare forward {bare_rate:8.1f} patches/s | "
               f"ratio {api / bare_rate:.3f}", flush=True)
-    mm = matmul_flops(args.seconds)
+    mm = matmul_flops(args.seconds, network_dtype(clf.net))
     best = max(v["bare_patches_per_s"] for v in results["batches"].values())
     results["matmul_gflops"] = round(mm / 1e9, 1)
     results["model_gflops_achieved"] = round(best * flops / 1e9, 1)
