@@ -65,7 +65,7 @@ def scenes(shared: Path):
 def cmd_targets(args) -> None:
     out = RUN / f"targets_{'tta' if args.tta else 'plain'}"
     out.mkdir(parents=True, exist_ok=True)
-    clf = Classifier(DEFAULT_WEIGHTS, tta=args.tta, threads=2)
+    clf = Classifier(DEFAULT_WEIGHTS, tta=args.tta, threads=2, tta_threshold=float("inf"), bf16=False)  # as distilled: fp32, full TTA
     for area, day, recipe, valid in scenes(Path(args.shared)):
         path = out / f"{area}_{day}.npz"
         if path.exists():

@@ -37,7 +37,7 @@ def main() -> None:
     y = data.labels[rows]
     for weights in args.weights:
         for tta in (False, True):
-            probs = Classifier(weights, tta=tta).predict_recipe(x)
+            probs = Classifier(weights, tta=tta, tta_threshold=float("inf")).predict_recipe(x)  # full TTA
             print(json.dumps({"weights": weights, "part": args.part, "n_images": len(y), "tta": tta,
                               "accuracy": round(float((probs.argmax(1) == y).mean()), 4)}), flush=True)
 
