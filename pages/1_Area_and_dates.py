@@ -233,7 +233,13 @@ if len(windows) == 2:
 st.subheader("3. Run")
 if not ready:
     st.caption("Run is not available yet: " + ("; ".join(reasons) or "choose both dates") + ".")
+if st.session_state.get("cancel_run"):  # the Cancel button below stopped the last run (True for one rerun)
+    st.info("Analysis cancelled. Nothing was changed: the previous analysis (if any) is still open.")
 if st.button("Run analysis", type="primary", disabled=not ready, key="run_analysis"):
+    # Any click reruns the script, and Streamlit stops the running one at its next progress update:
+    # the analysis is only stored when it completes, so a cancelled run leaves the previous one intact.
+    st.button("Cancel", key="cancel_run", icon=":material/cancel:",
+              help="Stop this analysis (a Sentinel Hub request already sent finishes first)")
     bars = {s: st.progress(0.0, text=f"{s}: waiting") for s in STAGES}
 
     def progress(stage: str, fraction: float, message: str) -> None:

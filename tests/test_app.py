@@ -256,3 +256,18 @@ def test_dashboard_runs_on_sentinelhub_when_credentials_are_set(fake_sh, monkeyp
     assert an.provider == "sentinelhub" and an.processing_units > 0
     assert fake_sh.count("process") == 2  # one Process request per date
     st.cache_resource.clear()
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_on_the_page(tmp_path, monkeypatch):
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LULC_CACHE_DIR", str(blocker / "sub"))
+    from ui.session import _analysis_store, get_provider
+    get_provider.clear()  # providers (and their caches) are shared by the process: make one for this folder
+    _analysis_store.clear()  # and analyses too: run this one afresh
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.selectbox(key="home_demo_area").set_value("norcia")
+    at.button(key="home_start").click().run()
+    assert not _errors(at)  # the analysis ran
+    assert at.title[0].value == "Compare two dates"
+    assert any("scene cache could not be written" in w.value for w in at.warning), [w.value for w in at.warning]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import OrderedDict
 from typing import Any
 
@@ -97,14 +98,23 @@ def provider_kind() -> str:
     return st.session_state.provider_kind
 
 
+def _loaded(what: str) -> None:
+    """One line in the server log per model load: the models are shared by every session of the server."""
+    print(f"lulc: loaded {what} (shared by all sessions)", file=sys.stderr, flush=True)
+
+
 @st.cache_resource(show_spinner="Loading the EuroSAT ResNet...")
 def get_classifier() -> Classifier:
-    return Classifier()
+    clf = Classifier()
+    _loaded("the per-window classifier")
+    return clf
 
 
 @st.cache_resource(show_spinner="Loading the dense class-map model...")
 def get_dense_classifier() -> DenseClassifier:
-    return DenseClassifier()
+    dense = DenseClassifier()
+    _loaded("the dense classifier")
+    return dense
 
 
 @st.cache_resource(show_spinner=False)
@@ -131,8 +141,14 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
     key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
     store = _analysis_store()
     if key not in store:
-        store[key] = run_analysis(aoi, wa, wb, get_provider(kind, collection), get_dense_classifier(),
-                                  acq_a, acq_b, max_cloud, progress=progress)
+        provider = get_provider(kind, collection)
+        cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
+        seen = len(cache_warnings)
+        result = run_analysis(aoi, wa, wb, provider, get_dense_classifier(), acq_a, acq_b, max_cloud,
+                              progress=progress)
+        # a scene that could not be cached is a warning on the page, never the end of the run
+        result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
+        store[key] = result
         while len(store) > 8:
             store.popitem(last=False)
     store.move_to_end(key)
