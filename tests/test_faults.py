@@ -1148,6 +1148,11 @@ SH_CASES = [  # implemented in tests/test_sentinelhub.py (Sentinel Hub network f
     ("sh-truncated-download", "message", "test_truncated_tiff_raises_and_caches_nothing"),
     ("sh-truncated-once", "handled", "test_truncated_once_is_retried"),
     ("sh-empty-search", "message", "test_empty_search_raises_no_imagery"),
+    ("sh-429-forever-no-retry-after", "fixed", "test_process_429_forever_without_retry_after_ends_at_the_deadline"),
+    ("sh-answer-after-15-min", "fixed", "test_a_very_late_answer_ends_at_the_deadline"),
+    ("sh-5xx-retry-past-deadline", "fixed", "test_server_errors_stop_when_the_next_retry_would_pass_the_deadline"),
+    ("sh-deadline-setting", "fixed", "test_the_deadline_comes_from_lulc_sh_deadline_s"),
+    ("sh-http-token-url", "fixed", "test_plain_http_address_has_its_own_message_and_sends_nothing"),
 ]
 
 
