@@ -35,7 +35,7 @@ from lulc_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: only the window of the scene holding data is stored
 #: A temporary file older than this (seconds since its last write) belongs to a dead writer.
 STALE_TMP_SECONDS = 15 * 60
 TMP_SUFFIX = ".scene.tmp"
@@ -61,8 +61,22 @@ def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).data)  # the buffer itself: no copy of a scene-sized array
+        for part in (a if a.ndim == 3 else (a,)):  # band by band: never a copy of a whole scene
+            h.update(np.ascontiguousarray(part).data)
     return h.hexdigest()
+
+
+def _data_window(scene: Scene) -> tuple[int, int, int, int]:
+    """Rows r0:r1 and columns c0:c1 holding every pixel with data (any band > 0, valid or cloud):
+    only that window is stored, so an AOI much larger than its imagery costs memory and disk for
+    the imagery only (outside it everything is 0 / False)."""
+    any_px = scene.valid | scene.cloud
+    for band in scene.data:
+        any_px |= band > 0
+    rows, cols = np.flatnonzero(any_px.any(axis=1)), np.flatnonzero(any_px.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 class SceneCache:
@@ -116,12 +130,15 @@ class SceneCache:
                 "provider": scene.provider, "collection": scene.collection,
                 "processing_units": scene.processing_units,
                 "acquisitions": [a.to_dict() for a in scene.acquisitions],
-                "sha256": _digest(scene.data, scene.valid, scene.cloud),
             }
+            r0, r1, c0, c1 = _data_window(scene)
+            data = scene.data[:, r0:r1, c0:c1]
+            header["data_window"] = [r0, r1, c0, c1]
+            header["sha256"] = _digest(data, scene.valid, scene.cloud)
             fd, tmp = tempfile.mkstemp(dir=self.root, suffix=TMP_SUFFIX)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    np.savez(f, data=scene.data, valid=scene.valid, cloud=scene.cloud,
+                    np.savez(f, data=data, valid=scene.valid, cloud=scene.cloud,
                              header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
                     f.flush()
                     os.fsync(f.fileno())
@@ -204,6 +221,10 @@ class SceneCache:
             raise ValueError(f"cache format {header.get('format')} != {FORMAT_VERSION}")
         if _digest(data, valid, cloud) != header["sha256"]:
             raise ValueError("checksum mismatch")
+        r0, r1, c0, c1 = header["data_window"]
+        full = np.zeros((data.shape[0],) + valid.shape, dtype=data.dtype)  # pages outside stay unallocated
+        full[:, r0:r1, c0:c1] = data
+        data = full
         acq = tuple(Acquisition(dt.datetime.fromisoformat(a["datetime"]), a["cloud_cover"], a["tile_id"],
                                 a["provider"], a.get("id", "")) for a in header["acquisitions"])
         return Scene(data=data, bands=tuple(header["bands"]), valid=valid, cloud=cloud, crs=header["crs"],
