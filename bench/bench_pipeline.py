@@ -328,7 +328,7 @@ def main() -> None:
                 lines.append(f"    {run}: grid {rec['grid_px'][0]} x {rec['grid_px'][1]} px, analysis "
                              f"{rec['analysis_seconds']:.1f} s, peak RSS {rec['peak_rss_mb']} MB "
                              f"({rec['cells_classified']} cells classified, A + B)")
-            lines.append("    (cold, memory follows the imagery; from the cache the scenes are read whole, as large as the AOI)")
+            lines.append("    (the whole-grid arrays left are masks and the 10 m change magnitude: about 6 bytes a pixel)")
     if "app" not in args.skip:
         app = child("app")
         lines.append("4. dashboard (Streamlit AppTest): first render after start, cached Compare rerun (target <= 1 s)")

@@ -34,7 +34,7 @@ from lulc_core.bands import band_indices
 from lulc_core.model.calibration import softmax
 from lulc_core.model.inference import ALL_VIEWS, INFERENCE_BF16, inference_network, predict_logits
 from lulc_core.model.recipes import recipe_for
-from lulc_core.model.weights import DEFAULT_WEIGHTS, WeightsMetadata, load_weights  # noqa: F401
+from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
 
 PATCH_SIZE = 64
 CASCADE_FILE = Path(__file__).resolve().parent.parent / "data" / "tta_cascade.json"
