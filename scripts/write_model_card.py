@@ -166,8 +166,9 @@ def inference_section() -> list[str]:
         "bfloat16 weights and activations (`lulc_core/model/inference.py`; this CPU has AVX512-BF16). Measured on "
         "the 2 cores, batch 256 of 64 px patches: fp32 unfolded 236 patches/s, fp32 folded 272-310, bf16 autocast "
         "347, **bf16 weights 661**; dense path, one 896 px tile: 1.96 s unfolded fp32, 0.55-0.61 s folded fp32, "
-        "**0.27 s folded bf16**. Threads: torch's default of one per core (2 here); `--threads` / `OMP_NUM_THREADS` "
-        "pin it.", "",
+        "**0.27 s folded bf16**. Threads: torch's default of one per core (2 here: 562 patches/s through the API in "
+        "bf16, 313 with 1 thread); `--threads` / `OMP_NUM_THREADS` pin it (1 per process when several analyses share "
+        "the cores).", "",
         f"Accuracy, fp32 vs bf16 ({c['split']['validation']} validation / {c['split']['test']} test images): "
         f"validation plain {pct(p['fp32']['validation']['plain'])} / {pct(p['bf16']['validation']['plain'])}, "
         f"full TTA {pct(p['fp32']['validation']['full_tta'])} / {pct(p['bf16']['validation']['full_tta'])}; "
