@@ -185,8 +185,9 @@ def inference_section() -> list[str]:
         *[f"| {name} | {pct(t[k]['accuracy'])} | {t[k]['ece']:.4f} | {100 * t[k]['tta_share']:.1f}% | {t[k]['seconds']:.1f} |"
           for k, name in (("plain", "plain"), ("cascade", f"cascade (< {c['threshold']})"), ("full_tta", "full TTA"))],
         "",
-        "Seconds are wall time on the shared 2 cores (other work was running; the ratio matters). The cascade keeps "
-        "about half of full TTA's gain on test for a small fraction of its cost.",
+        f"Seconds: wall time on the shared 2 cores, bf16, best of 2 ({t.get('timed', 'timed with the choice')}; "
+        "`--timing-only` re-times without choosing again). The cascade keeps about half of full TTA's gain on test "
+        "for 7% more time than plain; full TTA costs 8x.",
     ]
 
 
