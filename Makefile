@@ -8,10 +8,12 @@ PORT ?= 8501
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	# the project itself, editable (scripts and benches import lulc_core without sys.path edits)
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $@
 
 run: venv
