@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: venv
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -q -ra
 
 bench: venv

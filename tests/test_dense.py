@@ -10,7 +10,6 @@ from lulc_core.classify import cells_from_windows, classify_cells
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (DENSE_WEIGHTS, DenseClassifier, dense_logits, head_from_fc, window_count,
                                    windows_at)
-from lulc_core.model.transforms import normalise
 from lulc_core.patches import CLOUDY, OK
 from lulc_core.providers.local import demo_provider
 from lulc_core.scene import DateWindow
