@@ -45,7 +45,7 @@ def home() -> None:
                       help=f"{summary['n_images']} images never seen in training; calibration error (ECE) "
                            f"{summary['ece']:.3f}")
             st.caption(f"{summary['architecture']}, trained here from scratch on EuroSAT RGB; "
-                       f"test-time augmentation {'on' if summary['tta'] else 'off'}. Details on the Model page.")
+                       f"{summary['mode']}. Details on the Model page.")
         except Exception as exc:  # weights missing or unreadable: say so, keep the page usable
             show_error(exc)
 

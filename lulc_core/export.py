@@ -288,10 +288,12 @@ def html_report(analysis, model_meta=None) -> str:
     glegend = legend_html(legend_items("group", extras=False))
     acc = ""
     if model_meta is not None:
-        m = model_meta.test_metrics.get("tta" if model_meta.tta_default else "plain", {})
-        acc = (f"{model_meta.architecture} ({model_meta.stem} stem), test accuracy "
-               f"{100 * m.get('accuracy', float('nan')):.2f}% on {m.get('n_images', '?')} held-out EuroSAT images, "
-               f"ECE {m.get('ece_after', float('nan')):.3f} after temperature scaling")
+        from lulc_core.model.classifier import model_figures
+
+        m = model_figures(model_meta)
+        acc = (f"{model_meta.architecture} ({model_meta.stem} stem), {m['mode']}: test accuracy "
+               f"{100 * m['accuracy']:.2f}% on {m['n_images'] or '?'} held-out EuroSAT images, "
+               f"ECE {m['ece_after']:.3f} after temperature scaling")
     w, s, e, n = analysis.aoi.bounds
     season = analysis.season_note
     season_html = f'<p class="note"><b>{html.escape(season)}</b></p>' if season else ""

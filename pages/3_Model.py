@@ -17,8 +17,7 @@ except Exception as exc:
     show_error(exc)
     st.stop()
 meta = clf.meta
-mode = "tta" if clf.tta else "plain"
-m = meta.test_metrics.get(mode, {})
+m = clf.test_figures()  # the mode the app runs (plain, or the TTA cascade)
 report = meta.test_metrics.get("report", {})
 st.info(
     f"**In plain words.** The model looks at 640 m squares of Sentinel-2 imagery (red, green and blue only) and "
@@ -32,9 +31,10 @@ st.info(
     "(see the Compare page).", icon=":material/info:")
 
 c = st.columns(4)
-c[0].metric("Test accuracy", f"{100 * m.get('accuracy', float('nan')):.2f}%", help=f"{m.get('n_images')} held-out EuroSAT images")
+c[0].metric("Test accuracy", f"{100 * m['accuracy']:.2f}%", help=f"{m['n_images']} held-out EuroSAT images; {m['mode']}")
 c[1].metric("Calibration error (ECE)", f"{m.get('ece_after', float('nan')):.3f}",
-            help=f"15 bins, after temperature scaling (before: {m.get('ece_before', float('nan')):.3f})")
+            help="15 bins, after temperature scaling" + ("" if m["ece_before"] != m["ece_before"]
+                                                          else f" (before: {m['ece_before']:.3f})"))
 c[2].metric("Architecture", f"{meta.architecture}", help=f"{meta.stem} stem, trained from scratch: "
                                                   + " + ".join(str(c.get("epochs")) for c in meta.training_cycles)
                                                   + f" epochs in {len(meta.training_cycles)} cycle(s)")

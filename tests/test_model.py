@@ -255,3 +255,17 @@ def test_the_app_path_does_not_import_torchvision():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_figures_shown_are_those_of_the_mode_the_app_runs():
+    from lulc_core.model.classifier import Classifier, model_figures
+
+    clf = Classifier()
+    assert clf.tta  # the shipped weights run the TTA cascade
+    shown = clf.test_figures()
+    assert shown["mode"].startswith("TTA cascade") and shown["n_images"] == 2430
+    plain = model_figures(clf.meta, clf.weights, tta=False)
+    full = Classifier(tta_threshold=float("inf")).test_figures()
+    assert full["mode"].startswith("full TTA")
+    assert plain["accuracy"] <= shown["accuracy"] <= full["accuracy"]  # the cascade sits between the two
+    assert shown["accuracy"] != full["accuracy"]

@@ -250,6 +250,6 @@ def show_error(exc: Exception) -> None:
 
 
 def model_summary(clf: Classifier) -> dict[str, Any]:
-    m = clf.meta.test_metrics.get("tta" if clf.tta else "plain", {})
-    return {"architecture": f"{clf.meta.architecture} ({clf.meta.stem} stem)", "accuracy": m.get("accuracy"),
-            "ece": m.get("ece_after"), "n_images": m.get("n_images"), "tta": clf.tta}
+    m = clf.test_figures()
+    return {"architecture": f"{clf.meta.architecture} ({clf.meta.stem} stem)", "accuracy": m["accuracy"],
+            "ece": m["ece_after"], "n_images": m["n_images"], "tta": clf.tta, "mode": m["mode"]}

@@ -66,6 +66,31 @@ def shipped_cascade_threshold(weights: Path, path: Path = CASCADE_FILE) -> float
     return None
 
 
+def _cascade_entry(weights: Path, path: Path = CASCADE_FILE) -> dict | None:
+    try:
+        entry = json.loads(Path(path).read_text())
+        return entry if entry["weights_sha256"] == file_sha256(Path(weights)) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_figures(meta, weights: str | Path = DEFAULT_WEIGHTS, tta: bool | None = None) -> dict:
+    """Held-out EuroSAT test figures of the mode the app runs with these weights: plain, or with TTA on,
+    the shipped cascade's (``tta_cascade.json``, matched by sha256; else full TTA's). Keys: ``mode`` (words),
+    ``accuracy``, ``ece_after``, ``ece_before`` (NaN where not measured), ``n_images``."""
+    tta = meta.tta_default if tta is None else tta
+    if tta and (entry := _cascade_entry(Path(weights))) is not None:
+        c = entry["test"]["cascade"]
+        return {"mode": f"TTA cascade: the 8 flips and rotations for the {100 * c['tta_share']:.1f}% of patches "
+                        f"under top probability {entry['threshold']:.2f}",
+                "accuracy": c["accuracy"], "ece_after": c["ece"], "ece_before": float("nan"),
+                "n_images": entry["test"]["n_images"]}
+    m = meta.test_metrics.get("tta" if tta else "plain", {})
+    return {"mode": "full TTA (8 flips and rotations)" if tta else "plain",
+            "accuracy": m.get("accuracy", float("nan")), "ece_after": m.get("ece_after", float("nan")),
+            "ece_before": m.get("ece_before", float("nan")), "n_images": m.get("n_images")}
+
+
 class Classifier:
     """A EuroSAT ResNet loaded once; thread-safe :meth:`predict_proba` on DN patches.
 
@@ -100,6 +125,12 @@ class Classifier:
         if self._model is None:
             self._model = load_weights(self.weights)[0].to(memory_format=torch.channels_last)
         return self._model
+
+    def test_figures(self) -> dict:
+        """:func:`model_figures` of the mode this classifier runs."""
+        if self.tta and not np.isfinite(self.tta_threshold):
+            return model_figures(self.meta, Path("/nonexistent"), True)  # full TTA on every patch
+        return model_figures(self.meta, self.weights, self.tta)
 
     @property
     def class_names(self) -> list[str]:
