@@ -15,20 +15,17 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lulc_core.bands import EUROSAT_BAND_ORDER  # noqa: E402
-from lulc_core.model.architectures import count_flops  # noqa: E402
-from lulc_core.model.classifier import Classifier  # noqa: E402
-from lulc_core.model.inference import network_dtype  # noqa: E402
-from lulc_core.model.transforms import dihedral, normalise  # noqa: E402
+from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.model.architectures import count_flops
+from lulc_core.model.classifier import Classifier
+from lulc_core.model.inference import network_dtype
+from lulc_core.model.transforms import dihedral, normalise
 
 
 def rate(fn, n_items: int, seconds: float) -> float:

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHARED_S2 = ROOT.parent / "shared" / "data" / "s2" / "oscd"
 WORK = ROOT / "runs" / "bench"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +21,8 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.model.architectures import build_resnet, count_flops  # noqa: E402
+from lulc_core.model.architectures import build_resnet, count_flops
 
 CANDIDATES = [("resnet18", "imagenet"), ("resnet18", "s2"), ("resnet50", "imagenet"), ("resnet50", "s2")]
 

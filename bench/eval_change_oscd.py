@@ -36,15 +36,14 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL  # noqa: E402
-from lulc_core.classify import CELL_PX, ClassMap, classify_cells  # noqa: E402
-from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier  # noqa: E402
-from lulc_core.patches import block_sums  # noqa: E402
-from lulc_core.providers.local import LocalFilesProvider  # noqa: E402
-from lulc_core.scene import DateWindow  # noqa: E402
-from lulc_core.spectral import spectral_change  # noqa: E402
+from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL
+from lulc_core.classify import CELL_PX, ClassMap, classify_cells
+from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier
+from lulc_core.patches import block_sums
+from lulc_core.providers.local import LocalFilesProvider
+from lulc_core.scene import DateWindow
+from lulc_core.spectral import spectral_change
 
 TRUE_CHANGE_SHARE = 0.05
 MIN_KNOWN = 0.9

@@ -30,17 +30,16 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.bands import eurosat_rgb_recipe  # noqa: E402
-from lulc_core.model.classifier import Classifier  # noqa: E402
-from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,  # noqa: E402
+from lulc_core.bands import eurosat_rgb_recipe
+from lulc_core.model.classifier import Classifier
+from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,
                                    head_from_fc, load_dense_weights, metadata_for_student, save_dense_weights,
                                    trunk, windows_at)
-from lulc_core.model.transforms import dihedral, normalise  # noqa: E402
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights  # noqa: E402
-from lulc_core.providers.local import LocalFilesProvider  # noqa: E402
-from lulc_core.scene import DateWindow  # noqa: E402
+from lulc_core.model.transforms import dihedral, normalise
+from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights
+from lulc_core.providers.local import LocalFilesProvider
+from lulc_core.scene import DateWindow
 
 HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the bundled demo areas
 RUN = ROOT / "runs" / "dense"

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.model.classifier import Classifier  # noqa: E402
-from lulc_core.model.eurosat_data import load_image_set  # noqa: E402
-from lulc_core.model.weights import DEFAULT_WEIGHTS  # noqa: E402
+from lulc_core.model.classifier import Classifier
+from lulc_core.model.eurosat_data import load_image_set
+from lulc_core.model.weights import DEFAULT_WEIGHTS
 
 
 def main() -> None:

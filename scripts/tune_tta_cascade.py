@@ -15,20 +15,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.model.calibration import expected_calibration_error, softmax  # noqa: E402
-from lulc_core.model.classifier import CASCADE_FILE, Classifier, file_sha256  # noqa: E402
-from lulc_core.model.eurosat_data import load_image_set, stratified_split  # noqa: E402
-from lulc_core.model.inference import INFERENCE_BF16  # noqa: E402
-from lulc_core.model.weights import DEFAULT_WEIGHTS  # noqa: E402
+from lulc_core.model.calibration import expected_calibration_error, softmax
+from lulc_core.model.classifier import CASCADE_FILE, Classifier, file_sha256
+from lulc_core.model.eurosat_data import load_image_set, stratified_split
+from lulc_core.model.inference import INFERENCE_BF16
+from lulc_core.model.weights import DEFAULT_WEIGHTS
 
 CANDIDATES = [round(t, 3) for t in np.arange(0.50, 0.995, 0.01)] + [0.995, 0.999]
 

@@ -9,13 +9,11 @@ Usage: python scripts/write_model_card.py
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
+from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
 
 
 def pct(x: float) -> str:
