@@ -397,9 +397,9 @@ class LocalFilesProvider:
             progress(1.0, "done")
         if not used:
             raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
-        return Scene(data, EUROSAT_BAND_ORDER, valid, cloud, grid.crs,
-                     grid.transform, tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
-                     tuple(self._acq(s) for s in used))
+        return Scene(data=data, bands=EUROSAT_BAND_ORDER, valid=valid, cloud=cloud, crs=grid.crs,
+                     transform=grid.transform, dates=tuple(sorted({s.date for s in used})), provider=self.name,
+                     collection=L1C, acquisitions=tuple(self._acq(s) for s in used))
 
     def _composite(self, grid: PatchGrid, window: DateWindow, sources: list[SceneSource],
                    progress: ProgressFn | None) -> Scene:
@@ -454,9 +454,9 @@ class LocalFilesProvider:
         if progress:
             progress(1.0, "done")
         used = [s for i, s in enumerate(sources) if clear[i].any() or (cloud & (fallback == i)).any()]
-        return Scene(data, EUROSAT_BAND_ORDER, valid, cloud, grid.crs, grid.transform,
-                     tuple(sorted({s.date for s in used})), self.name, L1C, 0.0,
-                     tuple(self._acq(s) for s in used))
+        return Scene(data=data, bands=EUROSAT_BAND_ORDER, valid=valid, cloud=cloud, crs=grid.crs,
+                     transform=grid.transform, dates=tuple(sorted({s.date for s in used})), provider=self.name,
+                     collection=L1C, acquisitions=tuple(self._acq(s) for s in used))
 
     def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
                     max_cloud: float) -> dict[str, Any]:
