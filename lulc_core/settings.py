@@ -59,7 +59,8 @@ class Settings:
 
     @property
     def sh_deadline_s(self) -> float:
-        """``LULC_SH_DEADLINE_S``: seconds one Sentinel Hub request may take in all (default 120)."""
+        """``LULC_SH_DEADLINE_S``: seconds one Sentinel Hub request may take in all, and a whole fetch per
+        Process API part (default 120)."""
         return _positive_number("LULC_SH_DEADLINE_S", self.sh_deadline_raw, DEFAULT_SH_DEADLINE_S, "seconds")
 
     @property

@@ -1152,6 +1152,7 @@ SH_CASES = [  # implemented in tests/test_sentinelhub.py (Sentinel Hub network f
     ("sh-answer-after-15-min", "fixed", "test_a_very_late_answer_ends_at_the_deadline"),
     ("sh-5xx-retry-past-deadline", "fixed", "test_server_errors_stop_when_the_next_retry_would_pass_the_deadline"),
     ("sh-deadline-setting", "fixed", "test_the_deadline_comes_from_lulc_sh_deadline_s"),
+    ("sh-fetch-total-deadline", "fixed", "test_a_whole_fetch_has_a_total_deadline"),
     ("sh-http-token-url", "fixed", "test_plain_http_address_has_its_own_message_and_sends_nothing"),
 ]
 

@@ -613,3 +613,17 @@ def test_log_redaction_is_installed_by_the_provider_not_by_import():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr[-500:]
     assert res.stdout.split() == ["False", "True"]
+
+
+def test_a_whole_fetch_has_a_total_deadline(fake_sh, small_aoi):
+    """Each request alone is within its deadline (1.2 s late, deadline 2 s), but the search and the
+    Process request together are not: the fetch ends at its total deadline (2 s for one part)."""
+    p = _deadline_provider(fake_sh, deadline_s=2.0)
+    fake_sh.inject("catalog", delay_s=1.2, times=None)
+    fake_sh.inject("process", delay_s=1.2, times=None)
+    assert p.search(small_aoi, JULY_2015)  # one request alone finishes
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match=r"Process API request did not finish within the whole fetch's 2 s "
+                                            r"deadline .*LULC_SH_DEADLINE_S"):
+        p.fetch(small_aoi, JULY_2015)
+    assert time.monotonic() - t0 < 2.0 + 0.5

@@ -78,7 +78,7 @@ def map_error(exc: BaseException, what: str, s: SentinelHubSettings, collection:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, DeadlinePassed):
-        return ProviderError(_one_line(f"Sentinel Hub {what} did not finish within its {exc.seconds:g} s deadline "
+        return ProviderError(_one_line(f"Sentinel Hub {what} did not finish within {exc.scope} {exc.seconds:g} s deadline "
                                        f"({exc.reason}); try again later or with a smaller area, or allow more time "
                                        "with LULC_SH_DEADLINE_S"))
     if isinstance(exc, InsecureTransportError):

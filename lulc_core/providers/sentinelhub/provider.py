@@ -15,7 +15,9 @@ sample (one per orbit); the units spent are summed into ``Scene.processing_units
 
 Every request (a catalog search, each Process API request) runs inside :meth:`_request`: within
 ``settings.deadline_s`` in all (:mod:`.deadline`: attempts, retry sleeps, rate-limit waits and the
-token request together) and with client failures mapped by :func:`.errors.client_errors`.
+token request together) and with client failures mapped by :func:`.errors.client_errors`. A whole
+fetch (its search and every Process API part) also has a total deadline of ``deadline_s`` per part,
+so a one-part fetch ends within ``deadline_s`` however its requests fare.
 Retries (5xx, connection errors, timeouts) and 429 back-off honouring ``Retry-After``
 (milliseconds) are the sentinelhub client's. Credentials never leave :class:`SentinelHubSettings`
 except towards the token endpoint, never over plain http (refused before any request), and are
@@ -53,7 +55,7 @@ from lulc_core.costs import PROCESS_API_MAX_PX
 from lulc_core.errors import CredentialsError, NoImageryError, ProviderError
 from lulc_core.providers.base import ProgressFn, acquisition_parts
 from lulc_core.providers.sentinelhub.deadline import (Deadline, DeadlinePassed, bound_to, current_deadline,
-                                                      start_deadline)
+                                                      earliest, start_deadline)
 from lulc_core.providers.sentinelhub.errors import client_errors, insecure_url_message
 from lulc_core.providers.sentinelhub.evalscript import (COMPOSITE_VERSION, EVALSCRIPT_VERSION, composite_evalscript,
                                                         evalscript)
@@ -89,7 +91,7 @@ class _Session(SentinelHubSession):
                                          include_client_id=True, timeout=timeout)
             except requests.Timeout:
                 if limit is not None and limit.left() <= 0:
-                    raise DeadlinePassed("the token endpoint did not answer in time", limit.seconds) from None
+                    raise DeadlinePassed("the token endpoint did not answer in time", limit.seconds, limit.scope) from None
                 raise
 
     @staticmethod
@@ -126,7 +128,7 @@ class _DeadlineClient(SentinelHubDownloadClient):
                                         timeout=limit.bound(self.config.download_timeout_seconds))
         except requests.Timeout:
             if limit.left() <= 0:
-                raise DeadlinePassed("the service did not answer in time", limit.seconds) from None
+                raise DeadlinePassed("the service did not answer in time", limit.seconds, limit.scope) from None
             self._before_retry(request, limit, "the service did not answer")
             raise
         except requests.ConnectionError:
@@ -203,10 +205,11 @@ class SentinelHubProvider:
             self._session = None  # a refused or revoked token: fetch a new one next time
 
     @contextlib.contextmanager
-    def _request(self, what: str) -> Iterator[Deadline]:
-        """One request: within ``settings.deadline_s`` in all (the deadline is handed to the client and
-        the session's token request), failures mapped by :func:`client_errors`."""
-        limit = start_deadline(self.settings.deadline_s)
+    def _request(self, what: str, within: Deadline | None = None) -> Iterator[Deadline]:
+        """One request: within ``settings.deadline_s`` in all and within ``within`` (a fetch's total) when
+        given (the deadline is handed to the client and the session's token request), failures mapped by
+        :func:`client_errors`."""
+        limit = earliest(start_deadline(self.settings.deadline_s), within)
         with client_errors(what, self.settings, self.collection, on_refused=self._forget_session):
             with bound_to(limit):  # a first token request happens in this thread
                 yield limit
@@ -214,9 +217,13 @@ class SentinelHubProvider:
     # -- search ------------------------------------------------------------------------------------
     def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
         """Catalog API: acquisitions over ``aoi`` within ``window`` with cloud <= ``max_cloud`` %, by date."""
+        return self._search(aoi, window, max_cloud)
+
+    def _search(self, aoi: AOI, window: DateWindow, max_cloud: float,
+                within: Deadline | None = None) -> list[Acquisition]:
         start, end = window.to_rfc3339()
         flt = None if max_cloud >= 100 else f"eo:cloud_cover <= {float(max_cloud):g}"
-        with self._request("catalog search") as limit:
+        with self._request("catalog search", within) as limit:
             catalog = SentinelHubCatalog(config=self.config)
             catalog.client = self._client()
             catalog.client.deadline = limit
@@ -240,11 +247,13 @@ class SentinelHubProvider:
         """A Scene on ``aoi.grid``: the one acquisition's day, the window's least-cloudy mosaic when the
         window holds one acquisition date, or its per-pixel median composite when it holds several."""
         grid = aoi.grid
+        parts = grid.split(self.max_px)
+        total = start_deadline(self.settings.deadline_s * len(parts), scope="the whole fetch's")
         composite = False
         if acquisition is None:
             if progress:
                 progress(0.0, "searching the Sentinel Hub catalog")
-            acqs = self.search(aoi, window, max_cloud)
+            acqs = self._search(aoi, window, max_cloud, total)
             if not acqs:
                 raise NoImageryError(f"Sentinel Hub has no {self.collection} acquisition over this AOI within {window} "
                                      f"with cloud <= {max_cloud:g}%; widen the date window or raise the cloud limit")
@@ -256,7 +265,6 @@ class SentinelHubProvider:
             day = acquisition.date.isoformat()
             time_range = (f"{day}T00:00:00Z", f"{day}T23:59:59Z")
             maxcc = None
-        parts = grid.split(self.max_px)
         client: _DeadlineClient | None = None  # one client: its rate-limit pacing spans the parts
         data = np.zeros((13, grid.height, grid.width), dtype=np.uint16)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
@@ -268,7 +276,7 @@ class SentinelHubProvider:
                 progress(i / len(parts), f"downloading part {i + 1} of {len(parts)} from Sentinel Hub{what}")
             request = self._process_request(sub, time_range, maxcc, composite)
             part = f" (part {i + 1} of {len(parts)})" if len(parts) > 1 else ""
-            with self._request(f"Process API request{part}") as limit:
+            with self._request(f"Process API request{part}", total) as limit:
                 client = client or self._client()
                 client.deadline = limit
                 (response,) = client.download(request.download_list, max_threads=1, decode_data=False)
