@@ -20,6 +20,8 @@ class ClassMap:
     status: np.ndarray
     area_ha: np.ndarray
     class_names: tuple[str, ...] = CLASS_NAMES
+    refined: np.ndarray | None = None  # dense maps: cells with a window re-classified one by one
+    refined_share: float = 0.0  # dense maps: share of the windows behind classified cells re-classified
 
     @property
     def classified(self) -> np.ndarray:
@@ -71,20 +73,27 @@ def _window_sums(arr: np.ndarray, cell_px: int, cells_per_window: int) -> np.nda
     return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
 
 
+def cell_windows(rows: int, cols: int, n_rows: int, n_cols: int) -> tuple[np.ndarray, ...]:
+    """Window rows (r1, r2) and columns (c1, c2) behind every cell row / column: cell k takes
+    windows k-2 and k-1 on each axis (those whose centres are its corners), clamped at the border."""
+    r1, r2 = (np.clip(np.arange(rows) + d, 0, n_rows - 1) for d in (-2, -1))
+    c1, c2 = (np.clip(np.arange(cols) + d, 0, n_cols - 1) for d in (-2, -1))
+    return r1, r2, c1, c2
+
+
 def cells_from_windows(windows: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Per-cell values from per-window values (windows of 4x4 cells at a one-cell step).
 
     Cell k takes the mean of the windows whose centres are its corners (windows k-2 and k-1 on
     each axis), i.e. the windows most centred on it; along the image border the nearest windows.
     """
-    nr, nc = windows.shape[:2]
-    r1, r2 = (np.clip(np.arange(rows) + d, 0, nr - 1) for d in (-2, -1))
-    c1, c2 = (np.clip(np.arange(cols) + d, 0, nc - 1) for d in (-2, -1))
+    r1, r2, c1, c2 = cell_windows(rows, cols, *windows.shape[:2])
     return (windows[r1][:, c1] + windows[r1][:, c2] + windows[r2][:, c1] + windows[r2][:, c2]) / 4
 
 
 def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float | None = None,
-                   max_cloud: float | None = None, progress=None) -> ClassMap:
+                   max_cloud: float | None = None, progress=None, classifier=None,
+                   refine_below: float | None = None) -> ClassMap:
     """Dense class map of a Scene: calibrated probabilities per ``cell_px`` cell of the AOI grid.
 
     One fully convolutional pass (``dense``: a :class:`~lulc_core.model.dense.DenseClassifier`)
@@ -92,7 +101,14 @@ def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float 
     is cloudy / nodata when its context (the 80 x 80 px its windows cover) has more than
     ``max_cloud`` / ``max_nodata`` cloudy / missing pixels, outside when under 1% of it lies in
     the AOI.
+
+    Refine cascade: with a per-window ``classifier``, the windows behind classified cells whose
+    dense top probability is under ``refine_below`` (None: the shipped threshold for these two
+    weights files, refinement off when none ships) and with at most ``max_nodata`` missing
+    pixels are classified again one by one (:func:`~lulc_core.model.dense.refine_windows`).
+    Without a classifier the map is the dense pass alone.
     """
+    from lulc_core.model.dense import refine_windows, shipped_refine_threshold
     from lulc_core.patches import CLOUDY, MAX_CLOUD, MAX_NODATA, MIN_AOI_SHARE, NODATA, OUTSIDE
 
     max_nodata = MAX_NODATA if max_nodata is None else max_nodata
@@ -100,9 +116,13 @@ def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float 
     grid = aoi.grid.cells(cell_px)
     if not scene.matches(grid):
         raise ValueError(f"the scene ({scene.crs}, {scene.width}x{scene.height}) is not on the AOI grid")
-    dp = dense.predict_scene(scene.data, scene.bands, scene.valid, progress)
+    if classifier is not None and refine_below is None:
+        refine_below = shipped_refine_threshold(dense.weights, classifier.weights)
+    refine = classifier is not None and refine_below is not None and refine_below > 0
+    dense_part = 0.7 if refine else 1.0
+    dp = dense.predict_scene(scene.data, scene.bands, scene.valid,
+                             (lambda f: progress(dense_part * f)) if progress else None)
     k = dp.window_px // cell_px
-    probs = cells_from_windows(dp.probs, grid.rows, grid.cols).astype(np.float32)
     n_win = float(dp.window_px * dp.window_px)
     valid_w = _window_sums(scene.valid, cell_px, k)
     cloud_w = _window_sums(scene.cloud & scene.valid, cell_px, k)
@@ -114,6 +134,21 @@ def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float 
     status[cloud_frac > max_cloud] = CLOUDY
     status[valid_frac < 1 - max_nodata] = NODATA
     status[aoi_frac <= 0] = OUTSIDE
+    refined_cells, refined_share = None, 0.0
+    if refine and dp.probs.size:
+        r1, r2, c1, c2 = cell_windows(grid.rows, grid.cols, *dp.probs.shape[:2])
+        behind = np.zeros(dp.probs.shape[:2], dtype=bool)  # windows behind classified cells
+        ok_r, ok_c = np.nonzero(status == OK)
+        for rr in (r1, r2):
+            for cc in (c1, c2):
+                behind[rr[ok_r], cc[ok_c]] = True
+        candidates = behind & (valid_w[: behind.shape[0], : behind.shape[1]] / n_win >= 1 - max_nodata)
+        dp = refine_windows(dp, scene.data, scene.bands, classifier, refine_below, candidates,
+                            (lambda f: progress(dense_part + (1 - dense_part) * f)) if progress else None)
+        refined_share = float(dp.refined.sum() / max(int(behind.sum()), 1))
+        refined_cells = cells_from_windows(dp.refined[..., None].astype(np.float32), grid.rows, grid.cols)[..., 0] > 0
+        refined_cells &= status == OK
+    probs = cells_from_windows(dp.probs, grid.rows, grid.cols).astype(np.float32)
     probs[status != OK] = np.nan
     area_ha = aoi_frac * (cell_px * grid.resolution) ** 2 / 10_000
-    return ClassMap(grid, probs, status, area_ha, tuple(dense.class_names))
+    return ClassMap(grid, probs, status, area_ha, tuple(dense.class_names), refined_cells, refined_share)

@@ -156,6 +156,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
     clf = DenseClassifier(args.dense_weights, threads=args.threads)
+    refiner = None
+    if args.refine_below is None or args.refine_below > 0:
+        from lulc_core.model.classifier import Classifier
+
+        refiner = Classifier(DEFAULT_WEIGHTS_PATH, threads=args.threads, tta=False)
     bars = {}
 
     def progress(stage: str, fraction: float, message: str) -> None:
@@ -168,7 +173,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     try:
         analysis = run_analysis(aoi, wa, wb, provider, clf, max_cloud=args.max_cloud,
-                                thresholds=thresholds, progress=progress)
+                                thresholds=thresholds, progress=progress, classifier=refiner,
+                                refine_below=args.refine_below)
     finally:
         for bar, _ in bars.values():
             bar.close()
@@ -271,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the tuned value shipped in lulc_core/data/change_model.json)")
     c.add_argument("--dense-weights", default=str(DENSE_WEIGHTS_PATH),
                    help="dense (fully convolutional) classifier weights (default: shipped)")
+    c.add_argument("--refine-below", type=float, default=None,
+                   help="dense windows under this top probability are classified again one by one by the "
+                        "per-window classifier (default: the tuned value in lulc_core/data/dense_refine.json; 0: off)")
     c.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     _add_provider_args(c)
     c.set_defaults(func=_cmd_compare)

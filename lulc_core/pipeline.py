@@ -73,8 +73,15 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
                  acquisition_a: Acquisition | None = None, acquisition_b: Acquisition | None = None,
                  max_cloud: float = 100.0, thresholds: ChangeThresholds | None = None,
                  max_patch_cloud: float = MAX_CLOUD, max_patch_nodata: float = MAX_NODATA,
-                 progress: StageProgress | None = None, cell_px: int = CELL_PX) -> Analysis:
-    """Search, fetch both dates, classify densely, measure spectral change and compare."""
+                 progress: StageProgress | None = None, cell_px: int = CELL_PX, classifier=None,
+                 refine_below: float | None = None) -> Analysis:
+    """Search, fetch both dates, classify densely, measure spectral change and compare.
+
+    ``classifier``: the per-window :class:`~lulc_core.model.classifier.Classifier` (shared,
+    loaded once by the caller) that re-classifies the dense pass's low-confidence windows;
+    ``refine_below``: their threshold (None: the shipped one). Without a classifier the class
+    maps are the dense pass alone.
+    """
     check_window_order(window_a, window_b)
 
     def report(stage: str) -> Callable[[float, str], None]:
@@ -94,8 +101,11 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
         step = report(f"classify {label}")
         step(0.0, "classifying 160 m cells")
         classes = classify_cells(scene, aoi, dense_classifier, cell_px, max_patch_nodata, max_patch_cloud,
-                                 progress=lambda f: step(f, "classifying 160 m cells"))
-        step(1.0, f"{int(classes.classified.sum())} cells classified")
+                                 progress=lambda f: step(f, "classifying 160 m cells"), classifier=classifier,
+                                 refine_below=refine_below)
+        refined = (f", {100 * classes.refined_share:.0f}% of windows re-classified one by one"
+                   if classes.refined is not None else "")
+        step(1.0, f"{int(classes.classified.sum())} cells classified{refined}")
         out.append(DateResult(window, acqs, scene, classes))
     report("spectral change")(0.0, "normalising date B onto date A")
     spectral = spectral_change(out[0].scene, out[1].scene)

@@ -207,3 +207,31 @@ def test_real_demo_pair_is_consistent():
     assert same.change.state_areas_ha()["changed"] == 0 and same.change.spectral_only_ha == 0
     assert not same.spectral.changed.any() and same.season_note is None
     assert np.trace(same.change.transition_ha) == pytest.approx(same.change.compared_ha)
+
+
+def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_only_refined_cells():
+    from lulc_core.classify import cells_from_windows
+    from lulc_core.model.classifier import Classifier
+    from lulc_core.model.dense import DenseClassifier
+    from lulc_core.pipeline import run_analysis
+    from lulc_core.providers.local import demo_provider
+    from lulc_core.scene import DateWindow
+
+    provider, dense, clf = demo_provider(), DenseClassifier(), Classifier()
+    aoi = provider.area_aoi("norcia")
+    wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
+    plain = run_analysis(aoi, wa, wb, provider, dense)
+    off = run_analysis(aoi, wa, wb, provider, dense, classifier=clf, refine_below=0.0)
+    refined = run_analysis(aoi, wa, wb, provider, dense, classifier=clf)
+    for d_plain, d_off, d_ref in ((plain.a, off.a, refined.a), (plain.b, off.b, refined.b)):
+        # without refinement: exactly the dense pass's most centred windows, as before the cascade
+        dp = dense.predict_scene(d_plain.scene.data, d_plain.scene.bands, d_plain.scene.valid)
+        ok = d_plain.classes.classified
+        expected = cells_from_windows(dp.probs, *ok.shape)
+        np.testing.assert_allclose(d_plain.classes.probs[ok], expected[ok], atol=1e-6)
+        np.testing.assert_array_equal(d_off.classes.probs, d_plain.classes.probs)
+        assert d_plain.classes.refined is None and d_off.classes.refined is None
+        mask = d_ref.classes.refined
+        assert mask.any() and not mask.all()
+        np.testing.assert_array_equal(d_ref.classes.probs[ok & ~mask], d_plain.classes.probs[ok & ~mask])
+    np.testing.assert_array_equal(off.change.state, plain.change.state)

@@ -104,6 +104,7 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
     # the dashboard runs ui.session.analyse -> lulc_core.pipeline.run_analysis: same grids
     from lulc_core.aoi import AOI
     from lulc_core.cache import SceneCache
+    from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
     from lulc_core.providers.factory import make_provider
@@ -111,7 +112,9 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
 
     an = run_analysis(AOI.from_geojson(NORCIA), DateWindow.parse("2015-07-01/2015-07-31"),
                       DateWindow.parse("2017-10-01/2017-10-31"),
-                      make_provider("demo", cache=SceneCache(tmp_path / "c3")), DenseClassifier())
+                      make_provider("demo", cache=SceneCache(tmp_path / "c3")), DenseClassifier(),
+                      classifier=Classifier())  # the dashboard's shared classifier refines, as compare does
+    assert an.a.classes.refined is not None and an.a.classes.refined.any()
     with rasterio.open(out_dir / "classes_a.tif") as ds:
         cli_a = ds.read(1).astype(int)
     labels = an.a.classes.labels.astype(int)

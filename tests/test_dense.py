@@ -126,3 +126,85 @@ def test_tiles_without_data_are_skipped_and_the_rest_unchanged(dense, montpellie
     np.testing.assert_allclose(part[:, :4], 0.1, atol=1e-6)  # skipped: uniform, later masked as nodata
     assert not np.allclose(part[:, 4:8], 0.1, atol=1e-3)  # the next tile has data: computed
     np.testing.assert_allclose(part[:, 16:], full[:, 16:], atol=1e-5)  # beyond its context: unchanged
+
+
+def test_refinement_replaces_exactly_the_low_confidence_windows_with_their_own_window(dense, montpellier):
+    """Refine cascade on a real demo scene: exactly the windows under the threshold change, and each
+    takes the per-window classifier's answer for pixels [16 i, 16 i + 64) x [16 j, 16 j + 64), not for a
+    window 8 px off (where a cell's centred window would lie)."""
+    from lulc_core.model.dense import refine_windows
+
+    _, (scene, _) = montpellier
+    clf = Classifier(tta=True)  # a shared classifier in its default mode: refinement still runs it plain
+    dp = dense.predict_scene(scene.data, scene.bands, scene.valid)
+    thr = 0.8
+    rp = refine_windows(dp, scene.data, scene.bands, clf, thr)
+    low = dp.probs.max(-1) < thr
+    assert 0.05 < low.mean() < 0.95
+    np.testing.assert_array_equal(rp.refined, low)
+    np.testing.assert_array_equal(rp.probs[~low], dp.probs[~low])
+    rng = np.random.default_rng(0)
+    picks = [tuple(p) for p in np.argwhere(low)[rng.choice(int(low.sum()), 12, replace=False)]]
+    own = np.stack([scene.data[:, 16 * i:16 * i + 64, 16 * j:16 * j + 64] for i, j in picks])
+    expected = Classifier(tta=False).predict_proba(own, scene.bands)
+    got = np.stack([rp.probs[i, j] for i, j in picks])
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    shifted = np.stack([scene.data[:, 16 * i + 8:16 * i + 72, 16 * j + 8:16 * j + 72] for i, j in picks])
+    off = Classifier(tta=False).predict_proba(shifted, scene.bands)
+    assert np.abs(off - got).max(-1).mean() > 0.02  # the test tells the right window from its neighbour
+    restricted = refine_windows(dp, scene.data, scene.bands, clf, thr, candidates=np.zeros_like(low))
+    assert not restricted.refined.any() and np.array_equal(restricted.probs, dp.probs)
+
+
+def test_cell_map_refines_only_cells_behind_low_confidence_windows(dense, montpellier):
+    aoi, (scene, _) = montpellier
+    clf = Classifier(tta=False)
+    plain = classify_cells(scene, aoi, dense)
+    assert plain.refined is None and plain.refined_share == 0.0
+    off = classify_cells(scene, aoi, dense, classifier=clf, refine_below=0.0)
+    np.testing.assert_array_equal(off.probs, plain.probs)
+    thr = 0.8
+    ref = classify_cells(scene, aoi, dense, classifier=clf, refine_below=thr)
+    np.testing.assert_array_equal(ref.status, plain.status)
+    ok = ref.status == OK
+    dp = dense.predict_scene(scene.data, scene.bands, scene.valid)
+    enough_data = windows_at(scene.valid[None].astype(np.uint8), 16).mean(axis=(2, 3, 4)) >= 0.9
+    low = (dp.probs.max(-1) < thr) & enough_data
+    low_cells = cells_from_windows(low[..., None].astype(float), *ref.status.shape)[..., 0] > 0
+    np.testing.assert_array_equal(ref.refined, low_cells & ok)
+    np.testing.assert_array_equal(ref.probs[ok & ~ref.refined], plain.probs[ok & ~ref.refined])
+    assert (np.abs(ref.probs[ref.refined] - plain.probs[ref.refined]).max(-1) > 1e-4).mean() > 0.9
+    np.testing.assert_allclose(ref.probs[ok].sum(-1), 1, atol=1e-3)
+    assert 0.05 < ref.refined_share < 0.95
+
+
+def test_refine_threshold_ships_for_the_shipped_weights(dense, tmp_path):
+    import json
+
+    from lulc_core.model.dense import REFINE_FILE, shipped_refine_threshold
+    from lulc_core.model.weights import DEFAULT_WEIGHTS
+
+    entry = json.loads(REFINE_FILE.read_text())
+    thr = shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS)
+    assert thr == entry["refine_below"] and 0 < thr < 1
+    assert entry["tuning_chosen"]["agreement"] >= 0.955  # the rule it was chosen by
+    assert shipped_refine_threshold(DEFAULT_WEIGHTS, DENSE_WEIGHTS) is None  # other weights: no threshold
+    other = tmp_path / "refine.json"
+    other.write_text(json.dumps({**entry, "refine_below": 0.33}))
+    assert shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS, other) == 0.33
+    other.write_text(json.dumps({**entry, "dense_weights_sha256": "0" * 64}))
+    assert shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS, other) is None
+
+
+def test_cell_map_uses_the_shipped_threshold_by_default(dense, montpellier):
+    from lulc_core.model.dense import shipped_refine_threshold
+    from lulc_core.model.weights import DEFAULT_WEIGHTS
+
+    aoi, (_, scene) = montpellier
+    clf = Classifier(tta=False)
+    default = classify_cells(scene, aoi, dense, classifier=clf)
+    explicit = classify_cells(scene, aoi, dense, classifier=clf,
+                              refine_below=shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS))
+    np.testing.assert_array_equal(default.refined, explicit.refined)
+    np.testing.assert_array_equal(default.probs, explicit.probs)
+    assert default.refined.any()

@@ -191,6 +191,11 @@ def test_tta_cascade_runs_tta_only_under_the_threshold():
     assert 0 < low.sum() < len(x) and mid_clf.last_tta_share == pytest.approx(low.mean())
     np.testing.assert_allclose(mid[~low], plain[~low])
     np.testing.assert_allclose(mid[low], full[low], rtol=1e-5, atol=1e-5)
+    # one call in another mode (the dense refine cascade runs a shared TTA classifier plain)
+    np.testing.assert_allclose(full_clf.predict_recipe(x, tta=False), plain)
+    assert full_clf.tta and full_clf.last_tta_share == 0.0
+    np.testing.assert_allclose(Classifier(tta=False).predict_recipe(x, tta=True), Classifier(tta=True).predict_recipe(x),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_shipped_cascade_threshold_belongs_to_the_shipped_weights(tmp_path):

@@ -145,7 +145,7 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
         cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
         seen = len(cache_warnings)
         result = run_analysis(aoi, wa, wb, provider, get_dense_classifier(), acq_a, acq_b, max_cloud,
-                              progress=progress)
+                              progress=progress, classifier=get_classifier())  # refines low-confidence windows
         # a scene that could not be cached is a warning on the page, never the end of the run
         result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
         store[key] = result

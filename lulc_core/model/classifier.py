@@ -168,21 +168,25 @@ class Classifier:
             raise InputError("patches contain NaN or infinite values; mask them as nodata (0) first")
         return self.recipe.apply(sel)
 
-    def predict_proba(self, patches: np.ndarray, bands: Sequence[str]) -> np.ndarray:
-        """Calibrated probabilities (N, 10) for DN patches (N, len(bands), 64, 64)."""
-        return self.predict_recipe(self.prepare(patches, bands))
+    def predict_proba(self, patches: np.ndarray, bands: Sequence[str], tta: bool | None = None) -> np.ndarray:
+        """Calibrated probabilities (N, 10) for DN patches (N, len(bands), 64, 64).
 
-    def predict_recipe(self, recipe_uint8: np.ndarray) -> np.ndarray:
+        ``tta``: None = this classifier's mode; False = plain for this call only (a shared
+        classifier is never reconfigured)."""
+        return self.predict_recipe(self.prepare(patches, bands), tta)
+
+    def predict_recipe(self, recipe_uint8: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Calibrated probabilities for images already in recipe space (e.g. EuroSAT JPEGs).
 
-        Plain, or the TTA cascade (see the module docstring) when TTA is on.
+        Plain, or the TTA cascade (see the module docstring) when TTA is on (``tta`` overrides
+        the classifier's mode for this call).
         """
         x = np.ascontiguousarray(recipe_uint8, dtype=np.uint8)
         self.calls += 1
         z0 = self._logits(x, (0,))
         probs = softmax(z0, self.meta.temperature)
         self.last_tta_share = 0.0
-        if not self.tta or len(x) == 0:
+        if not (self.tta if tta is None else tta) or len(x) == 0:
             return probs
         need = probs.max(axis=1) < self.tta_threshold
         if need.any():

@@ -15,11 +15,19 @@ Scenes are processed in overlapping tiles so memory stays bounded whatever the s
 the input recipe is applied tile by tile, and tiles without any valid pixel are skipped (their
 windows are nodata anyway), so time and memory follow the imagery present. Inference runs the
 folded bf16 copy of the network (:func:`~lulc_core.model.inference.inference_network`).
+
+Refine cascade (:func:`refine_windows`): windows whose dense top probability is under a
+threshold are classified again by the per-window classifier (plain, each window alone) and take
+its probabilities. The threshold ships in ``lulc_core/data/dense_refine.json`` with the sha256 of
+both weights files it was tuned for (``scripts/tune_dense_refine.py``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,8 @@ WINDOW_PX = 64
 STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
 FEATURES_PER_WINDOW = WINDOW_PX // STEP_PX
 DENSE_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
+REFINE_FILE = Path(__file__).resolve().parent.parent / "data" / "dense_refine.json"
+REFINE_CHUNK = 1024  # windows re-classified per call (bounds the memory of the copies)
 TILE_PX = 768  # windows whose origin lies in a TILE_PX square are computed together
 CONTEXT_PX = 64  # extra pixels of context read around each tile
 
@@ -124,6 +134,60 @@ class DenseProbabilities:
     probs: np.ndarray
     step_px: int = STEP_PX
     window_px: int = WINDOW_PX
+    refined: np.ndarray | None = None  # (rows, cols) bool: windows re-classified one by one
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a weights file (cached while the file is unchanged)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+def shipped_refine_threshold(dense_weights: str | Path, classifier_weights: str | Path,
+                             path: Path = REFINE_FILE) -> float | None:
+    """The shipped ``refine_below`` for this pair of weights files (matched by sha256), else None."""
+    try:
+        entry = json.loads(Path(path).read_text())
+        if (entry["dense_weights_sha256"] == weights_sha256(dense_weights)
+                and entry["classifier_weights_sha256"] == weights_sha256(classifier_weights)):
+            return float(entry["refine_below"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def refine_windows(dp: DenseProbabilities, dn: np.ndarray, bands: Sequence[str], classifier,
+                   refine_below: float, candidates: np.ndarray | None = None,
+                   progress: Callable[[float], None] | None = None) -> DenseProbabilities:
+    """Windows whose dense top probability is under ``refine_below`` (among ``candidates``, a
+    (rows, cols) bool mask; all windows when None) take the per-window classifier's calibrated
+    probabilities (``classifier.predict_proba``, plain) of their own DN window, pixels
+    ``[16 i, 16 i + 64) x [16 j, 16 j + 64)`` of ``dn`` (bands, H, W)."""
+    probs = dp.probs.copy()
+    refined = probs.max(-1) < refine_below
+    if candidates is not None:
+        refined &= candidates
+    rows, cols = np.nonzero(refined)
+    if len(rows):
+        idx = band_indices(list(bands), classifier.recipe.bands)
+        sel_bands = [list(bands)[i] for i in idx]
+        s, w = dp.step_px, dp.window_px
+        for k in range(0, len(rows), REFINE_CHUNK):
+            rr, cc = rows[k:k + REFINE_CHUNK], cols[k:k + REFINE_CHUNK]
+            chunk = np.stack([dn[idx, r * s:r * s + w, c * s:c * s + w] for r, c in zip(rr, cc)])
+            probs[rr, cc] = classifier.predict_proba(chunk, sel_bands, tta=False)
+            if progress:
+                progress(min(1.0, (k + REFINE_CHUNK) / len(rows)))
+    return DenseProbabilities(probs, dp.step_px, dp.window_px, refined)
 
 
 class DenseClassifier:
