@@ -152,17 +152,26 @@ def weights_sha256(path: str | Path) -> str:
     return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
-def shipped_refine_threshold(dense_weights: str | Path, classifier_weights: str | Path,
-                             path: Path = REFINE_FILE) -> float | None:
-    """The shipped ``refine_below`` for this pair of weights files (matched by sha256), else None."""
+def shipped_refine_entry(dense_weights: str | Path, classifier_weights: str | Path,
+                         path: Path = REFINE_FILE) -> dict | None:
+    """The shipped refine cascade entry (threshold, how it was chosen, held-out figures) for this pair
+    of weights files (matched by sha256), else None."""
     try:
         entry = json.loads(Path(path).read_text())
         if (entry["dense_weights_sha256"] == weights_sha256(dense_weights)
                 and entry["classifier_weights_sha256"] == weights_sha256(classifier_weights)):
-            return float(entry["refine_below"])
+            float(entry["refine_below"])
+            return entry
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
+
+
+def shipped_refine_threshold(dense_weights: str | Path, classifier_weights: str | Path,
+                             path: Path = REFINE_FILE) -> float | None:
+    """The shipped ``refine_below`` for this pair of weights files (matched by sha256), else None."""
+    entry = shipped_refine_entry(dense_weights, classifier_weights, path)
+    return None if entry is None else float(entry["refine_below"])
 
 
 def refine_windows(dp: DenseProbabilities, dn: np.ndarray, bands: Sequence[str], classifier,
