@@ -222,6 +222,8 @@ def cmd_eval(args) -> None:
     if args.out:
         out = Path(args.out)
         doc = json.loads(out.read_text()) if out.exists() else {}
+        doc["dense_only_note"] = ("naive_fcn, distilled, eurosat and the *_s_per_km2 keys: the dense pass alone, before "
+                                  "the refine cascade (scripts/distill_dense.py eval); refine_cascade: with it")
         doc["refine_cascade"] = res
         out.write_text(json.dumps(doc, indent=1))
 

@@ -50,7 +50,7 @@ STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
 FEATURES_PER_WINDOW = WINDOW_PX // STEP_PX
 DENSE_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
 REFINE_FILE = Path(__file__).resolve().parent.parent / "data" / "dense_refine.json"
-REFINE_CHUNK = 1024  # windows re-classified per call (bounds the memory of the copies)
+REFINE_CHUNK = 64  # windows re-classified per call: as fast as 256 on 2 cores, ~120 MB less peak memory
 TILE_PX = 768  # windows whose origin lies in a TILE_PX square are computed together
 CONTEXT_PX = 64  # extra pixels of context read around each tile
 
