@@ -12,7 +12,8 @@ from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_ar
 from lulc_core.render import STATE_COLOURS, change_layer, change_map_rgba, map_layers
 from lulc_core.render import legend_items as legend_items_for
 from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
-from ui.offline_map import add_geojson, add_image_overlay, add_legend, finish_map, make_map, make_swipe_map
+from ui.offline_map import (add_geojson, add_image_overlay, add_legend, finish_map, link_view, make_map,
+                            make_swipe_map)
 from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
 
 st.title("Compare two dates")
@@ -138,6 +139,7 @@ def show_map(fm, map_key: str, height: int):
     """Draw a map at the shared view (or fitted to the AOI the first time); note the view it reports."""
     if view is None:
         fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    link_view(fm, f"compare-{key}")  # the maps of this analysis follow each other live in the browser
     finish_map(fm)
     out = st_folium(fm, key=map_key, height=height, width="stretch", returned_objects=["last_clicked", "center", "zoom"],
                     center=view["center"] if view else None, zoom=view["zoom"] if view else None)

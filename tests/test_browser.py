@@ -253,6 +253,16 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.mouse.up()
     settle(lambda: abs(view(1)[1] - lat_before) > 1e-4 and abs(view(1)[1] - view(0)[1]) < 1e-4,
            "panning map A must move map B's centre")
+    # live: moving map A moves map B and the swipe map in the same instant, in the browser (no rerun)
+    _wait_idle(page)
+    _, fa = _map_frame(page, 0)
+    offsets = fa.locator(".leaflet-container").evaluate(
+        "el => { const a = window.__lulcMap; a.panBy([120, 40], {animate: false}); const c = a.getCenter();"
+        " const out = []; for (const f of window.parent.document.querySelectorAll('iframe')) {"
+        " const m = f.contentWindow.__lulcMap; if (m && m !== a) out.push([m.getCenter().lat - c.lat,"
+        " m.getCenter().lng - c.lng, m.getZoom() - a.getZoom()]); } return out; }")
+    assert len(offsets) == 2 and all(abs(d) < 1e-9 for o in offsets for d in o), offsets
+    _wait_idle(page)
     # the swipe map: a draggable divider clips date A (left) and date B (right)
     el_s, fs = _map_frame(page, 2)
     el_s.scroll_into_view_if_needed()

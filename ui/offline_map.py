@@ -63,6 +63,7 @@ __all__ = [
     "static_vendor_url",
     "make_map",
     "finish_map",
+    "link_view",
     "add_legend",
     "external_urls",
     "add_image_overlay",
@@ -376,6 +377,50 @@ def add_geojson(
     )
     layer.add_to(m)
     return layer
+
+
+class _LinkedView(MacroElement):
+    """Pan and zoom this map's sibling maps of the same group live, in the browser.
+
+    Each ``st_folium`` map lives in its own iframe served by the same server, so a map can reach
+    the others through ``window.parent``: every linked map publishes itself as ``window.__lulcMap``
+    with its group, and on each move sets the view of the other maps of its group (a flag on the
+    map being moved stops the echo). Streamlit still learns the view from ``st_folium`` (the Python
+    side keeps it across reruns); this only makes the maps follow each other without waiting.
+    """
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }}, group = {{ this.group|tojson }};
+            window.__lulcMap = map; map.__lulcGroup = group;
+            map.on("move", function () {
+                if (map.__lulcFollowing) return;
+                var frames = window.parent.document.querySelectorAll("iframe");
+                for (var i = 0; i < frames.length; i++) {
+                    var other;
+                    try { other = frames[i].contentWindow.__lulcMap; } catch (e) { continue; }
+                    if (!other || other === map || other.__lulcGroup !== group) continue;
+                    other.__lulcFollowing = true;
+                    try { other.setView(map.getCenter(), map.getZoom(), {animate: false}); }
+                    finally { other.__lulcFollowing = false; }
+                }
+            });
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, group: str) -> None:
+        super().__init__()
+        self._name = "LinkedView"
+        self.group = group
+
+
+def link_view(m: folium.Map, group: str) -> folium.Map:
+    """Make ``m`` pan and zoom together with every other map of ``group`` on the page (see
+    :class:`_LinkedView`); no script or stylesheet is loaded for it."""
+    _LinkedView(group).add_to(m)
+    return m
 
 
 class _SwipeControl(JSCSSMixin, MacroElement):
