@@ -230,6 +230,14 @@ def test_model_page():
     assert not _errors(at)
     assert at.metric[0].label == "Test accuracy"
     assert any("Input contract" == s.value for s in at.subheader)
+    import json
+
+    from lulc_core.model.dense import REFINE_FILE
+
+    held = json.loads(REFINE_FILE.read_text())["held_out"]  # the shipped cascade's figures, not the dense pass's
+    agreement = next(m for m in at.metric if m.label == "Agreement with the per-window model")
+    assert agreement.value == f"{100 * held['dense_plus_refine']['agreement']:.1f}%"
+    assert any(m.label == "Windows re-classified one by one" for m in at.metric)
 
 
 def test_dashboard_runs_on_sentinelhub_when_credentials_are_set(fake_sh, monkeypatch):
