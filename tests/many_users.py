@@ -9,17 +9,13 @@ and the server's peak memory). Playwright's async API drives one Chromium with o
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.app_server import start_app  # noqa: F401  (re-exported for the test and the bench)
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 MODEL_LOG_LINE = "lulc: loaded"
@@ -66,33 +62,6 @@ def plans(n: int = 8) -> list[SessionPlan]:
     out = [SessionPlan(i, areas[i], "home") for i in range(min(n, len(areas)))]
     out += [SessionPlan(i, areas[i % len(areas)], "link", "class") for i in range(len(out), n)]
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(cache_dir: Path, log_path: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """Start the dashboard on a free port (demo data, no basemap, an empty cache); returns (process, URL)."""
-    port = free_port()
-    env = dict(os.environ, LULC_BASEMAP="0", LULC_CACHE_DIR=str(cache_dir))
-    for k in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
-        env.pop(k, None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"the app did not start within {timeout_s:.0f} s (log: {log_path})")
 
 
 def peak_rss_mb(pid: int) -> float:

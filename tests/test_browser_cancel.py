@@ -7,16 +7,13 @@ Skipped where Chromium is missing, except in CI (``CI=true``), where that is a f
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
+from tests.app_server import start_app, stop_app
 from tests.fake_sh_fixture import fake_sh_server  # noqa: F401  (module-scoped fixture)
-from tests.test_browser import ARGS, CHROMIUM, ROOT, _free_port, _wait_idle, playwright
+from tests.test_browser import ARGS, CHROMIUM, _wait_idle, playwright
 
 PROCESS_DELAY_S = 6.0
 
@@ -26,31 +23,15 @@ def sh_app_url(fake_sh_server, tmp_path):  # noqa: F811
     fake = fake_sh_server
     fake.reset()
     fake.inject("process", delay_s=PROCESS_DELAY_S, times=None)
-    env = dict(os.environ, LULC_BASEMAP="0", LULC_CACHE_DIR=str(tmp_path / "cache"),
-               SH_CLIENT_ID=fake.client_id, SH_CLIENT_SECRET=fake.client_secret, SH_BASE_URL=fake.base_url,
+    env = dict(SH_CLIENT_ID=fake.client_id, SH_CLIENT_SECRET=fake.client_secret, SH_BASE_URL=fake.base_url,
                SH_TOKEN_URL=fake.token_url, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     if fake.ca_file is not None:
         env["REQUESTS_CA_BUNDLE"] = str(fake.ca_file)
     else:
         env["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=open(tmp_path / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the app did not start within 120 s")
+    proc, url = start_app(tmp_path / "cache", tmp_path / "streamlit.log", env)
     yield url, fake
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_app(proc)
     fake.reset()
 
 

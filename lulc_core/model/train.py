@@ -9,7 +9,6 @@ test part once. The result is a weights file with full metadata.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ from torch import nn
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.model.architectures import build_resnet
 from lulc_core.model.calibration import expected_calibration_error, fit_temperature, softmax
+from lulc_core.model.classifier import file_sha256
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
 from lulc_core.model.inference import predict_logits
 from lulc_core.model.recipes import EUROSAT_RGB
@@ -57,12 +57,6 @@ def _log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def test_report(logits: np.ndarray, labels: np.ndarray, temperature: float, mode: str) -> dict:
@@ -198,7 +192,7 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
         bands=list(EUROSAT_RGB.bands), recipe=RECIPE, norm_mean=mean, norm_std=std,
         temperature=temps["plain"], temperature_tta=temps["tta"],
         tta_default=best == "tta",
-        training_data_sha256=sha256_file(cfg.data) if cfg.data.is_file() else "",
+        training_data_sha256=file_sha256(cfg.data) if cfg.data.is_file() else "",
         split={"seed": cfg.seed, "fractions": [0.8, 0.1, 0.1], "train": int(len(tr_idx)),
                "validation": int(len(va_idx)), "test": int(len(te_idx))},
         training={"epochs": cfg.epochs, "batch_size": cfg.batch_size, "optimizer": "SGD nesterov 0.9",
