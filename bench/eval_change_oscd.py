@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL
 from lulc_core.classify import CELL_PX, ClassMap, classify_cells
+from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier
 from lulc_core.patches import block_sums
 from lulc_core.providers.local import LocalFilesProvider
@@ -157,7 +158,7 @@ def aggregate_cells(classes: ClassMap, k: int) -> np.ndarray:
         return np.nanmean(blocks, axis=(1, 3))
 
 
-def area_features(provider, area: str, info: dict, shared: Path, dense) -> dict:
+def area_features(provider, area: str, info: dict, shared: Path, dense, classifier=None) -> dict:
     aoi = provider.area_aoi(area)
     d1, d2 = (d["date"] for d in info["dates"])
     a = provider.fetch(aoi, DateWindow.parse(d1))
@@ -165,7 +166,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense) -> dict:
     grid = aoi.grid
     cm = truth_map(shared / "data" / "s2" / info["label"]["tif"], grid)
     sp = spectral_change(a, b)
-    ca, cb = classify_cells(a, aoi, dense), classify_cells(b, aoi, dense)
+    ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
     cva = np.sqrt(((b.data.astype(np.float32) - a.data.astype(np.float32)) ** 2).sum(0)) / 10_000
     out = {"area": area, "dates": [d1, d2], "pixel": {}}
@@ -246,6 +247,8 @@ def main() -> None:
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--dense-weights", default=str(DENSE_WEIGHTS))
     ap.add_argument("--confidence", type=float, default=0.6)
+    ap.add_argument("--no-refine", action="store_true",
+                    help="class maps from the dense pass alone (default: with the shipped refine cascade, as the app)")
     ap.add_argument("--write", action="store_true",
                     help=f"write the summary to {CHANGE_EVALUATION.name} and the tuned model to {CHANGE_MODEL.name}")
     ap.add_argument("--out", default="", help="also write the summary JSON here")
@@ -254,8 +257,9 @@ def main() -> None:
     index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
     provider = LocalFilesProvider(shared / "data" / "s2" / "oscd", name="oscd")
     dense = DenseClassifier(args.dense_weights)
+    classifier = None if args.no_refine else Classifier()
     t0 = time.time()
-    feats = [area_features(provider, area, info, shared, dense)
+    feats = [area_features(provider, area, info, shared, dense, classifier)
              for area, info in sorted(index.items()) if info.get("label")]
     held: dict[str, dict[str, list]] = {lv: {k: [] for k in ("prob", "changed", "truth", "zscore", "cva", "share",
                                                                     "spectral_only", "flip", "logistic")}
@@ -328,6 +332,8 @@ def main() -> None:
                            "baseline_auroc": summary["patch"]["zscore_2sd_baseline"]["auroc"],
                            "baseline_f1": summary["patch"]["zscore_2sd_baseline"]["best_f1_any_threshold"],
                            "patches": summary["patch"]["n"], "truly_changed": summary["patch"]["truly_changed"]}
+    summary["class_maps"] = ("dense pass alone" if classifier is None else
+                             "dense pass + refine cascade (lulc_core/data/dense_refine.json)")
     summary["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(summary, indent=1, default=float)
     if args.write:
