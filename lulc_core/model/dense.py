@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -139,11 +138,9 @@ class DenseProbabilities:
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from lulc_core.model.classifier import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def weights_sha256(path: str | Path) -> str:
