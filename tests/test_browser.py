@@ -233,7 +233,8 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         " const out = []; for (const f of window.parent.document.querySelectorAll('iframe')) {"
         " const m = f.contentWindow.__lulcMap; if (m && m !== a) out.push([m.getCenter().lat - c.lat,"
         " m.getCenter().lng - c.lng, m.getZoom() - a.getZoom()]); } return out; }")
-    assert len(offsets) == 2 and all(abs(d) < 1e-9 for o in offsets for d in o), offsets
+    # B and the swipe map (Streamlit may still hold an iframe of a previous run: it follows too)
+    assert len(offsets) >= 2 and all(abs(d) < 1e-9 for o in offsets for d in o), offsets
     _wait_idle(page)
     # the swipe map: a draggable divider clips date A (left) and date B (right)
     el_s, fs = _map_frame(page, 2)
