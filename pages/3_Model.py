@@ -64,6 +64,10 @@ if report:
     with right:
         st.subheader("Confusion matrix")
         st.plotly_chart(confusion_heatmap(report["confusion_matrix"], meta.class_names), width="stretch")
+    st.caption(f"Per class and confusion: the test part classified "
+               f"{'with all 8 flips and rotations' if report.get('mode') == 'tta' else 'plainly'} "
+               f"(accuracy {100 * report.get('accuracy', float('nan')):.2f}%), as recorded at training; the accuracy "
+               "above is the mode the app runs.")
 
 st.subheader("Dense class maps (160 m cells)")
 try:
