@@ -11,7 +11,7 @@ from lulc_core.export import cell_features, change_rule_text, change_skill_text,
 from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_around, window_signature
 from lulc_core.render import STATE_COLOURS, change_layer, change_map_rgba, map_layers
 from lulc_core.render import legend_items as legend_items_for
-from ui.charts import gains_losses_bars, probability_bars, spectral_signature, transition_heatmap
+from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
 from ui.offline_map import (add_geojson, add_image_overlay, add_legend, finish_map, link_view, make_map,
                             make_swipe_map)
 from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
@@ -260,7 +260,8 @@ with d2:
 with d3:
     st.markdown("**True colour**")
     for img, lab in zip(renders["tc"], (label_a, label_b)):
-        st.image(np.repeat(np.repeat(img[y0:y0 + 64, x0:x0 + 64], 2, 0), 2, 1), caption=lab)
+        st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + 64, x0:x0 + 64], 2, 0), 2, 1), lab),
+                    unsafe_allow_html=True)
 st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
            "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files).")
 
@@ -270,7 +271,7 @@ st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
 c1, c2 = st.columns([1, 1])
 with c1:
     st.markdown("**Change map**: red = changed, grey = unchanged, amber = uncertain")
-    st.image(change_map_rgba(ch, scale=max(grid.patch_px // 4, 1)), width="stretch")
+    st.markdown(image_html(change_map_rgba(ch, scale=max(grid.patch_px // 4, 1))), unsafe_allow_html=True)
 with c2:
     st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
     st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")

@@ -237,22 +237,32 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     assert len(offsets) >= 2 and all(abs(d) < 1e-9 for o in offsets for d in o), offsets
     _wait_idle(page)
     # the swipe map: a draggable divider clips date A (left) and date B (right)
-    el_s, fs = _map_frame(page, 2)
-    el_s.scroll_into_view_if_needed()
-    fs.locator(".leaflet-sbs-range").wait_for(state="attached", timeout=60_000)
-    clip_a = lambda: fs.locator(".leaflet-swipeA-pane").evaluate("e => e.style.clip")  # noqa: E731
-    clip_b = lambda: fs.locator(".leaflet-swipeB-pane").evaluate("e => e.style.clip")  # noqa: E731
-    before_a, before_b = clip_a(), clip_b()
-    assert before_a.startswith("rect(") and before_b.startswith("rect(")
-    assert fs.locator(".leaflet-swipeA-pane img.leaflet-image-layer").count() >= 1
-    assert fs.locator(".leaflet-swipeB-pane img.leaflet-image-layer").count() >= 1
-    rb = fs.locator(".leaflet-container").bounding_box()  # the divider's thumb sits at its centre
-    page.mouse.move(rb["x"] + rb["width"] / 2, rb["y"] + rb["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(rb["x"] + rb["width"] * 0.8, rb["y"] + rb["height"] / 2, steps=8)
-    page.mouse.up()
-    page.wait_for_timeout(500)
-    assert clip_a() != before_a and clip_b() != before_b, "dragging the divider must move the clip"
+    moved_clip = False
+    for _ in range(3):  # a drag can fall in a redraw of the map (the pan above reruns the page): try again
+        page.wait_for_timeout(1000)
+        _wait_idle(page)
+        el_s, fs = _map_frame(page, 2)
+        el_s.scroll_into_view_if_needed()
+        fs.locator(".leaflet-sbs-range").wait_for(state="attached", timeout=60_000)
+        clip_a = lambda: fs.locator(".leaflet-swipeA-pane").evaluate("e => e.style.clip")  # noqa: E731
+        clip_b = lambda: fs.locator(".leaflet-swipeB-pane").evaluate("e => e.style.clip")  # noqa: E731
+        before_a, before_b = clip_a(), clip_b()
+        assert before_a.startswith("rect(") and before_b.startswith("rect(")
+        assert fs.locator(".leaflet-swipeA-pane img.leaflet-image-layer").count() >= 1
+        assert fs.locator(".leaflet-swipeB-pane img.leaflet-image-layer").count() >= 1
+        rb = fs.locator(".leaflet-container").bounding_box()  # the divider's thumb sits at its centre
+        page.mouse.move(rb["x"] + rb["width"] / 2, rb["y"] + rb["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(rb["x"] + rb["width"] * 0.8, rb["y"] + rb["height"] / 2, steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(500)
+        try:
+            moved_clip = clip_a() != before_a and clip_b() != before_b
+        except Exception:  # the frame was redrawn under the drag
+            moved_clip = False
+        if moved_clip:
+            break
+    assert moved_clip, "dragging the divider must move the clip"
     charts = page.locator('[data-testid="stPlotlyChart"]')
     charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, gains/losses, transitions
     text = page.locator('[data-testid="stMain"]').inner_text()

@@ -123,3 +123,23 @@ def acquisition_timeline(acquisitions) -> go.Figure:
     fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(title="cloud %", range=[-5, 105]),
                       xaxis=dict(title=None, type="date"))
     return fig
+
+
+def image_html(img: np.ndarray, caption: str = "") -> str:
+    """An image as an HTML ``<img>`` with the PNG inline (a data URL), for ``st.markdown``, shown at its
+    own size (scale the array for a bigger picture).
+
+    ``st.image`` serves pictures from Streamlit's media store, which drops a run's files when the
+    next run starts: with maps that rerun the page as they move, the browser then asks for files
+    already gone (404). Inline images travel with the page and cannot go missing.
+    """
+    import base64
+    import html
+
+    from lulc_core.render import png_bytes
+
+    src = "data:image/png;base64," + base64.b64encode(png_bytes(np.ascontiguousarray(img))).decode("ascii")
+    cap = (f'<figcaption style="font-size:0.85em;color:#666;text-align:center">{html.escape(caption)}</figcaption>'
+           if caption else "")
+    return (f'<figure style="margin:0 0 0.6em 0"><img src="{src}" alt="{html.escape(caption)}" '
+            f'style="image-rendering:pixelated">{cap}</figure>')
