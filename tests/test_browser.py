@@ -263,6 +263,25 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         if moved_clip:
             break
     assert moved_clip, "dragging the divider must move the clip"
+    # a click on the swipe map selects the cell under it too (list and highlight follow)
+    before = box_text()
+    after = before
+    for fx, fy in ((0.35, 0.45), (0.3, 0.6), (0.45, 0.35)):
+        el_s, _ = _map_frame(page, 2)
+        el_s.scroll_into_view_if_needed()
+        b = el_s.bounding_box()
+        page.mouse.click(b["x"] + b["width"] * fx, b["y"] + b["height"] * fy)
+        for _ in range(30):
+            page.wait_for_timeout(500)
+            _wait_idle(page)
+            after = box_text()
+            if after != before:
+                break
+        if after != before:
+            break
+    assert after != before, "a click on the swipe map must select the cell under it"
+    _, f_s = _map_frame(page, 2)
+    f_s.locator('path.leaflet-interactive[stroke="#00e5ff"]').wait_for(timeout=60_000)
     charts = page.locator('[data-testid="stPlotlyChart"]')
     charts.nth(3).wait_for(timeout=60_000)  # probabilities, spectra, gains/losses, transitions
     text = page.locator('[data-testid="stMain"]').inner_text()
