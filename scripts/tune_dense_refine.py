@@ -34,8 +34,8 @@ import torch
 from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (DENSE_WEIGHTS, REFINE_FILE, STEP_PX, WINDOW_PX, DenseClassifier,
-                                   refine_windows, shipped_refine_threshold, weights_sha256, windows_at)
-from lulc_core.model.weights import DEFAULT_WEIGHTS
+                                   refine_windows, shipped_refine_threshold, windows_at)
+from lulc_core.model.weights import DEFAULT_WEIGHTS, weights_sha256
 from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.scene import DateWindow
 

@@ -23,7 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.model.calibration import expected_calibration_error, softmax
-from lulc_core.model.classifier import CASCADE_FILE, Classifier, file_sha256
+from lulc_core.model.classifier import CASCADE_FILE, Classifier
+from lulc_core.model.weights import file_sha256
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
 from lulc_core.model.inference import INFERENCE_BF16
 from lulc_core.model.weights import DEFAULT_WEIGHTS

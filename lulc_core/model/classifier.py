@@ -21,7 +21,6 @@ shipped threshold run full TTA when TTA is on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -34,7 +33,7 @@ from lulc_core.bands import band_indices
 from lulc_core.model.calibration import softmax
 from lulc_core.model.inference import ALL_VIEWS, INFERENCE_BF16, inference_network, predict_logits
 from lulc_core.model.recipes import recipe_for
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
+from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, weights_sha256
 
 PATCH_SIZE = 64
 CASCADE_FILE = Path(__file__).resolve().parent.parent / "data" / "tta_cascade.json"
@@ -44,42 +43,34 @@ class InputError(ValueError):
     """Patches that do not meet the classifier's input contract."""
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def shipped_cascade_threshold(weights: Path, path: Path = CASCADE_FILE) -> float | None:
-    """The TTA cascade threshold shipped for this weights file (matched by sha256), else None."""
+def shipped_cascade(weights: str | Path, path: Path = CASCADE_FILE) -> dict | None:
+    """The shipped TTA cascade entry (threshold, how it was chosen, test figures) for this weights file
+    (matched by sha256), else None."""
     try:
         entry = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    try:
-        if entry["weights_sha256"] == file_sha256(Path(weights)):
-            return float(entry["threshold"])
-    except (KeyError, TypeError, ValueError, OSError):
+        if entry["weights_sha256"] == weights_sha256(weights):
+            float(entry["threshold"])
+            return entry
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
 
 
-def _cascade_entry(weights: Path, path: Path = CASCADE_FILE) -> dict | None:
-    try:
-        entry = json.loads(Path(path).read_text())
-        return entry if entry["weights_sha256"] == file_sha256(Path(weights)) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def shipped_cascade_threshold(weights: str | Path, path: Path = CASCADE_FILE) -> float | None:
+    """The TTA cascade threshold shipped for this weights file (matched by sha256), else None."""
+    entry = shipped_cascade(weights, path)
+    return None if entry is None else float(entry["threshold"])
 
 
-def model_figures(meta, weights: str | Path = DEFAULT_WEIGHTS, tta: bool | None = None) -> dict:
-    """Held-out EuroSAT test figures of the mode the app runs with these weights: plain, or with TTA on,
-    the shipped cascade's (``tta_cascade.json``, matched by sha256; else full TTA's). Keys: ``mode`` (words),
-    ``accuracy``, ``ece_after``, ``ece_before`` (NaN where not measured), ``n_images``."""
+def model_figures(meta, weights: str | Path = DEFAULT_WEIGHTS, tta: bool | None = None,
+                  threshold: float | None = None) -> dict:
+    """Held-out EuroSAT test figures of a mode of these weights: plain, or with TTA on, the shipped
+    cascade's when it runs at the shipped threshold (``threshold`` None: the shipped one), else full
+    TTA's. Keys: ``mode`` (words), ``accuracy``, ``ece_after``, ``ece_before`` (NaN where not
+    measured), ``n_images``."""
     tta = meta.tta_default if tta is None else tta
-    if tta and (entry := _cascade_entry(Path(weights))) is not None:
+    entry = shipped_cascade(weights) if tta else None
+    if entry is not None and (threshold is None or threshold == float(entry["threshold"])):
         c = entry["test"]["cascade"]
         return {"mode": f"TTA cascade: the 8 flips and rotations for the {100 * c['tta_share']:.1f}% of patches "
                         f"under top probability {entry['threshold']:.2f}",
@@ -128,9 +119,7 @@ class Classifier:
 
     def test_figures(self) -> dict:
         """:func:`model_figures` of the mode this classifier runs."""
-        if self.tta and not np.isfinite(self.tta_threshold):
-            return model_figures(self.meta, Path("/nonexistent"), True)  # full TTA on every patch
-        return model_figures(self.meta, self.weights, self.tta)
+        return model_figures(self.meta, self.weights, self.tta, self.tta_threshold)
 
     @property
     def class_names(self) -> list[str]:

@@ -25,7 +25,6 @@ both weights files it was tuned for (``scripts/tune_dense_refine.py``).
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from lulc_core.model.calibration import softmax
 from lulc_core.model.inference import INFERENCE_BF16, inference_network, network_dtype
 from lulc_core.model.recipes import recipe_for
 from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob
+from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob, weights_sha256
 
 WINDOW_PX = 64
 STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
@@ -134,19 +133,6 @@ class DenseProbabilities:
     step_px: int = STEP_PX
     window_px: int = WINDOW_PX
     refined: np.ndarray | None = None  # (rows, cols) bool: windows re-classified one by one
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    from lulc_core.model.classifier import file_sha256
-
-    return file_sha256(Path(path))
-
-
-def weights_sha256(path: str | Path) -> str:
-    """sha256 of a weights file (cached while the file is unchanged)."""
-    st = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 def shipped_refine_entry(dense_weights: str | Path, classifier_weights: str | Path,

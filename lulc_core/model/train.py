@@ -22,12 +22,11 @@ from torch import nn
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.model.architectures import build_resnet
 from lulc_core.model.calibration import expected_calibration_error, fit_temperature, softmax
-from lulc_core.model.classifier import file_sha256
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
 from lulc_core.model.inference import predict_logits
 from lulc_core.model.recipes import EUROSAT_RGB
 from lulc_core.model.transforms import augment
-from lulc_core.model.weights import WeightsMetadata, save_weights
+from lulc_core.model.weights import WeightsMetadata, file_sha256, save_weights
 
 RECIPE = EUROSAT_RGB.description  # the registry key the classifiers look the recipe up by
 

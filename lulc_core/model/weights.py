@@ -14,6 +14,8 @@ built; every failure is a :class:`~lulc_core.errors.WeightsError` saying what to
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+import functools
+import hashlib
 import os
 import pickle
 import zipfile
@@ -27,6 +29,26 @@ from lulc_core.errors import WeightsError
 from lulc_core.model.architectures import build_resnet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_sha256(path: str, mtime_ns: int, size: int) -> str:
+    return file_sha256(Path(path))
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a weights file (cached while the file is unchanged): what shipped thresholds are matched by."""
+    st = Path(path).stat()
+    return _cached_sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 #: The shipped model; ``LULC_WEIGHTS`` points the library at another weights file.
 DEFAULT_WEIGHTS = Path(os.environ.get("LULC_WEIGHTS", WEIGHTS_DIR / "eurosat_rgb_resnet18.pt"))
 
