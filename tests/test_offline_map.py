@@ -310,3 +310,12 @@ def test_basemap_follows_reachability_unless_forced(monkeypatch):
     monkeypatch.setenv("LULC_BASEMAP", "auto")
     monkeypatch.setattr(session, "tiles_reachable", lambda: False)
     assert session.basemap_enabled() is False
+
+
+def test_finish_map_checks_each_make_up_once_but_every_link():
+    finish_map(make_map((0, 0), 3, static_url=STATIC_URL, basemap=False))  # this make-up passes
+    m = make_map((0, 0), 3, static_url=STATIC_URL, basemap=False)
+    button = next(c for c in m._children.values() if isinstance(c, folium.plugins.Fullscreen))
+    button.default_js = [("Control.Fullscreen.js", "https://cdn.example.org/Control.FullScreen.js")]
+    with pytest.raises(RuntimeError, match="cdn.example.org"):  # same classes, another link: checked again
+        finish_map(m)
