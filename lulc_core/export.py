@@ -26,8 +26,9 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import rasterio
@@ -362,20 +363,39 @@ EXPORT_NAMES = ("classes_a.tif", "classes_a.tif.aux.xml", "classes_b.tif", "clas
                 "change_cells.tif", "report.html")
 
 
-def _write_all(analysis, out: Path, model_meta=None) -> list[Path]:
-    paths = []
-    for name, date in (("classes_a.tif", analysis.a), ("classes_b.tif", analysis.b)):
-        tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
-        paths += [tif, tif.with_name(tif.name + ".aux.xml")]
-    paths += [
-        write_geojson(out / "cells.geojson", analysis.change),
-        *write_csvs(out, analysis.change),
-        *write_change_geotiffs(out, analysis),
+ZIP_MIME = "application/zip"
+
+
+def _export_kinds(analysis, model_meta=None) -> list[tuple[str, Callable[[Path], list[Path]], str, str]]:
+    """Every export, kind by kind: ``(label, write(folder) -> files, download name, MIME type)``; the
+    download is a zip of the kind's files, or the one file itself. :func:`export_all` writes them all
+    into one folder, :func:`download_bundles` one download each."""
+    ch = analysis.change
+
+    def classes(date, name: str) -> Callable[[Path], list[Path]]:
+        def write(out: Path) -> list[Path]:
+            tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
+            return [tif, tif.with_name(tif.name + ".aux.xml")]
+        return write
+
+    def report(out: Path) -> list[Path]:
+        path = out / "report.html"
+        path.write_text(html_report(analysis, model_meta), encoding="utf-8")
+        return [path]
+
+    return [
+        ("Classes date A", classes(analysis.a, "classes_a.tif"), "classes_a.zip", ZIP_MIME),
+        ("Classes date B", classes(analysis.b, "classes_b.tif"), "classes_b.zip", ZIP_MIME),
+        ("Change GeoTIFFs", lambda out: list(write_change_geotiffs(out, analysis)), "change.zip", ZIP_MIME),
+        ("GeoJSON cells", lambda out: [write_geojson(out / "cells.geojson", ch)], "cells.geojson",
+         "application/geo+json"),
+        ("Tables (CSV)", lambda out: list(write_csvs(out, ch)), "tables.zip", ZIP_MIME),
+        ("HTML report", report, "report.html", "text/html"),
     ]
-    report = out / "report.html"
-    report.write_text(html_report(analysis, model_meta), encoding="utf-8")
-    paths.append(report)
-    return paths
+
+
+def _write_all(analysis, out: Path, model_meta=None) -> list[Path]:
+    return [path for _, write, _, _ in _export_kinds(analysis, model_meta) for path in write(out)]
 
 
 def publish_folder(tmp: Path, out: Path) -> None:
@@ -432,31 +452,20 @@ def export_all(analysis, out_dir: str | Path, model_meta=None) -> list[Path]:
     return [given / n for n in names]
 
 
-def zip_of(write) -> bytes:
-    """The bytes of a zip holding the files ``write(folder)`` puts in a temporary folder."""
-    with tempfile.TemporaryDirectory() as tmp:
-        write(Path(tmp))
-        buf = io.BytesIO()
-        import zipfile
-
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(Path(tmp).iterdir()):
-                zf.write(f, f.name)
-        return buf.getvalue()
-
-
-def download_bundles(analysis, model_meta=None) -> dict[str, tuple[bytes | str, str, str]]:
+def download_bundles(analysis, model_meta=None) -> dict[str, tuple[bytes, str, str]]:
     """What the dashboard offers for download: ``{label: (data, file name, MIME type)}``, the same
-    files ``export_all`` writes, zipped by kind."""
-    a, b, ch = analysis.a, analysis.b, analysis.change
-    zipped = "application/zip"
-    return {
-        "Classes date A": (zip_of(lambda d: write_classmap_geotiff(d / "classes_a.tif", a.classes, str(a.window))),
-                           "classes_a.zip", zipped),
-        "Classes date B": (zip_of(lambda d: write_classmap_geotiff(d / "classes_b.tif", b.classes, str(b.window))),
-                           "classes_b.zip", zipped),
-        "Change GeoTIFFs": (zip_of(lambda d: write_change_geotiffs(d, analysis)), "change.zip", zipped),
-        "GeoJSON cells": (json.dumps(cell_features(ch)), "cells.geojson", "application/geo+json"),
-        "Tables (CSV)": (zip_of(lambda d: write_csvs(d, ch)), "tables.zip", zipped),
-        "HTML report": (html_report(analysis, model_meta), "report.html", "text/html"),
-    }
+    files :func:`export_all` writes, zipped by kind."""
+    out = {}
+    for label, write, name, mime in _export_kinds(analysis, model_meta):
+        with tempfile.TemporaryDirectory() as tmp:
+            files = write(Path(tmp))
+            if mime == ZIP_MIME:
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                    for f in sorted(Path(tmp).iterdir()):
+                        zf.write(f, f.name)
+                data = buf.getvalue()
+            else:
+                data = files[0].read_bytes()
+        out[label] = (data, name, mime)
+    return out

@@ -5,6 +5,7 @@ Rendered as plain arrays / PNG bytes, placed on maps as image overlays (no tile 
 
 from __future__ import annotations
 
+import html
 import io
 
 import numpy as np
@@ -39,9 +40,8 @@ def legend_items(level: str = "group", extras: bool = True) -> list[tuple[str, s
 
 def legend_html(items: list[tuple[str, str]]) -> str:
     """The legend as inline HTML swatches (report and page)."""
-    import html as _html
     return " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{c};'
-                    f'border:1px solid #999"></span> {_html.escape(n)}' for c, n in items)
+                    f'border:1px solid #999"></span> {html.escape(n)}' for c, n in items)
 
 
 def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2, 98)) -> tuple[np.ndarray, np.ndarray]:

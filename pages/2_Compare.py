@@ -149,11 +149,12 @@ def show_map(fm, map_key: str, height: int):
     return out
 
 
-change_ll = renders.setdefault("change_ll", {})
-if thresholds not in change_ll:  # the change state depends on the thresholds
-    change_ll.clear()
-    change_ll[thresholds] = change_layer(an)
-change_ll = change_ll[thresholds]
+# what depends on the thresholds too (the change state layer, the downloads): built once per thresholds
+by_thresholds = renders.setdefault("by_thresholds", {})
+if by_thresholds.get("thresholds") != thresholds:
+    by_thresholds.clear()
+    by_thresholds.update(thresholds=thresholds, change_ll=change_layer(an))
+change_ll = by_thresholds["change_ll"]
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
     with col:
@@ -286,11 +287,9 @@ with st.expander("Transitions between the 10 classes (hover: land-cover change o
 st.subheader("Downloads")
 
 
-exports = renders.setdefault("exports", {})
-if thresholds not in exports:  # built once per analysis and thresholds, not on every rerun
-    exports.clear()
-    exports[thresholds] = download_bundles(an, clf.meta)
-for col, (label, (data, file_name, mime)) in zip(st.columns(6), exports[thresholds].items()):
+if "downloads" not in by_thresholds:  # built when first shown, not on every rerun
+    by_thresholds["downloads"] = download_bundles(an, clf.meta)
+for col, (label, (data, file_name, mime)) in zip(st.columns(6), by_thresholds["downloads"].items()):
     col.download_button(label, data, file_name, mime, key=f"dl_{file_name}")
 st.caption("Class GeoTIFFs: one pixel per 160 m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
            "probabilities x 10000 (scale 1e-4). Change GeoTIFFs: change_10m.tif (spectral change magnitude and "

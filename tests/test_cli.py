@@ -126,3 +126,30 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
         assert ds.res == (10, 10) and ds.descriptions == ("spectral_change_magnitude", "spectral_change")
         np.testing.assert_array_equal(np.nan_to_num(ds.read(2)) > 0, an.spectral.changed)
     assert summary["states_ha"]["changed"] == pytest.approx(an.change.state_areas_ha()["changed"], abs=0.01)
+
+
+def test_dashboard_downloads_hold_the_files_the_cli_exports(tmp_path):
+    import io
+    import zipfile
+
+    from lulc_core import season
+    from lulc_core.export import EXPORT_NAMES, download_bundles, export_all
+    from lulc_core.model.dense import DenseClassifier
+    from lulc_core.pipeline import run_analysis
+    from lulc_core.providers.factory import make_provider
+
+    provider = make_provider("demo")
+    wa, wb = season.demo_presets(provider.areas())["norcia"]
+    analysis = run_analysis(provider.area_aoi("norcia"), wa, wb, provider, DenseClassifier())
+    written = {p.name: p.read_bytes() for p in export_all(analysis, tmp_path / "out")}
+    assert set(written) == set(EXPORT_NAMES)
+    offered = {}
+    for data, name, mime in download_bundles(analysis).values():
+        if mime == "application/zip":
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                offered.update({n: zf.read(n) for n in zf.namelist()})
+        else:
+            offered[name] = data
+    assert set(offered) == set(written)
+    for name in ("cells.geojson", "transitions.csv", "classes_a.tif"):  # same content, not only the same names
+        assert offered[name] == written[name], name

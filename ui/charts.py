@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +12,7 @@ import plotly.graph_objects as go
 from lulc_core.bands import BANDS_BY_NAME
 from lulc_core.change import ChangeResult
 from lulc_core.classes import CLASS_COLOURS, CLASS_NAMES
+from lulc_core.render import png_bytes
 
 DATE_COLOURS = ("#7f9fbf", "#1b3f8f")
 
@@ -133,11 +136,6 @@ def image_html(img: np.ndarray, caption: str = "") -> str:
     next run starts: with maps that rerun the page as they move, the browser then asks for files
     already gone (404). Inline images travel with the page and cannot go missing.
     """
-    import base64
-    import html
-
-    from lulc_core.render import png_bytes
-
     src = "data:image/png;base64," + base64.b64encode(png_bytes(np.ascontiguousarray(img))).decode("ascii")
     cap = (f'<figcaption style="font-size:0.85em;color:#666;text-align:center">{html.escape(caption)}</figcaption>'
            if caption else "")
