@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.many_users import MODEL_LOG_LINE, check, peak_rss_mb, plans, run_sessions, start_app
+from tests.app_server import start_app
+from tests.many_users import MODEL_LOG_LINE, check, peak_rss_mb, plans, run_sessions
 
 
 def main() -> int:

@@ -156,23 +156,26 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     _wait_idle(page)
     before = box_text()
     assert "Row " in before, before
-    after = before
-    # a click can land on the cell already selected, or while a map is being redrawn: up to three
-    # places, each given time to rerun the page (and once more to draw the highlight)
-    for dx, dy in ((5, 5), (-45, 35), (50, -40)):
-        el, _ = _map_frame(page, 0)
-        el.scroll_into_view_if_needed()
-        b = el.bounding_box()
-        page.mouse.click(b["x"] + b["width"] / 2 + dx, b["y"] + b["height"] / 2 + dy)
-        for _ in range(30):
-            page.wait_for_timeout(500)
-            _wait_idle(page)
-            after = box_text()
-            if after != before:
-                break
-        if after != before:
-            break
-    assert after != before, "a click on map A must select the cell under it"
+
+    def click_selects(index: int, points) -> bool:
+        """Click map ``index`` at ``points`` ((x, y) of its box -> page position) one after another until
+        the cell list changes: a click can land on the cell already selected, or while a map is being
+        redrawn; each click is given time to rerun the page (and once more to draw the highlight)."""
+        before = box_text()
+        for at in points:
+            el, _ = _map_frame(page, index)
+            el.scroll_into_view_if_needed()
+            page.mouse.click(*at(el.bounding_box()))
+            for _ in range(30):
+                page.wait_for_timeout(500)
+                _wait_idle(page)
+                if box_text() != before:
+                    return True
+        return False
+
+    assert click_selects(0, [lambda b, dx=dx, dy=dy: (b["x"] + b["width"] / 2 + dx, b["y"] + b["height"] / 2 + dy)
+                             for dx, dy in ((5, 5), (-45, 35), (50, -40))]), \
+        "a click on map A must select the cell under it"
     rel = []
     for i in (0, 1):  # the highlighted cell sits at the same place on both maps (same view)
         _, f = _map_frame(page, i)
@@ -264,22 +267,9 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
             break
     assert moved_clip, "dragging the divider must move the clip"
     # a click on the swipe map selects the cell under it too (list and highlight follow)
-    before = box_text()
-    after = before
-    for fx, fy in ((0.35, 0.45), (0.3, 0.6), (0.45, 0.35)):
-        el_s, _ = _map_frame(page, 2)
-        el_s.scroll_into_view_if_needed()
-        b = el_s.bounding_box()
-        page.mouse.click(b["x"] + b["width"] * fx, b["y"] + b["height"] * fy)
-        for _ in range(30):
-            page.wait_for_timeout(500)
-            _wait_idle(page)
-            after = box_text()
-            if after != before:
-                break
-        if after != before:
-            break
-    assert after != before, "a click on the swipe map must select the cell under it"
+    assert click_selects(2, [lambda b, fx=fx, fy=fy: (b["x"] + b["width"] * fx, b["y"] + b["height"] * fy)
+                             for fx, fy in ((0.35, 0.45), (0.3, 0.6), (0.45, 0.35))]), \
+        "a click on the swipe map must select the cell under it"
     _, f_s = _map_frame(page, 2)
     f_s.locator('path.leaflet-interactive[stroke="#00e5ff"]').wait_for(timeout=60_000)
     charts = page.locator('[data-testid="stPlotlyChart"]')

@@ -21,7 +21,8 @@ if not Path(CHROMIUM).exists():
                 allow_module_level=True)
 pytest.importorskip("playwright.async_api")
 
-from tests.many_users import MODEL_LOG_LINE, check, plans, run_sessions, start_app  # noqa: E402
+from tests.app_server import start_app  # noqa: E402
+from tests.many_users import MODEL_LOG_LINE, check, plans, run_sessions  # noqa: E402
 
 
 def test_eight_sessions_at_once(tmp_path):
