@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce static/vendor/ (offline Leaflet + Leaflet.draw for folium maps) from npm.
+# Reproduce static/vendor/ (offline Leaflet, Leaflet.draw and leaflet.fullscreen for the leafmap / folium
+# maps) from npm; leaflet-side-by-side, which needs wrapping, has scripts/vendor_side_by_side.sh.
 #
 # Usage:  bash scripts/vendor_leaflet.sh            (run from anywhere)
 #
 # Versions match what folium 0.20.0 loads from CDNs:
 #   folium/folium.py        _default_js  -> leaflet@1.9.3
 #   folium/plugins/draw.py  default_js   -> leaflet.draw 1.0.2 (npm: leaflet-draw@1.0.2)
+#   folium/plugins/fullscreen.py default_js -> leaflet.fullscreen@3.0.0 (leafmap's fullscreen button)
 # Only the dist files the map needs are copied. jQuery, Bootstrap, font-awesome,
 # Leaflet.awesome-markers and leaflet.awesome.rotate are NOT vendored: ui/offline_map.py
 # drops them from the Map (nothing in our maps uses them).
@@ -13,6 +15,7 @@ set -euo pipefail
 
 LEAFLET_VERSION=1.9.3
 LEAFLET_DRAW_VERSION=1.0.2
+FULLSCREEN_VERSION=3.0.0
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="$REPO_ROOT/static/vendor"
@@ -20,13 +23,15 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/vendor_leaflet.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 cd "$WORK"
-npm pack --silent "leaflet@${LEAFLET_VERSION}" "leaflet-draw@${LEAFLET_DRAW_VERSION}" >/dev/null
-mkdir leaflet leaflet-draw
+npm pack --silent "leaflet@${LEAFLET_VERSION}" "leaflet-draw@${LEAFLET_DRAW_VERSION}" \
+    "leaflet.fullscreen@${FULLSCREEN_VERSION}" >/dev/null
+mkdir leaflet leaflet-draw leaflet-fullscreen
 tar -xzf "leaflet-${LEAFLET_VERSION}.tgz" -C leaflet --strip-components=1
 tar -xzf "leaflet-draw-${LEAFLET_DRAW_VERSION}.tgz" -C leaflet-draw --strip-components=1
+tar -xzf "leaflet.fullscreen-${FULLSCREEN_VERSION}.tgz" -C leaflet-fullscreen --strip-components=1
 
-rm -rf "$DEST/leaflet" "$DEST/leaflet-draw"
-mkdir -p "$DEST/leaflet/images" "$DEST/leaflet-draw/images"
+rm -rf "$DEST/leaflet" "$DEST/leaflet-draw" "$DEST/leaflet-fullscreen"
+mkdir -p "$DEST/leaflet/images" "$DEST/leaflet-draw/images" "$DEST/leaflet-fullscreen"
 
 # Leaflet: minified JS, CSS, marker/layer icons, licence.
 cp leaflet/dist/leaflet.js leaflet/dist/leaflet.css "$DEST/leaflet/"
@@ -39,6 +44,10 @@ cp leaflet/LICENSE "$DEST/leaflet/LICENSE"
 cp leaflet-draw/dist/leaflet.draw.js leaflet-draw/dist/leaflet.draw.css "$DEST/leaflet-draw/"
 cp leaflet-draw/dist/images/spritesheet.png leaflet-draw/dist/images/spritesheet-2x.png \
    leaflet-draw/dist/images/spritesheet.svg "$DEST/leaflet-draw/images/"
+
+# leaflet.fullscreen: JS, CSS, the icon its CSS uses, licence (the UMD wrapper falls back to the global L).
+cp leaflet-fullscreen/Control.FullScreen.js leaflet-fullscreen/Control.FullScreen.css \
+   leaflet-fullscreen/icon-fullscreen.svg leaflet-fullscreen/LICENSE "$DEST/leaflet-fullscreen/"
 
 # The leaflet-draw npm tarball ships no LICENSE file (package.json says "MIT").
 # This is the upstream MIT-LICENSE.md from https://github.com/Leaflet/Leaflet.draw
@@ -65,5 +74,5 @@ OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
 WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
 LICENSE_EOF
 
-echo "Vendored leaflet@${LEAFLET_VERSION} and leaflet-draw@${LEAFLET_DRAW_VERSION} into $DEST:"
+echo "Vendored leaflet@${LEAFLET_VERSION}, leaflet-draw@${LEAFLET_DRAW_VERSION} and leaflet.fullscreen@${FULLSCREEN_VERSION} into $DEST:"
 du -sh "$DEST"
