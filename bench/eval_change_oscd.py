@@ -42,7 +42,7 @@ from lulc_core.classify import CELL_PX, ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier
 from lulc_core.patches import block_sums
-from lulc_core.providers.local import LocalFilesProvider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 from lulc_core.spectral import spectral_change
 
@@ -255,7 +255,7 @@ def main() -> None:
     args = ap.parse_args()
     shared = Path(args.shared)
     index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
-    provider = LocalFilesProvider(shared / "data" / "s2" / "oscd", name="oscd")
+    provider = DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
     dense = DenseClassifier(args.dense_weights)
     classifier = None if args.no_refine else Classifier()
     t0 = time.time()

@@ -58,7 +58,7 @@ def _load_aoi(path: str):
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
     """Files and folders a run reads, which no output may overwrite."""
-    from lulc_core.providers.local import DEMO_DIR
+    from lulc_core.providers.demo import DEMO_DIR
 
     out = [Path(args.aoi), DEMO_DIR]
     if getattr(args, "scenes", None):

@@ -85,7 +85,7 @@ def best_matched_pair(dates: Sequence[dt.date], min_years: float = 1.0) -> tuple
 def demo_presets(areas: dict[str, dict]) -> dict[str, tuple[DateWindow, DateWindow]]:
     """Per demo area, month windows around its best-matched pair of dates, best-matched areas first.
 
-    ``areas`` is :meth:`LocalFilesProvider.areas` (each with its ``dates``)."""
+    ``areas`` is :meth:`~lulc_core.providers.demo.DemoProvider.areas` (each with its ``dates``)."""
     out = {}
     for name, info in areas.items():
         pair = best_matched_pair(info["dates"])

@@ -38,7 +38,7 @@ from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClass
                                    trunk, windows_at)
 from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights
-from lulc_core.providers.local import LocalFilesProvider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
 HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the bundled demo areas
@@ -52,7 +52,7 @@ def log(msg: str) -> None:
 def scenes(shared: Path):
     """(area, date, recipe uint8 (3, H, W), valid) for every OSCD area and date."""
     root = shared / "data" / "s2" / "oscd"
-    provider = LocalFilesProvider(root, name="oscd")
+    provider = DemoProvider(root, name="oscd")
     for area, info in sorted(provider.areas().items()):
         aoi = provider.area_aoi(area)
         for day in sorted(info["dates"]):

@@ -36,7 +36,7 @@ from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (DENSE_WEIGHTS, REFINE_FILE, STEP_PX, WINDOW_PX, DenseClassifier,
                                    refine_windows, shipped_refine_threshold, windows_at)
 from lulc_core.model.weights import DEFAULT_WEIGHTS, weights_sha256
-from lulc_core.providers.local import LocalFilesProvider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def log(msg: str) -> None:
 
 def oscd_scenes(shared: Path, held_out: bool):
     """(area, date, Scene) of the OSCD areas in (held_out) or out of the demo set."""
-    provider = LocalFilesProvider(shared / "data" / "s2" / "oscd", name="oscd")
+    provider = DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
     for area, info in sorted(provider.areas().items()):
         if (area in HELD_OUT) != held_out:
             continue

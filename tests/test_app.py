@@ -78,11 +78,11 @@ def test_compare_page_reruns_never_reclassify():
 
 
 def test_area_page_suggests_a_date_b_in_date_a_season():
-    from lulc_core.providers.local import demo_provider
+    from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.session_state["aoi"] = demo_provider().area_aoi("pisa")
+    at.session_state["aoi"] = DemoProvider().area_aoi("pisa")
     at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
     at.session_state["window_b"] = DateWindow.parse("2018-02-01/2018-02-28")
     at.switch_page("pages/1_Area_and_dates.py").run()
@@ -119,11 +119,11 @@ def test_selection_has_one_source_of_truth():
 
 
 def test_area_page_lists_the_dates_that_exist_and_says_why_run_is_off():
-    from lulc_core.providers.local import demo_provider
+    from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.session_state["aoi"] = demo_provider().area_aoi("norcia")
+    at.session_state["aoi"] = DemoProvider().area_aoi("norcia")
     at.switch_page("pages/1_Area_and_dates.py").run()
     assert any("2 acquisition(s), 2015-07-11 to 2017-10-18" in e.label for e in at.expander)
     # defaults: windows around the dates that exist (a month each)
@@ -198,9 +198,9 @@ def test_area_page_outside_demo_and_reversed_dates():
     at.switch_page("pages/1_Area_and_dates.py").run()
     assert any("outside the demo scenes" in e and "pisa" in e for e in _errors(at))
     at2 = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    from lulc_core.providers.local import demo_provider
+    from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
-    at2.session_state["aoi"] = demo_provider().area_aoi("norcia")
+    at2.session_state["aoi"] = DemoProvider().area_aoi("norcia")
     at2.session_state["window_a"] = DateWindow.parse("2017-10-01/2017-10-31")
     at2.session_state["window_b"] = DateWindow.parse("2015-07-01/2015-07-31")
     at2.switch_page("pages/1_Area_and_dates.py").run()

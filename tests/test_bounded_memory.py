@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lulc_core.cache import SceneCache
-from lulc_core.providers.local import demo_provider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 from tests.conftest import ROOT
 
@@ -37,10 +37,10 @@ sys.path.insert(0, {str(ROOT)!r})
 from tests.test_bounded_memory import _big_aoi_over_norcia
 from lulc_core.cache import SceneCache, _digest
 from lulc_core.providers.base import CachingProvider
-from lulc_core.providers.local import demo_provider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 aoi = _big_aoi_over_norcia(48.9)
-p = CachingProvider(demo_provider(), SceneCache(tempfile.mkdtemp(), 2**33))
+p = CachingProvider(DemoProvider(), SceneCache(tempfile.mkdtemp(), 2**33))
 w = DateWindow.parse("2015-07-01/2015-07-31")
 a = p.fetch(aoi, w)
 b = p.fetch(aoi, w)  # from the cache
@@ -58,7 +58,7 @@ print(a.height * a.width, int(a.valid.sum()), peak // 1024)
 def test_cache_stores_only_the_window_with_data(tmp_path):
     from dataclasses import replace
 
-    p = demo_provider()
+    p = DemoProvider()
     aoi = p.area_aoi("norcia")
     scene = p.fetch(aoi, DateWindow.parse("2015-07-01/2015-07-31"))
     data = np.zeros((13, scene.height + 300, scene.width + 200), np.uint16)
@@ -80,7 +80,7 @@ def test_cache_stores_only_the_window_with_data(tmp_path):
 def test_spectral_change_in_strips_equals_one_strip(monkeypatch):
     from lulc_core import spectral
 
-    p = demo_provider()
+    p = DemoProvider()
     aoi = p.area_aoi("norcia")
     a = p.fetch(aoi, DateWindow.parse("2015-07-01/2015-07-31"))
     b = p.fetch(aoi, DateWindow.parse("2017-10-01/2017-10-31"))
@@ -98,7 +98,7 @@ def test_fetch_in_strips_matches_one_read(monkeypatch):
     masks, DN within a few units (measured: 99th percentile 2 DN, at most 11 DN on 10 m bands)."""
     from lulc_core.providers import local
 
-    p = demo_provider()
+    p = DemoProvider()
     aoi = p.area_aoi("norcia")
     w = DateWindow.parse("2015-07-01/2015-07-31")
     whole = p.fetch(aoi, w)

@@ -185,10 +185,10 @@ def test_true_colour_is_shown_only_on_analysed_patches():
 def test_real_demo_pair_is_consistent():
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
-    from lulc_core.providers.local import demo_provider
+    from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
 
-    provider, dense = demo_provider(), DenseClassifier()
+    provider, dense = DemoProvider(), DenseClassifier()
     aoi = provider.area_aoi("norcia")
     wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
     an = run_analysis(aoi, wa, wb, provider, dense)
@@ -214,10 +214,10 @@ def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_on
     from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
-    from lulc_core.providers.local import demo_provider
+    from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
 
-    provider, dense, clf = demo_provider(), DenseClassifier(), Classifier()
+    provider, dense, clf = DemoProvider(), DenseClassifier(), Classifier()
     aoi = provider.area_aoi("norcia")
     wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
     plain = run_analysis(aoi, wa, wb, provider, dense)

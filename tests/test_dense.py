@@ -11,7 +11,7 @@ from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (DENSE_WEIGHTS, DenseClassifier, dense_logits, head_from_fc, window_count,
                                    windows_at)
 from lulc_core.patches import CLOUDY, OK
-from lulc_core.providers.local import demo_provider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
 
@@ -22,7 +22,7 @@ def dense():
 
 @pytest.fixture(scope="module")
 def montpellier():
-    p = demo_provider()
+    p = DemoProvider()
     aoi = p.area_aoi("montpellier")  # a demo area: never seen by the distillation
     return aoi, [p.fetch(aoi, DateWindow.parse(w)) for w in ("2015-08-01/2015-08-31", "2017-10-01/2017-10-31")]
 

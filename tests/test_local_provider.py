@@ -9,7 +9,8 @@ from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cache import SceneCache
 from lulc_core.errors import DateWindowError, NoImageryError, OutsideCoverageError, ProviderError
 from lulc_core.providers.base import CachingProvider
-from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider, demo_provider
+from lulc_core.providers.demo import DEMO_DIR, DemoProvider
+from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.scene import DateWindow, Scene, check_window_order
 from tests.conftest import shared_path
 
@@ -18,7 +19,7 @@ NORCIA_A = DateWindow.parse("2015-07-01/2015-07-31")
 
 @pytest.fixture(scope="module")
 def demo():
-    return demo_provider()
+    return DemoProvider()
 
 
 def test_demo_has_at_least_three_two_date_areas_within_size(demo):
@@ -156,7 +157,7 @@ def test_local_provider_errors(tmp_path):
 
 def test_local_provider_over_shared_oscd_folder():
     root = shared_path("s2", "oscd")
-    p = LocalFilesProvider(root)
+    p = DemoProvider(root)
     assert len(p.areas()) == 11
     aoi = p.area_aoi("hongkong")
     scene = p.fetch(aoi, DateWindow.parse("2018-03-23/2018-03-23"))
@@ -166,9 +167,11 @@ def test_local_provider_over_shared_oscd_folder():
 # -- composites: a window holding several scenes ---------------------------------------------------
 import warnings  # noqa: E402
 
+import lulc_core.composite as composite_module  # noqa: E402
 import lulc_core.providers.local as local_module  # noqa: E402
 from lulc_core.cache import cache_key  # noqa: E402
-from lulc_core.providers.local import COMPOSITE_METHOD, bright_cloud_mask, lower_median_of_clear  # noqa: E402
+from lulc_core.clouds import bright_cloud_mask  # noqa: E402
+from lulc_core.composite import COMPOSITE_METHOD, lower_median_of_clear  # noqa: E402
 from tests.fake_sh_fixture import (HAZE_DN, HAZY_AOI, HAZY_DATES, HAZY_REGIONS, HAZY_WINDOW,  # noqa: E402
                                    write_hazy_scenes)
 
@@ -216,7 +219,7 @@ def _numpy_clear_median(singles):
 
 
 def test_lower_median_of_clear_matches_numpy(monkeypatch):
-    monkeypatch.setattr(local_module, "_MEDIAN_CHUNK_PX", 37)  # many small chunks, ragged last one
+    monkeypatch.setattr(composite_module, "_MEDIAN_CHUNK_PX", 37)  # many small chunks, ragged last one
     rng = np.random.default_rng(3)
     for n in (1, 2, 3, 4):
         values = rng.integers(1, 10000, (n, 23, 17)).astype(np.uint16)
@@ -295,7 +298,7 @@ def test_composite_with_no_band_kept_reads_again_and_gives_the_same(hazy, monkey
     hazy.fetch(HAZY_AOI, HAZY)
     assert sum(reads) == 3 * 13  # all bands kept between the two passes: each read once
     reads.clear()
-    monkeypatch.setattr(local_module, "COMPOSITE_KEEP_BYTES", 0)
+    monkeypatch.setattr(composite_module, "COMPOSITE_KEEP_BYTES", 0)
     again = hazy.fetch(HAZY_AOI, HAZY)
     assert sum(reads) == 2 * 3 * 13 and max(reads) == 1  # band by band, each read twice
     np.testing.assert_array_equal(again.data, kept.data)

@@ -10,7 +10,7 @@ from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cache import SceneCache
 from lulc_core.errors import NoImageryError
 from lulc_core.providers.base import CachingProvider, ImageryProvider
-from lulc_core.providers.local import demo_provider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 from tests.fake_sh_fixture import *  # noqa: F401,F403
 
@@ -22,7 +22,7 @@ AOI_NORCIA = AOI.from_bbox(13.080, 42.785, 13.100, 42.796, name="norcia-box")
 @pytest.fixture(params=["demo", "sentinelhub"])
 def provider(request):
     if request.param == "demo":
-        return demo_provider()
+        return DemoProvider()
     return request.getfixturevalue("sh_provider")
 
 
@@ -54,7 +54,7 @@ def test_fetch_outside_window_is_a_clear_error(provider):
 
 
 def test_sentinelhub_and_local_give_the_same_pixels(sh_provider):
-    local = demo_provider().fetch(AOI_NORCIA, WINDOW)
+    local = DemoProvider().fetch(AOI_NORCIA, WINDOW)
     remote = sh_provider.fetch(AOI_NORCIA, WINDOW)
     np.testing.assert_array_equal(remote.valid, local.valid)
     diff = np.abs(remote.data.astype(int) - local.data.astype(int))[:, local.valid]
@@ -88,7 +88,7 @@ def test_window_of_several_dates_is_a_composite(provider):
 
 
 def test_sentinelhub_and_local_give_the_same_composite(sh_provider, fake_sh):
-    local = demo_provider().fetch(AOI_NORCIA, ALL_YEARS)
+    local = DemoProvider().fetch(AOI_NORCIA, ALL_YEARS)
     remote = sh_provider.fetch(AOI_NORCIA, ALL_YEARS)
     assert fake_sh.count("process") == 1 and remote.dates == local.dates
     np.testing.assert_array_equal(remote.valid, local.valid)

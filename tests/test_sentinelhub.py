@@ -24,7 +24,9 @@ from lulc_core.cache import SceneCache, cache_key
 from lulc_core.errors import (CredentialsError, NoImageryError, ProviderError, QuotaError, RateLimitError)
 from tests.fakes.sentinelhub import ORBIT_REDUCERS, QUOTA_EXCEEDED_BODY, FakeSentinelHub, clear_median_reduce
 from lulc_core.providers.base import CachingProvider, ImageryProvider
-from lulc_core.providers.local import LocalFilesProvider, bright_cloud_mask, demo_provider
+from lulc_core.clouds import bright_cloud_mask
+from lulc_core.providers.demo import DemoProvider
+from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.providers.sentinelhub import (COMPOSITE_VERSION, ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
                                              SentinelHubSettings, composite_evalscript, evalscript, redact)
 from lulc_core.scene import L1C, L2A, DateWindow
@@ -41,7 +43,7 @@ SECRET = "test-secret"
 
 @pytest.fixture(scope="module")
 def demo():
-    return demo_provider()
+    return DemoProvider()
 
 
 @pytest.fixture(scope="module")

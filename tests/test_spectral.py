@@ -5,14 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lulc_core.providers.local import demo_provider
+from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 from lulc_core.spectral import orthogonal_fit, spectral_change
 
 
 @pytest.fixture(scope="module")
 def scene():
-    p = demo_provider()
+    p = DemoProvider()
     return p.fetch(p.area_aoi("norcia"), DateWindow.parse("2015-07-01/2015-07-31"))
 
 

@@ -8,7 +8,8 @@ from typing import Mapping
 from lulc_core.cache import SceneCache
 from lulc_core.errors import CredentialsError, ProviderError
 from lulc_core.providers.base import CachingProvider
-from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider
+from lulc_core.providers.demo import DemoProvider
+from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.scene import COLLECTIONS, L1C
 from lulc_core.settings import load_settings
 
@@ -26,7 +27,7 @@ def make_provider(kind: str = DEFAULT_PROVIDER, scenes: str | Path | None = None
     if collection not in COLLECTIONS:
         raise ProviderError(f"unknown collection {collection!r}; choose from {', '.join(COLLECTIONS)}")
     if kind == "demo":
-        return CachingProvider(LocalFilesProvider(DEMO_DIR, name="demo"), cache)
+        return CachingProvider(DemoProvider(), cache)
     if kind == "local":
         if not scenes:
             raise ProviderError("the local provider needs a scenes folder (--scenes DIR)")

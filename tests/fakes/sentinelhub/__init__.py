@@ -16,7 +16,7 @@ thread per request) that speaks enough of the service for the real ``sentinelhub
   ``evaluatePixel`` returns per output. Pixels are the library's own scenes resampled (bilinear)
   onto the requested grid with :meth:`SceneSource.read_on_grid`, mosaicked like
   ``LocalFilesProvider.fetch``; ``dataMask`` = all 13 bands > 0 and ``CLM`` =
-  :func:`bright_cloud_mask`. One output comes back as a GeoTIFF, several as
+  :func:`~lulc_core.clouds.bright_cloud_mask`. One output comes back as a GeoTIFF, several as
   ``application/x-tar`` with ``<id>.tif`` each; ``x-processingunits-spent`` follows the
   documented formula. ``sentinel-2-l2a`` serves the same (Level-1C) pixels without B10.
 - ORBIT mosaicking (``mosaicking: "ORBIT"`` or ``Mosaicking.ORBIT`` in ``setup()``, where the

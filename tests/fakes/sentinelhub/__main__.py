@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from lulc_core.providers.local import DEMO_DIR
+from lulc_core.providers.demo import DEMO_DIR
 from tests.fakes.sentinelhub.server import FakeSentinelHub
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lulc_core.providers.local import lower_median_of_clear
+from lulc_core.composite import lower_median_of_clear
 from tests.fakes.sentinelhub.common import ServiceError
 
 @dataclass

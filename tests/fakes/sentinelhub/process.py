@@ -19,7 +19,8 @@ from shapely import geometry as sg
 
 from lulc_core.aoi import PatchGrid
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.providers.local import SceneSource, bright_cloud_mask
+from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask
+from lulc_core.providers.local import SceneSource
 from tests.fakes.sentinelhub.common import (COLLECTION_ALIASES, COLLECTION_BANDS, MAX_PX, SENSING_TIME, ServiceError,
                                             parse_time)
 from tests.fakes.sentinelhub.evalscript import ORBIT_REDUCERS, clear_median_reduce, parse_evalscript
@@ -152,7 +153,7 @@ class ProcessMixin:
         for s in cands:  # same rule as LocalFilesProvider.fetch: fill gaps, replace cloud by clear
             arr = s.read_on_grid(grid)
             ok = np.all(arr > 0, axis=0)
-            cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in ("B02", "B04", "B11", "B10"))) & ok
+            cl = bright_cloud_mask(*(arr[EUROSAT_BAND_ORDER.index(b)] for b in CLOUD_TEST_BANDS)) & ok
             fill = ok & (~valid | (cloud & ~cl))
             if fill.any():
                 data[:, fill] = arr[:, fill]

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lulc_core.providers.local import DEMO_DIR, LocalFilesProvider
+from lulc_core.providers.demo import DEMO_DIR
+from lulc_core.providers.local import LocalFilesProvider
 from tests.fakes.sentinelhub.catalog import CatalogMixin
 from tests.fakes.sentinelhub.common import (CATALOG_PATH, ENDPOINT_PATHS, PROCESS_PATH, TOKEN_PATH, ServiceError,
                                             http_reason)
