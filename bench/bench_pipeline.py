@@ -70,7 +70,8 @@ def square_aoi(lon: float, lat: float, side_km: float, name: str):
     """A square AOI of ``side_km`` centred on lon/lat (built in the local UTM zone)."""
     from shapely import geometry as sg
 
-    from lulc_core.aoi import AOI, reproject_geometry, utm_epsg
+    from lulc_core.aoi import AOI
+    from lulc_core.grid import reproject_geometry, utm_epsg
 
     crs = f"EPSG:{utm_epsg(lon, lat)}"
     c = reproject_geometry(sg.Point(lon, lat), "EPSG:4326", crs)

@@ -38,10 +38,10 @@ from rasterio.warp import reproject
 ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL
-from lulc_core.classify import CELL_PX, ClassMap, classify_cells
+from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier
-from lulc_core.patches import block_sums
+from lulc_core.grid import GEOMETRY, LATTICE_PX, block_sums
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 from lulc_core.spectral import spectral_change
@@ -49,7 +49,8 @@ from lulc_core.spectral import spectral_change
 TRUE_CHANGE_SHARE = 0.05
 MIN_KNOWN = 0.9
 BOOTSTRAP_DRAWS = 1000
-PATCH_PX = 64
+CELL_PX = GEOMETRY.cell_px
+PATCH_PX = LATTICE_PX
 SPECTRAL_GRID = np.round(np.arange(0.02, 0.62, 0.02), 2)
 
 

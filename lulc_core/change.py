@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,8 +44,18 @@ CHANGE_MODEL = DATA_DIR / "change_model.json"
 DEFAULT_CONFIDENCE = 0.6
 LEVELS = ("group", "class")
 
-UNCHANGED, CHANGED, UNCERTAIN, OUTSIDE = 0, 1, 2, 3
-STATE_NAMES = {UNCHANGED: "unchanged", CHANGED: "changed", UNCERTAIN: "uncertain", OUTSIDE: "outside"}
+
+
+class ChangeState(IntEnum):
+    """The change decision of a cell; the values are those stored in the exports."""
+
+    UNCHANGED = 0
+    CHANGED = 1
+    UNCERTAIN = 2
+    OUTSIDE = 3
+
+
+STATE_NAMES = {s.value: s.name.lower() for s in ChangeState}
 BUILT_UP_CLASSES = LAND_COVER_GROUPS[0].classes
 
 
@@ -143,7 +154,7 @@ class ChangeResult:
     @property
     def left_out_ha(self) -> float:
         """Hectares inside the AOI not counted in the transitions (uncertain)."""
-        return float(self.a.area_ha[self.state == UNCERTAIN].sum())
+        return float(self.a.area_ha[self.state == ChangeState.UNCERTAIN].sum())
 
     def gains_losses(self, level: str = "group") -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
         """(names, gains_ha, losses_ha) per group or class from the confident transitions."""
@@ -206,12 +217,12 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
         supported = np.nan_to_num(share, nan=-1.0) >= thresholds.min_spectral
         confident &= np.isfinite(share)  # no comparable 10 m pixel: the evidence is missing
     flip = la != lb
-    state = np.full(shape, UNCERTAIN, dtype=np.int8)
-    state[confident] = UNCHANGED
-    state[confident & flip & supported] = CHANGED
-    state[a.area_ha <= 0] = OUTSIDE
+    state = np.full(shape, ChangeState.UNCERTAIN, dtype=np.int8)
+    state[confident] = ChangeState.UNCHANGED
+    state[confident & flip & supported] = ChangeState.CHANGED
+    state[a.area_ha <= 0] = ChangeState.OUTSIDE
     score = np.where(both, group_distance if spectral_share is None else share, np.nan)
-    counted = (state == CHANGED) | (state == UNCHANGED)
+    counted = (state == ChangeState.CHANGED) | (state == ChangeState.UNCHANGED)
     ka, kb = a.labels.astype(np.int64), b.labels.astype(np.int64)
     unsupported = counted & flip & ~supported
     kb_counted = np.where(unsupported, ka, kb)  # a flip without spectral support is no change

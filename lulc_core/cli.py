@@ -44,13 +44,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load_aoi(path: str):
-    from lulc_core.aoi import AOI
+    from lulc_core.aoi_readers import read_aoi_file
     from lulc_core.errors import AOIError
 
     p = Path(path)
     if not p.exists():
         raise AOIError(f"AOI file {p} not found")
-    aoi = AOI.from_file(str(p))
+    aoi = read_aoi_file(str(p))
     for note in aoi.notes:
         print(f"note: {note}", file=sys.stderr)
     return aoi
@@ -186,8 +186,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     paths = export_all(analysis, args.out, load_weights(DEFAULT_WEIGHTS_PATH)[1])
     ch = analysis.change
-    summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "cells": analysis.grid.n_patches,
-               "cell_m": analysis.grid.patch_px * analysis.grid.resolution,
+    summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "cells": analysis.grid.n_cells,
+               "cell_m": analysis.grid.cell_px * analysis.grid.resolution,
                "date_a": analysis.a.scene.label, "date_b": analysis.b.scene.label,
                "processing_units": analysis.processing_units, "level": ch.thresholds.level,
                "states_cells": ch.state_counts(),
@@ -202,15 +202,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_provider_args(p: argparse.ArgumentParser) -> None:
     from lulc_core.providers.factory import DEFAULT_PROVIDER, PROVIDERS
-    from lulc_core.scene import COLLECTIONS, L1C
+    from lulc_core.collection import DEFAULT_COLLECTION, Collection
     from lulc_core.settings import default_cache_dir
 
     p.add_argument("--provider", choices=PROVIDERS, default=DEFAULT_PROVIDER,
                    help=f"demo: bundled scenes; local: --scenes DIR; sentinelhub: SH_CLIENT_ID/SH_CLIENT_SECRET "
                         f"(default {DEFAULT_PROVIDER})")
     p.add_argument("--scenes", help="folder of scenes for --provider local (<area>/<YYYYMMDD>/<band>.tif)")
-    p.add_argument("--collection", choices=COLLECTIONS, default=L1C,
-                   help=f"Sentinel Hub collection (default {L1C}); Level-2A is outside the model's training domain")
+    p.add_argument("--collection", choices=[c.value for c in Collection], default=DEFAULT_COLLECTION.value,
+                   help=f"Sentinel Hub collection (default {DEFAULT_COLLECTION}); those outside the model's training "
+                        f"domain: {', '.join(c for c in Collection if not c.in_training_domain)}")
     p.add_argument("--max-cloud", type=float, default=100.0, help="maximum scene cloud cover %% (default 100)")
     p.add_argument("--cache-dir", help=f"scene cache folder (default LULC_CACHE_DIR, else {default_cache_dir()})")
 

@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from lulc_core.aoi import PatchGrid
+from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask
 
@@ -62,7 +62,7 @@ class GridSource(Protocol):
     @property
     def date(self) -> dt.date: ...
 
-    def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...]) -> np.ndarray:
+    def read_on_grid(self, grid: Grid, bands: tuple[str, ...]) -> np.ndarray:
         """Bands as float32 DN (len(bands), H, W) on ``grid``, 0 where the source has no data."""
         ...
 
@@ -77,7 +77,7 @@ class Composite:
     used: tuple[bool, ...]  # per source: whether any pixel comes from it
 
 
-def median_of_clear(sources: Sequence[GridSource], grid: PatchGrid,
+def median_of_clear(sources: Sequence[GridSource], grid: Grid,
                     progress: Callable[[float, str], None] | None = None) -> Composite | None:
     """Per-pixel lower median of the clear observations of ``sources`` (least-cloudy first), on ``grid``.
 

@@ -7,7 +7,7 @@ multi-temporal (ORBIT mosaicking, median composite) request reads, and is at lea
 
 from __future__ import annotations
 
-from lulc_core.aoi import PatchGrid
+from lulc_core.grid import Grid
 
 FETCH_INPUT_BANDS = 14  # 13 bands + CLM (dataMask is not charged as an input band)
 #: The Process API's largest output side in pixels (larger AOIs are fetched in tiles).
@@ -19,7 +19,7 @@ def request_pu(width: int, height: int, input_bands: int = FETCH_INPUT_BANDS, fl
     return max(pu, 0.005)
 
 
-def estimate_fetch_pu(grid: PatchGrid, max_px: int = PROCESS_API_MAX_PX, acquisitions: int = 1) -> float:
+def estimate_fetch_pu(grid: Grid, max_px: int = PROCESS_API_MAX_PX, acquisitions: int = 1) -> float:
     """PU of one date's fetch of ``grid`` (split into requests of at most ``max_px`` a side); a
     window of several acquisitions is one median composite reading each of them."""
     return sum(max(request_pu(g.width, g.height) * max(acquisitions, 1), 0.005) for _, _, g in grid.split(max_px))

@@ -35,11 +35,11 @@ import rasterio
 from affine import Affine
 from shapely.geometry import mapping
 
-from lulc_core.change import STATE_NAMES, ChangeResult, measured_change_skill
+from lulc_core.change import STATE_NAMES, ChangeState, ChangeResult, measured_change_skill
 from lulc_core.classes import CLASS_COLOURS, hex_to_rgb
 from lulc_core.classify import ClassMap
 from lulc_core.errors import LulcError
-from lulc_core.patches import STATUS_NAMES
+from lulc_core.cells import STATUS_NAMES
 
 CLASS_NODATA = 65535
 PROB_SCALE = 10_000
@@ -47,7 +47,7 @@ PROB_SCALE = 10_000
 
 def classmap_profile(classes: ClassMap) -> dict[str, Any]:
     g = classes.grid
-    transform = g.transform @ Affine.scale(g.patch_px)
+    transform = g.transform @ Affine.scale(g.cell_px)
     return dict(driver="GTiff", width=g.cols, height=g.rows, count=1 + len(classes.class_names),
                 dtype="uint16", crs=g.crs, transform=transform, nodata=CLASS_NODATA, compress="deflate")
 
@@ -120,9 +120,9 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
             "area_ha": round(float(a.area_ha[r, c]), 4),
         }
         feats.append({"type": "Feature", "properties": props,
-                      "geometry": mapping(grid.to_wgs84(grid.patch_box(int(r), int(c))))})
+                      "geometry": mapping(grid.to_wgs84(grid.cell_box(int(r), int(c))))})
     return {"type": "FeatureCollection", "class_order": list(names), "group_order": list(gnames),
-            "cell_m": grid.patch_px * grid.resolution, "features": feats}
+            "cell_m": grid.cell_px * grid.resolution, "features": feats}
 
 
 def write_geojson(path: str | Path, change: ChangeResult) -> Path:
@@ -151,13 +151,13 @@ def write_change_geotiffs(out_dir: str | Path, analysis) -> tuple[Path, Path]:
     pc = out_dir / "change_cells.tif"
     state = np.where(ch.state == 3, 255, ch.state).astype(np.float32)
     with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=3, dtype="float32",
-                       crs=grid.crs, transform=grid.transform @ Affine.scale(grid.patch_px), nodata=float("nan"),
+                       crs=grid.crs, transform=grid.transform @ Affine.scale(grid.cell_px), nodata=float("nan"),
                        compress="deflate") as ds:
         ds.write(np.stack([np.where(ch.state == 3, np.nan, state), ch.score.astype(np.float32),
                            ch.spectral_share.astype(np.float32)]))
         for i, name in enumerate(("change_state", "change_score", "spectral_share"), 1):
             ds.set_band_description(i, name)
-        ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != 3),
+        ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != ChangeState.OUTSIDE),
                        level=ch.thresholds.level, confidence=str(ch.thresholds.confidence),
                        min_spectral=str(ch.thresholds.min_spectral))
     return p10, pc
@@ -274,14 +274,14 @@ def change_skill_text(skill: dict | None) -> str:
 def html_report(analysis, model_meta=None) -> str:
     """A self-contained HTML report of an analysis (all images inlined as data URLs)."""
     from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, legend_html, legend_items,
-                                  only_patches, png_bytes, spectral_change_rgba)
+                                  only_cells, png_bytes, spectral_change_rgba)
 
     ch = analysis.change
     a, b = analysis.a, analysis.b
     grid = analysis.grid
     inside = a.classes.area_ha > 0
-    tc_a, tc_b = (only_patches(tc, inside, grid.patch_px) for tc in joint_true_colour(a.scene, b.scene))
-    scale = max(grid.patch_px // 8, 1)
+    tc_a, tc_b = (only_cells(tc, inside, grid.cell_px) for tc in joint_true_colour(a.scene, b.scene))
+    scale = max(grid.cell_px // 8, 1)
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
     areas = ch.state_areas_ha()
     skill_note = change_skill_text(measured_change_skill())
@@ -303,7 +303,7 @@ def html_report(analysis, model_meta=None) -> str:
     hit = spec[..., 3] > 0
     spec_on_tc[hit, :3] = spec[hit, :3]
     thr = ch.thresholds
-    cell_m = grid.patch_px * grid.resolution
+    cell_m = grid.cell_px * grid.resolution
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>LULC change report: {html.escape(analysis.aoi.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}

@@ -14,8 +14,9 @@ import numpy as np
 
 from lulc_core.aoi import AOI
 from lulc_core.change import ChangeResult, ChangeThresholds, compare
-from lulc_core.classify import CELL_PX, ClassMap, classify_cells
-from lulc_core.patches import MAX_CLOUD, MAX_NODATA
+from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
+from lulc_core.collection import get_collection
+from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.scene import Acquisition, DateWindow, Scene, check_window_order
 from lulc_core.season import representative_date, season_note
 from lulc_core.spectral import SpectralChange, spectral_change
@@ -72,10 +73,15 @@ class Analysis:
 def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider, dense_classifier,
                  acquisition_a: Acquisition | None = None, acquisition_b: Acquisition | None = None,
                  max_cloud: float = 100.0, thresholds: ChangeThresholds | None = None,
-                 max_patch_cloud: float = MAX_CLOUD, max_patch_nodata: float = MAX_NODATA,
-                 progress: StageProgress | None = None, cell_px: int = CELL_PX, classifier=None,
+                 max_cloud_share: float = MAX_CLOUD_SHARE, max_nodata_share: float = MAX_NODATA_SHARE,
+                 progress: StageProgress | None = None, classifier=None,
                  refine_below: float | None = None) -> Analysis:
     """Search, fetch both dates, classify densely, measure spectral change and compare.
+
+    ``max_cloud``: the largest scene cloud cover searched for, in percent (0..100);
+    ``max_cloud_share`` / ``max_nodata_share``: the shares (0..1) of cloudy / missing pixels above
+    which a cell is cloudy / nodata (:func:`~lulc_core.cells.cell_status`). Each window is searched
+    once and fetched from what its search found.
 
     ``classifier``: the per-window :class:`~lulc_core.model.classifier.Classifier` (shared,
     loaded once by the caller) that re-classifies the dense pass's low-confidence windows;
@@ -93,15 +99,16 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     report("search")(1.0, f"{len(acq_a)} + {len(acq_b)} acquisitions")
     results = []
     for label, window, acqs, chosen in (("A", window_a, acq_a, acquisition_a), ("B", window_b, acq_b, acquisition_b)):
-        scene = provider.fetch(aoi, window, chosen, max_cloud, report(f"fetch {label}"))
+        scene = provider.fetch(aoi, window, chosen, max_cloud, report(f"fetch {label}"), found=acqs)
         report(f"fetch {label}")(1.0, scene.label)
         results.append((window, acqs, scene))
     out = []
     for label, (window, acqs, scene) in zip("AB", results):
         step = report(f"classify {label}")
-        step(0.0, "classifying 160 m cells")
-        classes = classify_cells(scene, aoi, dense_classifier, cell_px, max_patch_nodata, max_patch_cloud,
-                                 progress=lambda f: step(f, "classifying 160 m cells"), classifier=classifier,
+        what = f"classifying {dense_classifier.geometry.cell_px * aoi.grid.resolution:.0f} m cells"
+        step(0.0, what)
+        classes = classify_cells(scene, aoi, dense_classifier, max_nodata_share, max_cloud_share,
+                                 progress=lambda f: step(f, what), classifier=classifier,
                                  refine_below=refine_below)
         refined = (f", {100 * classes.refined_share:.0f}% of windows re-classified one by one"
                    if classes.refined is not None else "")
@@ -109,11 +116,11 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
         out.append(DateResult(window, acqs, scene, classes))
     report("spectral change")(0.0, "normalising date B onto date A")
     spectral = spectral_change(out[0].scene, out[1].scene)
-    share = spectral.share(cell_px)
+    share = spectral.share(out[0].classes.grid.cell_px)
     report("spectral change")(1.0, f"{100 * spectral.changed_share:.1f}% of comparable pixels changed")
     notes = []
-    if getattr(provider, "collection", "") == "sentinel-2-l2a":
-        notes.append("Level-2A imagery is outside the model's training domain (EuroSAT is Level-1C).")
+    if domain_note := get_collection(provider.collection).domain_note:
+        notes.append(domain_note)
     if not np.isfinite(spectral.threshold):
         notes.append("The two dates share too few clear pixels for spectral change evidence.")
     return Analysis(aoi, out[0], out[1], spectral,

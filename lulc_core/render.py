@@ -12,16 +12,17 @@ import numpy as np
 from PIL import Image
 
 from lulc_core.bands import RGB_BANDS, display_rgb
-from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeResult
+from lulc_core.change import ChangeResult, ChangeState
 from lulc_core.classes import (CLASS_COLOURS, EUROSAT_CLASSES, GROUP_COLOURS, LAND_COVER_GROUPS, group_of_classes,
                                hex_to_rgb)
 from lulc_core.classify import ClassMap
-from lulc_core.patches import CLOUDY, NODATA
+from lulc_core.cells import CellStatus
 from lulc_core.scene import Scene
 
 CLOUDY_RGBA = (255, 255, 255, 230)
 NODATA_RGBA = (40, 40, 40, 200)
-STATE_COLOURS = {UNCHANGED: "#d9d9d9", CHANGED: "#e4003a", UNCERTAIN: "#f2b134", OUTSIDE: "#00000000"}
+STATE_COLOURS = {ChangeState.UNCHANGED: "#d9d9d9", ChangeState.CHANGED: "#e4003a", ChangeState.UNCERTAIN: "#f2b134",
+                 ChangeState.OUTSIDE: "#00000000"}
 STATUS_LABELS = {"cloudy": "#ffffff", "no data": "#282828"}
 
 
@@ -34,7 +35,8 @@ def legend_items(level: str = "group", extras: bool = True) -> list[tuple[str, s
              else [(c.colour, c.name) for c in EUROSAT_CLASSES])
     if extras:
         items += [(c, n) for n, c in STATUS_LABELS.items()]
-        items += [(STATE_COLOURS[CHANGED], "changed (outline)"), ("#%02x%02x%02x" % SPECTRAL_RGBA[:3], "10 m spectral change")]
+        items += [(STATE_COLOURS[ChangeState.CHANGED], "changed (outline)"),
+                  ("#%02x%02x%02x" % SPECTRAL_RGBA[:3], "10 m spectral change")]
     return items
 
 
@@ -52,12 +54,12 @@ def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2,
     return img[:, : a.width], img[:, a.width:]
 
 
-def only_patches(img: np.ndarray, inside: np.ndarray, patch_px: int) -> np.ndarray:
+def only_cells(img: np.ndarray, inside: np.ndarray, cell_px: int) -> np.ndarray:
     """RGBA copy of an (H, W, 3) image on a patch grid, transparent on patches where ``inside`` is False.
 
     Maps and reports show imagery only where patches were analysed, not the lattice's outer slivers.
     """
-    alpha = np.repeat(np.repeat(np.where(inside, 255, 0).astype(np.uint8), patch_px, 0), patch_px, 1)
+    alpha = np.repeat(np.repeat(np.where(inside, 255, 0).astype(np.uint8), cell_px, 0), cell_px, 1)
     return np.dstack([img, alpha[: img.shape[0], : img.shape[1]]])
 
 
@@ -75,8 +77,8 @@ def class_map_rgba(classes: ClassMap, opacity: float = 1.0, scale: int = 1, leve
         colours = GROUP_COLOURS
     for k, colour in enumerate(colours):
         out[labels == k] = (*hex_to_rgb(colour), 255)
-    out[classes.status == CLOUDY] = CLOUDY_RGBA
-    out[classes.status == NODATA] = NODATA_RGBA
+    out[classes.status == CellStatus.CLOUDY] = CLOUDY_RGBA
+    out[classes.status == CellStatus.NODATA] = NODATA_RGBA
     out[classes.area_ha <= 0] = 0
     out[..., 3] = (out[..., 3] * opacity).astype(np.uint8)
     return _upscale(out, scale)
@@ -86,7 +88,7 @@ def change_map_rgba(change: ChangeResult, opacity: float = 1.0, scale: int = 1) 
     """(rows*scale, cols*scale, 4) uint8: changed red, unchanged grey, uncertain amber."""
     out = np.zeros(change.state.shape + (4,), dtype=np.uint8)
     for state, colour in STATE_COLOURS.items():
-        if state != OUTSIDE:
+        if state != ChangeState.OUTSIDE:
             out[change.state == state] = (*hex_to_rgb(colour), 255)
     out[..., 3] = (out[..., 3] * opacity).astype(np.uint8)
     return _upscale(out, scale)
@@ -116,14 +118,14 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def patch_thumbnail(rgb: np.ndarray, row: int, col: int, patch_px: int = 64, scale: int = 2) -> np.ndarray:
+def patch_thumbnail(rgb: np.ndarray, row: int, col: int, cell_px: int = 64, scale: int = 2) -> np.ndarray:
     """The (64*scale)^2 true-colour crop of one patch from a rendered image."""
-    crop = rgb[row * patch_px:(row + 1) * patch_px, col * patch_px:(col + 1) * patch_px]
+    crop = rgb[row * cell_px:(row + 1) * cell_px, col * cell_px:(col + 1) * cell_px]
     return _upscale(crop, scale)
 
 
 __all__ = ["joint_true_colour", "spectral_change_rgba", "class_map_rgba", "change_map_rgba", "png_bytes",
-           "patch_thumbnail", "to_latlon", "patch_image_transform"]
+           "patch_thumbnail", "to_latlon", "cell_image_transform"]
 
 
 def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
@@ -161,9 +163,9 @@ def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tup
     return out.transpose(1, 2, 0), ((south, west), (north, east))
 
 
-def patch_image_transform(grid, scale: int):
+def cell_image_transform(grid, scale: int):
     """Affine of a class / change image rendered at ``scale`` pixels per patch."""
-    return grid.transform @ grid.transform.scale(grid.patch_px / scale)
+    return grid.transform @ grid.transform.scale(grid.cell_px / scale)
 
 
 def map_layers(analysis, scale: int = 4) -> dict:
@@ -174,12 +176,12 @@ def map_layers(analysis, scale: int = 4) -> dict:
     a, b, grid = analysis.a, analysis.b, analysis.grid
     tc_a, tc_b = joint_true_colour(a.scene, b.scene)
     inside = a.classes.area_ha > 0
-    ptr = patch_image_transform(grid, scale)
-    cells_px = np.repeat(np.repeat(inside, grid.patch_px, 0), grid.patch_px, 1)
+    ptr = cell_image_transform(grid, scale)
+    cells_px = np.repeat(np.repeat(inside, grid.cell_px, 0), grid.cell_px, 1)
     spec = spectral_change_rgba(analysis.spectral.changed, analysis.spectral.valid & cells_px)
     return {
         "tc": (tc_a, tc_b),
-        "tc_ll": tuple(to_latlon(only_patches(tc, inside, grid.patch_px), grid.crs, grid.transform)
+        "tc_ll": tuple(to_latlon(only_cells(tc, inside, grid.cell_px), grid.crs, grid.transform)
                        for tc in (tc_a, tc_b)),
         "cls_ll": {lv: tuple(to_latlon(class_map_rgba(r.classes, scale=scale, level=lv), grid.crs, ptr)
                              for r in (a, b))
@@ -191,4 +193,4 @@ def map_layers(analysis, scale: int = 4) -> dict:
 def change_layer(analysis, scale: int = 4) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
     """The change state of each cell (red changed, grey unchanged, amber uncertain) warped to lon/lat."""
     return to_latlon(change_map_rgba(analysis.change, scale=scale), analysis.grid.crs,
-                     patch_image_transform(analysis.grid, scale))
+                     cell_image_transform(analysis.grid, scale))

@@ -12,14 +12,10 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from lulc_core.aoi import PatchGrid
+from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER, band_indices
+from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.errors import DateWindowError
-
-L1C = "sentinel-2-l1c"
-L2A = "sentinel-2-l2a"
-COLLECTIONS = (L1C, L2A)
-
 
 @dataclass(frozen=True)
 class DateWindow:
@@ -95,7 +91,7 @@ class Scene:
     transform: Affine
     dates: tuple[dt.date, ...]
     provider: str
-    collection: str = L1C
+    collection: str = DEFAULT_COLLECTION.value
     processing_units: float = 0.0
     acquisitions: tuple[Acquisition, ...] = field(default_factory=tuple)
 
@@ -119,7 +115,7 @@ class Scene:
     def select(self, names: Sequence[str]) -> np.ndarray:
         return self.data[band_indices(self.bands, names)]
 
-    def matches(self, grid: PatchGrid) -> bool:
+    def matches(self, grid: Grid) -> bool:
         return (self.crs == grid.crs and self.width == grid.width and self.height == grid.height
                 and np.allclose(list(self.transform)[:6], list(grid.transform)[:6]))
 
@@ -183,4 +179,4 @@ class Scene:
                     for a in json.loads(tags.get("acquisitions", "[]")))
         dates = tuple(dt.date.fromisoformat(d) for d in tags.get("dates", "").split(",") if d)
         return cls(data, bands, valid, cloud, crs, transform, dates, tags.get("provider", "file"),
-                   tags.get("collection", L1C), float(tags.get("processing_units", 0)), acq)
+                   tags.get("collection", DEFAULT_COLLECTION.value), float(tags.get("processing_units", 0)), acq)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lulc_core.grid import share_in_blocks
 from lulc_core.scene import Scene
 
 PIF_SHARE = 0.3  # share of jointly valid pixels used as pseudo-invariant features
@@ -48,11 +49,7 @@ class SpectralChange:
 
     def share(self, block_px: int) -> np.ndarray:
         """Share of changed pixels among valid ones in each block_px square (NaN where none valid)."""
-        from lulc_core.patches import block_sums
-
-        n = block_sums(self.valid, block_px)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, block_sums(self.changed & self.valid, block_px) / np.maximum(n, 1), np.nan)
+        return share_in_blocks(self.changed, self.valid, block_px)
 
     @property
     def changed_share(self) -> float:

@@ -5,11 +5,14 @@ import datetime as dt
 import streamlit as st
 from streamlit_folium import st_folium
 
-from lulc_core.aoi import AOI, MAX_AREA_KM2, PATCH_HA
+from lulc_core.aoi import AOI
+from lulc_core.aoi_readers import aoi_from_geojson, read_aoi_file
 from lulc_core.checks import same_window_note
 from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
+from lulc_core.grid import GEOMETRY, PATCH_HA
 from lulc_core.pipeline import STAGES
+from lulc_core.providers.base import MAX_RUN_AREA_KM2, check_area_size
 from lulc_core.scene import DateWindow, check_window_order
 from lulc_core.season import (SEASON_GAP_DAYS, best_matched_pair, day_of_year_gap, month_window,
                               representative_date, suggest_window_b)
@@ -60,7 +63,7 @@ if how == "Draw on the map":
     drawing = (out or {}).get("last_active_drawing")
     if drawing and drawing.get("geometry"):
         try:
-            drawn = AOI.from_geojson(drawing["geometry"], name="drawn area")
+            drawn = aoi_from_geojson(drawing["geometry"], name="drawn area")
             if aoi is None or not drawn.geometry.equals(aoi.geometry):
                 aoi = drawn
         except LulcError as exc:
@@ -70,7 +73,7 @@ elif how == "Upload GeoJSON / KML":
                           type=["geojson", "json", "kml", "kmz", "zip"], key="aoi_upload")
     if up is not None:
         try:
-            aoi = AOI.from_file(up.name, up.getvalue())
+            aoi = read_aoi_file(up.name, up.getvalue())
             for note in aoi.notes:
                 st.warning(f"{up.name}: {note}")
         except Exception as exc:  # AOIError by contract; anything else still gets a message, not a traceback
@@ -94,6 +97,11 @@ else:
         for label, w in zip("AB", demo_presets()[area]):
             st.session_state[f"dates_{label}"] = (w.start, w.end)
 
+if aoi is not None and aoi is not st.session_state.get("aoi"):
+    try:
+        check_area_size(aoi)  # what one analysis may cover (the providers' limit)
+    except LulcError as exc:
+        aoi, aoi_error = st.session_state.get("aoi"), str(exc)
 if aoi_error:
     st.error(aoi_error)
 if aoi is not None and aoi is not st.session_state.get("aoi"):
@@ -108,10 +116,11 @@ if aoi is None:
 g = aoi.grid
 facts = st.columns(4)
 facts[0].metric("Area", f"{aoi.area_ha:,.0f} ha", help=f"{aoi.area_km2:,.2f} km2, geodesic")
-cells = g.cells(16)
-facts[1].metric("160 m cells", f"{cells.n_patches:,}",
-                help=f"{cells.rows} rows x {cells.cols} columns of 2.56 ha, each classified from the 640 m "
-                     f"window around it; {g.n_patches} windows of 64x64 px ({PATCH_HA:.2f} ha), {g.crs}")
+cells = g.cells(GEOMETRY.cell_px)
+facts[1].metric(f"{cells.cell_m:.0f} m cells", f"{cells.n_cells:,}",
+                help=f"{cells.rows} rows x {cells.cols} columns of {cells.cell_m ** 2 / 1e4:.2f} ha, each classified "
+                     f"from the {GEOMETRY.window_px * g.resolution:.0f} m window around it; {g.n_cells} windows of "
+                     f"{GEOMETRY.window_px}x{GEOMETRY.window_px} px ({PATCH_HA:.2f} ha), {g.crs}")
 if kind == "sentinelhub":  # processing units matter only where they are spent
     facts[2].metric("Sentinel Hub cost", f"{2 * estimate_fetch_pu(g):.1f} PU",
                     help="Processing units for both dates with one acquisition each (13 bands + masks); a window "
@@ -121,7 +130,7 @@ else:
     facts[2].metric("Source", "Bundled demo scenes", help="Offline: nothing is fetched and nothing is charged")
 facts[3].metric("UTM grid", g.crs)
 st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
-           f"limit {MAX_AREA_KM2:,.0f} km2.")
+           f"limit {MAX_RUN_AREA_KM2:,.0f} km2.")
 
 # -- imagery that exists over the AOI ------------------------------------------------------------
 EVERYTHING = DateWindow(dt.date(2015, 6, 23), dt.date.today())

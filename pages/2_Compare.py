@@ -69,7 +69,7 @@ if renders.get("key") != key:
 areas = ch.state_areas_ha()
 m = st.columns(5)
 m[0].metric("Area", f"{an.aoi.area_ha:,.0f} ha", help=f"{int((a.classes.area_ha > 0).sum())} cells of "
-            f"{grid.patch_px * grid.resolution:.0f} m on {grid.crs}")
+            f"{grid.cell_px * grid.resolution:.0f} m on {grid.crs}")
 m[1].metric("Land-cover change" if level == "group" else "Class change", f"{areas['changed']:,.0f} ha",
             help="Confident flip on both dates, supported by 10 m spectral change")
 m[2].metric("Unchanged", f"{areas['unchanged']:,.0f} ha",
@@ -92,17 +92,17 @@ for n in an.notes:
 legend_items = legend_items_for(map_level)
 legend_title = "Land-cover groups" if map_level == "group" else "EuroSAT classes"
 
-# -- the selected cell: one source of truth (st.session_state.patch), set by a map click or the list
+# -- the selected cell: one source of truth (st.session_state.cell), set by a map click or the list
 inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
 scores = np.where(np.isnan(ch.score), -1, ch.score)
 ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
-if st.session_state.get("patch") not in inside_cells:
-    st.session_state.patch = ranked[0]
+if st.session_state.get("cell") not in inside_cells:
+    st.session_state.cell = ranked[0]
 select_key = f"patch_select_{key}"
 
 
 def select_from_list() -> None:
-    st.session_state.patch = st.session_state[select_key]
+    st.session_state.cell = st.session_state[select_key]
 
 
 def select_from_click(last_clicked: dict, source: str) -> None:
@@ -111,14 +111,14 @@ def select_from_click(last_clicked: dict, source: str) -> None:
         return
     st.session_state.last_click = (source, last_clicked)
     hit = patch_at(grid, last_clicked["lng"], last_clicked["lat"])
-    if hit is not None and hit in inside_cells and hit != st.session_state.patch:
-        st.session_state.patch = hit
+    if hit is not None and hit in inside_cells and hit != st.session_state.cell:
+        st.session_state.cell = hit
         st.rerun()
 
 
-sel_r, sel_c = st.session_state.patch
+sel_r, sel_c = st.session_state.cell
 selected_outline = {"type": "Feature", "properties": {"cell": f"row {sel_r}, col {sel_c}"},
-                    "geometry": grid.to_wgs84(grid.patch_box(sel_r, sel_c)).__geo_interface__}
+                    "geometry": grid.to_wgs84(grid.cell_box(sel_r, sel_c)).__geo_interface__}
 
 # -- side-by-side maps --------------------------------------------------------------------------
 features = cell_features(ch)
@@ -218,9 +218,9 @@ only_changed = st.toggle("Changed cells only", key="cells_changed_only")
 keep(*PERSISTENT)
 pool = [rc for rc in ranked if ch.state[rc] == 1] if only_changed else ranked
 options = pool[:200]
-if st.session_state.patch not in options:
-    options = [st.session_state.patch] + options
-st.session_state[select_key] = st.session_state.patch  # the list shows the selection, never overrides it
+if st.session_state.cell not in options:
+    options = [st.session_state.cell] + options
+st.session_state[select_key] = st.session_state.cell  # the list shows the selection, never overrides it
 la, lb = a.classes.labels, b.classes.labels
 
 
@@ -235,7 +235,7 @@ def describe(rc):
 
 st.selectbox("Cell (or click one on a map), sorted by change score" + (", changed only" if only_changed else ""),
              options, format_func=describe, key=select_key, on_change=select_from_list)
-r, c = st.session_state.patch
+r, c = st.session_state.cell
 y0, x0 = window_around(grid, r, c)
 clf = get_classifier()
 details = renders.setdefault("details", {})
@@ -272,7 +272,7 @@ st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
 c1, c2 = st.columns([1, 1])
 with c1:
     st.markdown("**Change map**: red = changed, grey = unchanged, amber = uncertain")
-    st.markdown(image_html(change_map_rgba(ch, scale=max(grid.patch_px // 4, 1))), unsafe_allow_html=True)
+    st.markdown(image_html(change_map_rgba(ch, scale=max(grid.cell_px // 4, 1))), unsafe_allow_html=True)
 with c2:
     st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
     st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")

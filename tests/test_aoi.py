@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import geometry as sg
 
-from lulc_core.aoi import AOI, PATCH_HA, utm_epsg
+from lulc_core.aoi import AOI
+
+from lulc_core.aoi_readers import aoi_from_geojson, aoi_from_kml, read_aoi_file
+from lulc_core.providers.demo import DemoProvider
+from lulc_core.scene import DateWindow
+from lulc_core.grid import PATCH_HA, utm_epsg
 from lulc_core.errors import AOIError
 
 lon = st.floats(-170, 170)
@@ -28,7 +33,7 @@ def test_grid_covers_aoi_with_whole_patches(x, y, w, h):
     minx, miny, maxx, maxy = utm.bounds
     assert g.bounds[2] - maxx < 640 and minx - g.bounds[0] < 640
     # patch fractions sum to the AOI area (UTM planar vs geodesic: within 1%)
-    frac = aoi.patch_fractions()
+    frac = aoi.cell_fractions()
     assert frac.shape == (g.rows, g.cols) and (frac >= 0).all() and (frac <= 1 + 1e-9).all()
     assert frac.sum() * PATCH_HA == pytest.approx(aoi.area_ha, rel=0.01)
 
@@ -55,9 +60,9 @@ GJ = {"type": "Polygon", "coordinates": [[[13.07, 42.78], [13.11, 42.78], [13.11
 
 
 def test_geojson_variants():
-    a = AOI.from_geojson(json.dumps(GJ))
-    b = AOI.from_geojson({"type": "Feature", "properties": {"name": "field"}, "geometry": GJ})
-    c = AOI.from_geojson({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": GJ}]})
+    a = aoi_from_geojson(json.dumps(GJ))
+    b = aoi_from_geojson({"type": "Feature", "properties": {"name": "field"}, "geometry": GJ})
+    c = aoi_from_geojson({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": GJ}]})
     assert a.area_ha == pytest.approx(b.area_ha) == pytest.approx(c.area_ha)
     assert b.name == "field"
     assert a.to_geojson()["geometry"]["type"] == "Polygon"
@@ -68,22 +73,23 @@ def test_kml():
     <Placemark><Polygon><outerBoundaryIs><LinearRing><coordinates>
     13.07,42.78,0 13.11,42.78,0 13.11,42.80,0 13.07,42.80,0 13.07,42.78,0
     </coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark></Document></kml>"""
-    assert AOI.from_kml(kml).area_ha == pytest.approx(AOI.from_geojson(GJ).area_ha)
+    assert aoi_from_kml(kml).area_ha == pytest.approx(aoi_from_geojson(GJ).area_ha)
 
 
 @pytest.mark.parametrize("maker, message", [
     (lambda: AOI.from_bbox(10, 43, 9, 44), "west < east"),
     (lambda: AOI.from_bbox(10, 43, 10.001, 43.001), "too small"),
-    (lambda: AOI.from_bbox(10, 43, 11, 44), "too large"),
+    (lambda: DemoProvider().search(AOI.from_bbox(10, 43, 11, 44), DateWindow.parse("2015-07-01/2015-07-31")),
+     "too large"),
     (lambda: AOI.from_bbox(500, 43, 501, 43.1), "longitude/latitude"),
-    (lambda: AOI.from_geojson("{not json"), "not valid JSON"),
-    (lambda: AOI.from_geojson({"type": "Point", "coordinates": [10, 43]}), "must be a polygon"),
-    (lambda: AOI.from_geojson({"type": "Polygon", "coordinates": [[[10, 43], [10.1, 43.1], [10.1, 43], [10, 43.1], [10, 43]]]}),
+    (lambda: aoi_from_geojson("{not json"), "not valid JSON"),
+    (lambda: aoi_from_geojson({"type": "Point", "coordinates": [10, 43]}), "must be a polygon"),
+    (lambda: aoi_from_geojson({"type": "Polygon", "coordinates": [[[10, 43], [10.1, 43.1], [10.1, 43], [10, 43.1], [10, 43]]]}),
      "invalid polygon: Self-intersection"),
-    (lambda: AOI.from_geojson({"type": "FeatureCollection", "features": []}), "no features"),
-    (lambda: AOI.from_kml("<kml><Document/></kml>"), "no Polygon"),
-    (lambda: AOI.from_kml("<kml"), "not valid KML"),
-    (lambda: AOI.from_file("area.shp", b""), "unsupported file type"),
+    (lambda: aoi_from_geojson({"type": "FeatureCollection", "features": []}), "no features"),
+    (lambda: aoi_from_kml("<kml><Document/></kml>"), "no Polygon"),
+    (lambda: aoi_from_kml("<kml"), "not valid KML"),
+    (lambda: read_aoi_file("area.shp", b""), "unsupported file type"),
 ])
 def test_invalid_aois_have_clear_messages(maker, message):
     with pytest.raises(AOIError, match=message):

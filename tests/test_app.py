@@ -42,7 +42,7 @@ def test_home_shows_source_and_model_and_runs_demo():
     at.button(key="home_start").click().run()
     assert not _errors(at)
     an = at.session_state["analysis"]
-    assert an.aoi.name == "norcia" and an.grid.n_patches == 16 * 15  # 160 m cells
+    assert an.aoi.name == "norcia" and an.grid.n_cells == 16 * 15  # 160 m cells
     assert at.title[0].value == "Compare two dates"  # switched to the Compare page
 
 
@@ -67,8 +67,8 @@ def test_compare_page_reruns_never_reclassify():
     at.sidebar.radio(key="thr_level").set_value("class").run()
     assert at.metric[1].label == "Class change"
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
-    patch_box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
-    patch_box.set_value(patch_box.options and patch_box.value).run()
+    cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    cell_box.set_value(cell_box.options and cell_box.value).run()
     at.run()
     assert _clf_calls() == calls
     assert not _errors(at)
@@ -94,26 +94,26 @@ def test_area_page_suggests_a_date_b_in_date_a_season():
 
 
 def test_selection_has_one_source_of_truth():
-    """A selection made elsewhere (a map click sets session_state.patch) is what the cell list shows;
+    """A selection made elsewhere (a map click sets session_state.cell) is what the cell list shows;
     the list never writes its old value back, and choosing in the list selects everywhere."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.selectbox(key="home_demo_area").set_value("norcia")
     at.button(key="home_start").click().run()
     box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
-    first = at.session_state["patch"]
+    first = at.session_state["cell"]
     assert box.value == first
     other = next(o for o in box.options if o != box.format_func(first))  # options are shown formatted
     g = at.session_state["analysis"].grid
     target = next(rc for rc in [(r, c) for r in range(g.rows) for c in range(g.cols)] if box.format_func(rc) == other)
-    at.session_state["patch"] = target  # what a click on a map does
+    at.session_state["cell"] = target  # what a click on a map does
     at.run()
     box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
-    assert at.session_state["patch"] == target and box.value == target
+    assert at.session_state["cell"] == target and box.value == target
     at.sidebar.slider(key="thr_conf").set_value(0.5).run()  # an unrelated rerun keeps it
-    assert at.session_state["patch"] == target
+    assert at.session_state["cell"] == target
     box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
     box.set_value(first).run()
-    assert at.session_state["patch"] == first
+    assert at.session_state["cell"] == first
     at.toggle(key="cells_changed_only").set_value(True).run()
     assert not _errors(at)
 

@@ -18,7 +18,8 @@ NORCIA = (13.0929, 42.7938)  # a bundled demo area of about 9 km2
 def _big_aoi_over_norcia(side_km: float):
     from shapely import geometry as sg
 
-    from lulc_core.aoi import AOI, reproject_geometry, utm_epsg
+    from lulc_core.aoi import AOI
+    from lulc_core.grid import reproject_geometry, utm_epsg
 
     crs = f"EPSG:{utm_epsg(*NORCIA)}"
     c = reproject_geometry(sg.Point(*NORCIA), "EPSG:4326", crs)

@@ -6,14 +6,17 @@ import pytest
 import rasterio
 from affine import Affine
 
-from lulc_core.aoi import PatchGrid
-from lulc_core.change import CHANGED, OUTSIDE, UNCERTAIN, UNCHANGED, ChangeThresholds, compare, tv_distance
+from lulc_core.grid import Grid
+from lulc_core.change import ChangeState, ChangeThresholds, compare, tv_distance
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.classify import ClassMap
 from lulc_core.export import cell_features, write_classmap_geotiff, write_csvs
-from lulc_core.patches import CLOUDY, NODATA, OK, OUTSIDE as P_OUTSIDE
+from lulc_core.cells import CellStatus
 
-GRID = PatchGrid("EPSG:32633", Affine(10, 0, 320000, 0, -10, 4740480), 3 * 64, 2 * 64)
+OK, CLOUDY, NODATA = CellStatus.OK, CellStatus.CLOUDY, CellStatus.NODATA
+UNCHANGED, CHANGED, UNCERTAIN = ChangeState.UNCHANGED, ChangeState.CHANGED, ChangeState.UNCERTAIN
+
+GRID = Grid("EPSG:32633", Affine(10, 0, 320000, 0, -10, 4740480), 3 * 64, 2 * 64)
 FULL = 40.96
 
 
@@ -40,8 +43,8 @@ def hand_built_pair():
     without spectral support and a cell outside the AOI."""
     F, R, A, P, W = (CLASS_NAMES.index(n) for n in ("Forest", "Residential", "AnnualCrop", "Pasture", "SeaLake"))
     area = [[FULL, FULL, 20.48], [FULL, FULL, 0]]
-    a = make_map([[F, F, A], [A, W, W]], status=[[OK, OK, OK], [OK, OK, P_OUTSIDE]], area=area)
-    b = make_map([[F, R, P], [A, R, W]], status=[[OK, OK, OK], [CLOUDY, OK, P_OUTSIDE]], area=area)
+    a = make_map([[F, F, A], [A, W, W]], status=[[OK, OK, OK], [OK, OK, CellStatus.OUTSIDE]], area=area)
+    b = make_map([[F, R, P], [A, R, W]], status=[[OK, OK, OK], [CLOUDY, OK, CellStatus.OUTSIDE]], area=area)
     share = np.array([[0.0, 0.5, 0.6], [np.nan, 0.0, np.nan]])
     return a, b, share, (F, R, A, P, W)
 
@@ -49,7 +52,7 @@ def hand_built_pair():
 def test_hand_built_pair_has_known_answers():
     a, b, share, (F, R, A, P, W) = hand_built_pair()
     ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group"), share)
-    assert ch.state.tolist() == [[UNCHANGED, CHANGED, UNCHANGED], [UNCERTAIN, UNCHANGED, OUTSIDE]]
+    assert ch.state.tolist() == [[UNCHANGED, CHANGED, UNCHANGED], [UNCERTAIN, UNCHANGED, ChangeState.OUTSIDE]]
     # transitions count confident cells only; the flip without spectral support is no change
     assert ch.transition_cells[F, F] == 1 and ch.transition_cells[F, R] == 1
     assert ch.transition_cells[A, P] == 1 and ch.transition_cells[W, W] == 1 and ch.transition_cells[W, R] == 0
@@ -171,11 +174,11 @@ def test_exports_roundtrip(tmp_path):
 
 
 def test_true_colour_is_shown_only_on_analysed_patches():
-    from lulc_core.render import only_patches
+    from lulc_core.render import only_cells
 
     img = np.full((2 * 64, 3 * 64, 3), 100, dtype=np.uint8)
     inside = np.array([[True, False, True], [True, True, False]])
-    rgba = only_patches(img, inside, 64)
+    rgba = only_cells(img, inside, 64)
     assert rgba.shape == (128, 192, 4)
     assert (rgba[:64, 64:128, 3] == 0).all() and (rgba[64:, 128:, 3] == 0).all()
     assert (rgba[:64, :64, 3] == 255).all() and (rgba[64:, 64:128, 3] == 255).all()
@@ -193,7 +196,7 @@ def test_real_demo_pair_is_consistent():
     wa, wb = DateWindow.parse("2015-07-01/2015-07-31"), DateWindow.parse("2017-10-01/2017-10-31")
     an = run_analysis(aoi, wa, wb, provider, dense)
     ch = an.change
-    assert an.grid.patch_px == 16 and an.grid.n_patches == 16 * aoi.grid.n_patches
+    assert an.grid.cell_px == 16 and an.grid.n_cells == 16 * aoi.grid.n_cells
     ok = an.a.classes.classified & an.b.classes.classified
     assert ok.sum() == ok.size  # a clear pair: every cell classified
     assert ((ch.score[ok] >= 0) & (ch.score[ok] <= 1)).all()
@@ -210,7 +213,7 @@ def test_real_demo_pair_is_consistent():
 
 
 def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_only_refined_cells():
-    from lulc_core.classify import cells_from_windows
+    from lulc_core.grid import GEOMETRY
     from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
@@ -227,7 +230,7 @@ def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_on
         # without refinement: exactly the dense pass's most centred windows, as before the cascade
         dp = dense.predict_scene(d_plain.scene.data, d_plain.scene.bands, d_plain.scene.valid)
         ok = d_plain.classes.classified
-        expected = cells_from_windows(dp.probs, *ok.shape)
+        expected = GEOMETRY.cells_from_windows(dp.probs, *ok.shape)
         np.testing.assert_allclose(d_plain.classes.probs[ok], expected[ok], atol=1e-6)
         np.testing.assert_array_equal(d_off.classes.probs, d_plain.classes.probs)
         assert d_plain.classes.refined is None and d_off.classes.refined is None

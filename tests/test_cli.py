@@ -102,7 +102,7 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
     report = (out_dir / "report.html").read_text()
     assert "http://" not in report.replace("http://www.w3.org/2000/svg", "") and "<script" not in report
     # the dashboard runs ui.session.analyse -> lulc_core.pipeline.run_analysis: same grids
-    from lulc_core.aoi import AOI
+    from lulc_core.aoi_readers import aoi_from_geojson
     from lulc_core.cache import SceneCache
     from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
@@ -110,7 +110,7 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
     from lulc_core.providers.factory import make_provider
     from lulc_core.scene import DateWindow
 
-    an = run_analysis(AOI.from_geojson(NORCIA), DateWindow.parse("2015-07-01/2015-07-31"),
+    an = run_analysis(aoi_from_geojson(NORCIA), DateWindow.parse("2015-07-01/2015-07-31"),
                       DateWindow.parse("2017-10-01/2017-10-31"),
                       make_provider("demo", cache=SceneCache(tmp_path / "c3")), DenseClassifier(),
                       classifier=Classifier())  # the dashboard's shared classifier refines, as compare does

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from lulc_core.bands import eurosat_rgb_recipe
-from lulc_core.classify import cells_from_windows, classify_cells
+from lulc_core.classify import classify_cells
+from lulc_core.grid import GEOMETRY
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.dense import (DENSE_WEIGHTS, DenseClassifier, dense_logits, head_from_fc, window_count,
+from lulc_core.model.dense import (DENSE_WEIGHTS, DenseClassifier, dense_logits, head_from_fc,
                                    windows_at)
-from lulc_core.patches import CLOUDY, OK
+from lulc_core.cells import CellStatus
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
@@ -40,7 +41,7 @@ def test_one_window_is_the_per_window_forward_pass(dense):
                                    dense_logits(dense.model, big), rtol=1e-4, atol=1e-4)
         if dense.head is not None:
             assert dense_logits(dense.model, big, dense.head).shape == (1, 10, 5, 9)
-    assert window_count(64) == 1 and window_count(320) == 17 and window_count(63) == 0
+    assert GEOMETRY.window_count(64) == 1 and GEOMETRY.window_count(320) == 17 and GEOMETRY.window_count(63) == 0
 
 
 def test_dense_weights_round_trip_with_their_head(dense, tmp_path):
@@ -62,7 +63,7 @@ def test_tiles_do_not_change_the_map(dense, montpellier):
     recipe = eurosat_rgb_recipe(scene.select(("B04", "B03", "B02")), scene.valid)
     whole = dense.logits_recipe(recipe)
     tiled = DenseClassifier(DENSE_WEIGHTS, tile_px=128, context_px=64).logits_recipe(recipe)
-    assert whole.shape == tiled.shape == (window_count(scene.height), window_count(scene.width), 10)
+    assert whole.shape == tiled.shape == (GEOMETRY.window_count(scene.height), GEOMETRY.window_count(scene.width), 10)
     assert (whole.argmax(-1) == tiled.argmax(-1)).mean() > 0.97
 
 
@@ -84,7 +85,7 @@ def test_dense_agrees_with_the_per_window_classifier_on_real_scenes(dense, montp
 
 def test_cells_take_their_most_centred_windows():
     windows = np.arange(5, dtype=float)[:, None] * 10 + np.arange(5, dtype=float)[None, :]
-    cells = cells_from_windows(windows[..., None], 8, 8)[..., 0]
+    cells = GEOMETRY.cells_from_windows(windows[..., None], 8, 8)[..., 0]
     # cell k: mean of windows k-2 and k-1 (clamped at the edges) on each axis
     assert cells[3, 3] == pytest.approx(np.mean([windows[i, j] for i in (1, 2) for j in (1, 2)]))
     assert cells[0, 0] == pytest.approx(windows[0, 0])
@@ -98,10 +99,10 @@ def test_cell_map_of_a_scene_flags_cloud_around_a_cloud(dense, montpellier):
     cloud = np.zeros_like(scene.cloud)
     cloud[64:128, 64:128] = True
     cm = classify_cells(replace(scene, cloud=cloud), aoi, dense)
-    assert cm.grid.patch_px == 16 and cm.probs.shape[:2] == (scene.height // 16, scene.width // 16)
-    assert (cm.status[5:7, 5:7] == CLOUDY).all() and cm.status[0, 0] == OK
+    assert cm.grid.cell_px == 16 and cm.probs.shape[:2] == (scene.height // 16, scene.width // 16)
+    assert (cm.status[5:7, 5:7] == CellStatus.CLOUDY).all() and cm.status[0, 0] == CellStatus.OK
     assert np.isnan(cm.probs[5, 5]).all()
-    ok = cm.status == OK
+    ok = cm.status == CellStatus.OK
     np.testing.assert_allclose(cm.probs[ok].sum(-1), 1, atol=1e-4)
     assert cm.area_ha[ok].sum() == pytest.approx(2.56 * ok.sum(), rel=0.02)
 
@@ -166,11 +167,11 @@ def test_cell_map_refines_only_cells_behind_low_confidence_windows(dense, montpe
     thr = 0.8
     ref = classify_cells(scene, aoi, dense, classifier=clf, refine_below=thr)
     np.testing.assert_array_equal(ref.status, plain.status)
-    ok = ref.status == OK
+    ok = ref.status == CellStatus.OK
     dp = dense.predict_scene(scene.data, scene.bands, scene.valid)
     enough_data = windows_at(scene.valid[None].astype(np.uint8), 16).mean(axis=(2, 3, 4)) >= 0.9
     low = (dp.probs.max(-1) < thr) & enough_data
-    low_cells = cells_from_windows(low[..., None].astype(float), *ref.status.shape)[..., 0] > 0
+    low_cells = GEOMETRY.cells_from_windows(low[..., None].astype(float), *ref.status.shape)[..., 0] > 0
     np.testing.assert_array_equal(ref.refined, low_cells & ok)
     np.testing.assert_array_equal(ref.probs[ok & ~ref.refined], plain.probs[ok & ~ref.refined])
     assert (np.abs(ref.probs[ref.refined] - plain.probs[ref.refined]).max(-1) > 1e-4).mean() > 0.9

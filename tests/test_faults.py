@@ -34,6 +34,10 @@ import numpy as np
 import pytest
 
 from lulc_core.aoi import AOI
+
+from lulc_core.aoi_readers import aoi_from_geojson, aoi_from_kml, read_aoi_file
+from lulc_core.providers.demo import DemoProvider
+from lulc_core.scene import DateWindow
 from lulc_core.errors import LulcError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +159,7 @@ def shapefile_zip(crs: str | None = "EPSG:32633", shape: str = "polygon", parts=
 
 
 def reference_ha() -> float:
-    return AOI.from_geojson(POLY).area_ha
+    return aoi_from_geojson(POLY).area_ha
 
 
 # == AOI inputs ====================================================================================
@@ -164,22 +168,22 @@ area("AOI inputs")
 
 @case("fc-features-not-objects", "lib", "fixed", r"feature 1 of the FeatureCollection is a number, not a Feature")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("x.geojson", b'{"type": "FeatureCollection", "features": [1, 2]}'))
+    return lib_error(lambda: read_aoi_file("x.geojson", b'{"type": "FeatureCollection", "features": [1, 2]}'))
 
 
 @case("fc-features-not-a-list", "lib", "fixed", r"'features' must be a list")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "FeatureCollection", "features": {"a": 1}}))
+    return lib_error(lambda: aoi_from_geojson({"type": "FeatureCollection", "features": {"a": 1}}))
 
 
 @case("feature-properties-list", "lib", "fixed", r"'properties' is a list; GeoJSON needs an object")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Feature", "properties": [1], "geometry": POLY}))
+    return lib_error(lambda: aoi_from_geojson({"type": "Feature", "properties": [1], "geometry": POLY}))
 
 
 @case("feature-geometry-not-object", "lib", "fixed", r"geometry is a string, not an object")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Feature", "properties": {}, "geometry": "POLYGON"}))
+    return lib_error(lambda: aoi_from_geojson({"type": "Feature", "properties": {}, "geometry": "POLYGON"}))
 
 
 @case("feature-name-number-cli-compare", "cli", "fixed", r"\"aoi\": \"12345\"")
@@ -194,7 +198,7 @@ def _(tmp, mp):
 @case("geojson-not-utf8", "lib", "fixed", r"not UTF-8 text \(byte 0xe9 .*save or export it again as UTF-8")
 def _(tmp, mp):
     raw = json.dumps({**FEATURE, "properties": {"name": "caf\u00e9"}}).replace("\\u00e9", "\u00e9").encode("latin-1")
-    return lib_error(lambda: AOI.from_file("x.geojson", raw))
+    return lib_error(lambda: read_aoi_file("x.geojson", raw))
 
 
 @case("geojson-not-utf8-cli", "cli", "fixed", r"error: the GeoJSON is not UTF-8 text \(byte 0xe9")
@@ -206,51 +210,51 @@ def _(tmp, mp):
 
 @case("geojson-utf8-bom", "lib", "handled", r"^ok$")
 def _(tmp, mp):
-    a = AOI.from_file("x.geojson", b"\xef\xbb\xbf" + json.dumps(FEATURE).encode())
+    a = read_aoi_file("x.geojson", b"\xef\xbb\xbf" + json.dumps(FEATURE).encode())
     assert a.area_ha == pytest.approx(reference_ha())
     return "ok"
 
 
 @case("json-nested-100000", "lib", "fixed", r"nested too deeply")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("deep.json", b"[" * 100_000 + b"]" * 100_000))
+    return lib_error(lambda: read_aoi_file("deep.json", b"[" * 100_000 + b"]" * 100_000))
 
 
 @case("json-invalid", "lib", "message", r"not valid JSON: .* at line 1")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson("{not json"))
+    return lib_error(lambda: aoi_from_geojson("{not json"))
 
 
 @case("geojson-no-type", "lib", "message", r"not a GeoJSON object \(no 'type'\)")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson("[1, 2, 3]"))
+    return lib_error(lambda: aoi_from_geojson("[1, 2, 3]"))
 
 
 @case("fc-empty", "lib", "message", r"FeatureCollection has no features")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "FeatureCollection", "features": []}))
+    return lib_error(lambda: aoi_from_geojson({"type": "FeatureCollection", "features": []}))
 
 
 @case("feature-without-geometry", "lib", "message", r"a GeoJSON feature has no geometry")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Feature", "properties": {}, "geometry": None}))
+    return lib_error(lambda: aoi_from_geojson({"type": "Feature", "properties": {}, "geometry": None}))
 
 
 @case("geojson-point-only", "lib", "message", r"must be a polygon, got a Point|must be a polygon, got Point")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Point", "coordinates": [13.09, 42.79]}))
+    return lib_error(lambda: aoi_from_geojson({"type": "Point", "coordinates": [13.09, 42.79]}))
 
 
 @case("geojson-malformed-coordinates", "lib", "message", r"malformed GeoJSON geometry")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Polygon", "coordinates": "nope"}))
+    return lib_error(lambda: aoi_from_geojson({"type": "Polygon", "coordinates": "nope"}))
 
 
 @case("fc-points-and-lines-dropped", "lib", "fixed", r"Left out 1 LineString, 1 Point: only polygons")
 def _(tmp, mp):
     feats = [FEATURE, {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [13, 42]}},
              {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": RING[:2]}}]
-    a = AOI.from_geojson({"type": "FeatureCollection", "features": feats})
+    a = aoi_from_geojson({"type": "FeatureCollection", "features": feats})
     assert a.area_ha == pytest.approx(reference_ha())
     return a.notes[0]
 
@@ -267,14 +271,14 @@ def _(tmp, mp):
 @case("geometry-collection", "lib", "handled", r"^ok$")
 def _(tmp, mp):
     gc = {"type": "GeometryCollection", "geometries": [POLY]}
-    assert AOI.from_geojson(gc).area_ha == pytest.approx(reference_ha())
+    assert aoi_from_geojson(gc).area_ha == pytest.approx(reference_ha())
     return "ok"
 
 
 @case("polygon-self-intersecting", "lib", "message", r"invalid polygon: Self-intersection")
 def _(tmp, mp):
     bow = {"type": "Polygon", "coordinates": [[[10, 43], [10.1, 43.1], [10.1, 43], [10, 43.1], [10, 43]]]}
-    return lib_error(lambda: AOI.from_geojson(bow))
+    return lib_error(lambda: aoi_from_geojson(bow))
 
 
 @case("aoi-too-small", "lib", "message", r"the area is too small")
@@ -284,7 +288,8 @@ def _(tmp, mp):
 
 @case("aoi-too-large", "lib", "message", r"the area is too large: .* the limit is 2,500 km2")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_bbox(10, 43, 11, 44))
+    window = DateWindow.parse("2015-07-01/2015-07-31")  # the limit is the providers': one fetch per date
+    return lib_error(lambda: DemoProvider().search(AOI.from_bbox(10, 43, 11, 44), window))
 
 
 @case("aoi-projected-coordinates", "lib", "message", r"coordinates must be longitude/latitude in WGS84")
@@ -294,7 +299,7 @@ def _(tmp, mp):
 
 @case("aoi-crosses-zones", "lib", "message", r"keep it within one UTM zone")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_geojson({"type": "Polygon", "coordinates": [[[0, 60], [7, 60], [7, 60.001],
+    return lib_error(lambda: aoi_from_geojson({"type": "Polygon", "coordinates": [[[0, 60], [7, 60], [7, 60.001],
                                                                                     [0, 60.001], [0, 60]]]}))
 
 
@@ -305,38 +310,38 @@ def _(tmp, mp):
 
 @case("kml-nan-coordinates", "lib", "fixed", r"bad KML coordinate 'nan,42.785': .* finite numbers")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("a.kml", kml("13.08,42.785 nan,42.785 13.1,42.796 13.08,42.785").encode()))
+    return lib_error(lambda: read_aoi_file("a.kml", kml("13.08,42.785 nan,42.785 13.1,42.796 13.08,42.785").encode()))
 
 
 @case("kml-ring-two-coordinates", "lib", "fixed", r"a KML ring has 2 distinct coordinate\(s\); a polygon needs at least 3")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("a.kml", kml("13.08,42.785 13.1,42.796").encode()))
+    return lib_error(lambda: read_aoi_file("a.kml", kml("13.08,42.785 13.1,42.796").encode()))
 
 
 @case("kml-bad-coordinate-text", "lib", "message", r"bad KML coordinate 'x,y'")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_kml(kml("x,y 13.1,42.796 13.08,42.79")))
+    return lib_error(lambda: aoi_from_kml(kml("x,y 13.1,42.796 13.08,42.79")))
 
 
 @case("kml-not-xml", "lib", "message", r"not valid KML/XML")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_kml("<kml"))
+    return lib_error(lambda: aoi_from_kml("<kml"))
 
 
 @case("kml-no-polygon", "lib", "message", r"the KML has no Polygon")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_kml("<kml><Document/></kml>"))
+    return lib_error(lambda: aoi_from_kml("<kml><Document/></kml>"))
 
 
 @case("kml-only-points", "lib", "fixed", r"the KML has no Polygon \(only Point\)")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_kml("<kml><Placemark><Point><coordinates>13,42</coordinates></Point>"
+    return lib_error(lambda: aoi_from_kml("<kml><Placemark><Point><coordinates>13,42</coordinates></Point>"
                                           "</Placemark></kml>"))
 
 
 @case("kml-points-beside-polygon", "lib", "fixed", r"Left out 1 Point")
 def _(tmp, mp):
-    a = AOI.from_kml(kml(extra="<Placemark><Point><coordinates>13,42</coordinates></Point></Placemark>"))
+    a = aoi_from_kml(kml(extra="<Placemark><Point><coordinates>13,42</coordinates></Point></Placemark>"))
     assert a.area_ha == pytest.approx(reference_ha())
     return a.notes[0]
 
@@ -346,7 +351,7 @@ def _(tmp, mp):
     secret = write(tmp / "secret.txt", "TOP-SECRET")
     doc = (f'<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY xxe SYSTEM "file://{secret}">]>'
            + kml().split("?>", 1)[1].replace("<Document>", "<Document><name>&xxe;</name>"))
-    msg = lib_error(lambda: AOI.from_kml(doc))
+    msg = lib_error(lambda: aoi_from_kml(doc))
     assert "TOP-SECRET" not in msg
     return msg
 
@@ -354,12 +359,12 @@ def _(tmp, mp):
 @case("kml-billion-laughs", "lib", "handled", r"declares a DOCTYPE or entities")
 def _(tmp, mp):
     ents = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
-    return lib_error(lambda: AOI.from_kml(f'<?xml version="1.0"?><!DOCTYPE kml [{ents}]><kml>&a9;</kml>'))
+    return lib_error(lambda: aoi_from_kml(f'<?xml version="1.0"?><!DOCTYPE kml [{ents}]><kml>&a9;</kml>'))
 
 
 @case("kml-not-utf8", "lib", "message", r"not valid KML/XML.*save it as UTF-8")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("a.kml", kml().replace("<Document>", "<Document><name>caf\u00e9</name>")
+    return lib_error(lambda: read_aoi_file("a.kml", kml().replace("<Document>", "<Document><name>caf\u00e9</name>")
                                            .encode("latin-1")))
 
 
@@ -369,13 +374,13 @@ def _(tmp, mp):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("doc.kml", kml())
         zf.writestr("files/icon.png", b"\x89PNG")
-    assert AOI.from_file("area.kmz", buf.getvalue()).area_ha == pytest.approx(reference_ha())
+    assert read_aoi_file("area.kmz", buf.getvalue()).area_ha == pytest.approx(reference_ha())
     return "ok"
 
 
 @case("shapefile-zip-utm", "lib", "fixed", r"^ok$")
 def _(tmp, mp):
-    a = AOI.from_file("parcels.zip", shapefile_zip("EPSG:32633"))
+    a = read_aoi_file("parcels.zip", shapefile_zip("EPSG:32633"))
     assert a.area_ha == pytest.approx(reference_ha(), rel=1e-6) and a.name == "area"
     return "ok"
 
@@ -388,7 +393,7 @@ def _(tmp, mp):
 
 @case("shapefile-zip-no-prj-lonlat", "lib", "fixed", r"has no \.prj: its coordinates were taken as WGS84")
 def _(tmp, mp):
-    a = AOI.from_file("p.zip", shapefile_zip(None, parts=(".shp", ".shx", ".dbf")))
+    a = read_aoi_file("p.zip", shapefile_zip(None, parts=(".shp", ".shx", ".dbf")))
     assert a.area_ha == pytest.approx(reference_ha())
     return a.notes[0]
 
@@ -396,22 +401,22 @@ def _(tmp, mp):
 @case("shapefile-zip-no-prj-projected", "lib", "fixed", r"has no \.prj, so its coordinate system is unknown")
 def _(tmp, mp):
     raw = shapefile_zip("EPSG:32633", parts=(".shp", ".shx", ".dbf"))
-    return lib_error(lambda: AOI.from_file("p.zip", raw))
+    return lib_error(lambda: read_aoi_file("p.zip", raw))
 
 
 @case("shapefile-zip-missing-shx", "lib", "fixed", r"lacks its \.shx file")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("p.zip", shapefile_zip(parts=(".shp", ".dbf", ".prj"))))
+    return lib_error(lambda: read_aoi_file("p.zip", shapefile_zip(parts=(".shp", ".dbf", ".prj"))))
 
 
 @case("shapefile-zip-two-shapefiles", "lib", "fixed", r"holds 2 shapefiles .*zip the one with the area")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("p.zip", shapefile_zip(two=True)))
+    return lib_error(lambda: read_aoi_file("p.zip", shapefile_zip(two=True)))
 
 
 @case("shapefile-zip-points", "lib", "fixed", r"must be a polygon, got Point")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("p.zip", shapefile_zip(shape="point")))
+    return lib_error(lambda: read_aoi_file("p.zip", shapefile_zip(shape="point")))
 
 
 @case("shapefile-zip-bad-prj", "lib", "fixed", r"\.prj can't be read as a coordinate system")
@@ -421,7 +426,7 @@ def _(tmp, mp):
     with zipfile.ZipFile(buf, "w") as zf:
         for n in raw.namelist():
             zf.writestr(n, b"GEOGCS[nonsense" if n.endswith(".prj") else raw.read(n))
-    return lib_error(lambda: AOI.from_file("p.zip", buf.getvalue()))
+    return lib_error(lambda: read_aoi_file("p.zip", buf.getvalue()))
 
 
 @case("zip-nothing-usable", "lib", "fixed", r"holds no shapefile .* and no \.kml; found: \.txt")
@@ -429,12 +434,12 @@ def _(tmp, mp):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("readme.txt", "hello")
-    return lib_error(lambda: AOI.from_file("p.zip", buf.getvalue()))
+    return lib_error(lambda: read_aoi_file("p.zip", buf.getvalue()))
 
 
 @case("zip-not-a-zip", "lib", "fixed", r"not a readable zip archive")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("p.kmz", os.urandom(2048)))
+    return lib_error(lambda: read_aoi_file("p.kmz", os.urandom(2048)))
 
 
 @case("zip-bomb", "lib", "fixed", r"unpacks to more than 50 MB")
@@ -443,17 +448,17 @@ def _(tmp, mp):
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("doc.kml", b" " * (60 * 2**20))
     assert len(buf.getvalue()) < 2**20
-    return lib_error(lambda: AOI.from_file("p.kmz", buf.getvalue()))
+    return lib_error(lambda: read_aoi_file("p.kmz", buf.getvalue()))
 
 
 @case("shp-alone", "lib", "fixed", r"a shapefile is several files; zip the \.shp, \.shx, \.dbf and \.prj")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("area.shp", b"\x00" * 100))
+    return lib_error(lambda: read_aoi_file("area.shp", b"\x00" * 100))
 
 
 @case("unsupported-extension", "lib", "message", r"unsupported file type \.txt; use GeoJSON")
 def _(tmp, mp):
-    return lib_error(lambda: AOI.from_file("area.txt", b"x"))
+    return lib_error(lambda: read_aoi_file("area.txt", b"x"))
 
 
 @case("aoi-file-too-large", "cli", "fixed", r"larger than 50 MB; an area outline needs far less")
@@ -730,7 +735,7 @@ def _(tmp, mp):
     from lulc_core.providers.local import LocalFilesProvider
     from lulc_core.scene import DateWindow
     p = LocalFilesProvider(local_scenes(tmp, as_float_dn=True))
-    scene = p.fetch(AOI.from_geojson(POLY), DateWindow.parse(WA))
+    scene = p.fetch(aoi_from_geojson(POLY), DateWindow.parse(WA))
     assert scene.data[3][scene.valid].mean() > 100
     return "ok"
 
@@ -741,7 +746,7 @@ def _(tmp, mp):
     from lulc_core.scene import DateWindow
     scenes = local_scenes(tmp)
     (scenes / "norcia" / "20150711" / "B11.tif").unlink()
-    return lib_error(lambda: LocalFilesProvider(scenes).fetch(AOI.from_geojson(POLY), DateWindow.parse(WA)))
+    return lib_error(lambda: LocalFilesProvider(scenes).fetch(aoi_from_geojson(POLY), DateWindow.parse(WA)))
 
 
 @case("local-scenes-missing", "cli", "message", r"scenes folder .* does not exist")
@@ -920,7 +925,7 @@ def _(tmp, mp):
 
     mp.setattr(np, "savez", full)
     cache = SceneCache(tmp / "c")
-    scene = make_provider("demo", cache=cache).fetch(AOI.from_geojson(POLY), DateWindow.parse(WA))
+    scene = make_provider("demo", cache=cache).fetch(aoi_from_geojson(POLY), DateWindow.parse(WA))
     assert scene.data.any() and list((tmp / "c").iterdir()) == []  # the run went on; no partial file left
     return cache.warnings[0]
 
@@ -1106,7 +1111,7 @@ def test_dashboard_same_window_warning_and_numeric_name_compare(tmp_path, monkey
     monkeypatch.setenv("LULC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LULC_BASEMAP", "0")
     at = AppTest.from_file(APP, default_timeout=300).run()
-    at.session_state["aoi"] = AOI.from_geojson({**FEATURE, "properties": {"name": 7}})
+    at.session_state["aoi"] = aoi_from_geojson({**FEATURE, "properties": {"name": 7}})
     w = DateWindow.parse(WA)
     at.session_state["window_a"] = at.session_state["window_b"] = w
     at.switch_page("pages/1_Area_and_dates.py").run()

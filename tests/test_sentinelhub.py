@@ -29,11 +29,13 @@ from lulc_core.providers.demo import DemoProvider
 from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.providers.sentinelhub import (COMPOSITE_VERSION, ENDPOINTS, EVALSCRIPT_VERSION, SentinelHubProvider,
                                              SentinelHubSettings, composite_evalscript, evalscript, redact)
-from lulc_core.scene import L1C, L2A, DateWindow
+from lulc_core.collection import Collection
+from lulc_core.scene import DateWindow
 from tests.fake_sh_fixture import *  # noqa: F401,F403
 from tests.fake_sh_fixture import (HAZY_AOI, HAZY_DATES, HAZY_WINDOW, make_sh_settings, trust_fake,
                                    write_hazy_scenes)
 
+L1C, L2A = Collection.L1C, Collection.L2A
 pytestmark = pytest.mark.filterwarnings("ignore::sentinelhub.exceptions.SHRateLimitWarning")
 
 JULY_2015 = DateWindow.parse("2015-07-01/2015-07-31")
@@ -158,7 +160,7 @@ def test_fetch_split_into_sub_requests_equals_unsplit(fake_sh, sh_settings, smal
     whole = SentinelHubProvider(sh_settings).fetch(small_aoi, JULY_2015)
     fake_sh.reset()
     split = SentinelHubProvider(sh_settings, max_px=64).fetch(small_aoi, JULY_2015)
-    n = small_aoi.grid.n_patches
+    n = small_aoi.grid.n_cells
     assert n > 1 and fake_sh.count("process") == n
     assert all(b["output"]["width"] <= 64 and b["output"]["height"] <= 64 for b in fake_sh.process_payloads)
     assert split.matches(small_aoi.grid)
@@ -260,7 +262,7 @@ def test_composite_window_is_one_orbit_request_with_median_evalscript(fake_sh, s
 
 def test_composite_split_into_tiles_is_one_orbit_request_per_tile(fake_sh, sh_settings, small_aoi):
     scene = SentinelHubProvider(sh_settings, max_px=64).fetch(small_aoi, ALL_YEARS)
-    n = small_aoi.grid.n_patches
+    n = small_aoi.grid.n_cells
     assert n > 1 and fake_sh.count("process") == n and scene.composite
     assert all('mosaicking: "ORBIT"' in b["evalscript"] for b in fake_sh.process_payloads)
     assert scene.processing_units == pytest.approx(2 * _single_pu(small_aoi.grid), rel=1e-3)

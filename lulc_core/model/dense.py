@@ -1,5 +1,5 @@
-"""Dense class maps: one fully convolutional pass gives class probabilities for every 64x64
-window at a 16-px step.
+"""Dense class maps: one fully convolutional pass gives class probabilities for every window of
+the analysis geometry (:data:`~lulc_core.grid.GEOMETRY`).
 
 The per-window classifier (:class:`~lulc_core.model.classifier.Classifier`) sees each window
 alone, zero-padded at its borders. Run naively over a whole scene, the same ResNet sees real
@@ -8,9 +8,9 @@ thirds of the windows. The dense model is therefore a *student*: a copy of the s
 fine-tuned (``scripts/distill_dense.py``) so that its fully convolutional output matches the
 per-window classifier's calibrated probabilities (with TTA) on unlabelled real scenes.
 
-Geometry: for a (H, W) image the trunk gives features at 1/16 resolution; window (i, j) covers
-pixels ``[16 i, 16 i + 64) x [16 j, 16 j + 64)`` and its logits are the linear head applied to
-the mean of the 4x4 feature cells it covers (the global average pool of a lone window).
+Geometry: for a (H, W) image the trunk gives features at its output stride, which is the
+geometry's step; window (i, j) covers pixels ``[step i, step i + window)`` on each axis and its
+logits are the linear head applied to the mean of the feature cells it covers (the global average pool of a lone window).
 Scenes are processed in overlapping tiles so memory stays bounded whatever the scene's size:
 the input recipe is applied tile by tile, and tiles without any valid pixel are skipped (their
 windows are nodata anyway), so time and memory follow the imagery present. Inference runs the
@@ -37,15 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from lulc_core.bands import band_indices
+from lulc_core.grid import GEOMETRY, STEP_PX, WINDOW_PX
 from lulc_core.model.calibration import softmax
 from lulc_core.model.inference import INFERENCE_BF16, inference_network, network_dtype
 from lulc_core.model.recipes import recipe_for
 from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob, weights_sha256
 
-WINDOW_PX = 64
-STEP_PX = 16  # the trunk's output stride: one dense output per 16 px
-FEATURES_PER_WINDOW = WINDOW_PX // STEP_PX
+FEATURES_PER_WINDOW = GEOMETRY.cells_per_window  # feature cells per window side (the trunk's stride is the step)
 DENSE_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
 REFINE_FILE = Path(__file__).resolve().parent.parent / "data" / "dense_refine.json"
 REFINE_CHUNK = 64  # windows re-classified per call: as fast as 256 on 2 cores, ~120 MB less peak memory
@@ -117,11 +116,6 @@ def save_dense_weights(path: Path, model: nn.Module, head: nn.Conv2d | None, met
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"metadata": asdict(meta), "state_dict": state}, tmp)
     tmp.replace(path)
-
-
-def window_count(size_px: int) -> int:
-    """Number of 64 px windows at a 16 px step along a side of ``size_px`` pixels."""
-    return max(0, (size_px - WINDOW_PX) // STEP_PX + 1)
 
 
 @dataclass
@@ -200,6 +194,7 @@ class DenseClassifier:
         if tile_px % STEP_PX or context_px % STEP_PX:
             raise ValueError(f"tile and context must be multiples of {STEP_PX} px")
         self.tile_px, self.context_px = tile_px, context_px
+        self.geometry = GEOMETRY  # the trunk's output stride is the geometry's step
         self.threads = threads
         self._lock = threading.Lock()
         self.calls = 0
@@ -245,7 +240,7 @@ class DenseClassifier:
                    progress: Callable[[float], None] | None) -> np.ndarray:
         """Logits of every window of an (h, w) image whose recipe values ``read(y0, y1, x0, x1)``
         gives tile by tile (None: no valid pixel there, logits stay 0)."""
-        rows, cols = window_count(h), window_count(w)
+        rows, cols = self.geometry.window_count(h), self.geometry.window_count(w)
         out = np.zeros((rows, cols, len(self.class_names)), dtype=np.float32)
         if rows == 0 or cols == 0:
             return out

@@ -7,10 +7,21 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from lulc_core.aoi import AOI
 from lulc_core.cache import SceneCache, cache_key
+from lulc_core.errors import AOIError
 from lulc_core.scene import Acquisition, DateWindow, Scene
 
 #: progress(fraction 0..1, message)
 ProgressFn = Callable[[float, str], None]
+#: Largest area one analysis fetches per date (50 x 50 km: four Process API requests at 10 m); a
+#: larger region is split into tiles.
+MAX_RUN_AREA_KM2 = 2500.0
+
+
+def check_area_size(aoi: AOI, max_area_km2: float = MAX_RUN_AREA_KM2) -> None:
+    """:class:`AOIError` when ``aoi`` is larger than one analysis (one fetch per date) may be."""
+    if aoi.area_km2 > max_area_km2:
+        raise AOIError(f"the area is too large: {aoi.area_km2:,.0f} km2; the limit is {max_area_km2:,.0f} km2 "
+                       "for one analysis")
 
 
 @runtime_checkable
@@ -25,8 +36,12 @@ class ImageryProvider(Protocol):
         ...
 
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
-              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
-        """A Scene on ``aoi.grid``: the chosen acquisition, or the least-cloudy mosaic of the window."""
+              max_cloud: float = 100.0, progress: ProgressFn | None = None,
+              found: list[Acquisition] | None = None) -> Scene:
+        """A Scene on ``aoi.grid``: the chosen acquisition, or the window's mosaic / composite.
+
+        ``found``: what :meth:`search` returned for this AOI, window and ``max_cloud`` (the fetch then
+        does not search again); None: the fetch searches itself."""
         ...
 
     def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
@@ -48,14 +63,15 @@ class CachingProvider:
         return self.provider.search(aoi, window, max_cloud)
 
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
-              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+              max_cloud: float = 100.0, progress: ProgressFn | None = None,
+              found: list[Acquisition] | None = None) -> Scene:
         key = cache_key(self.provider.cache_parts(aoi, window, acquisition, max_cloud))
         scene = self.cache.get(key)
         if scene is not None:
             if progress:
                 progress(1.0, "from cache")
             return scene
-        scene = self.provider.fetch(aoi, window, acquisition, max_cloud, progress)
+        scene = self.provider.fetch(aoi, window, acquisition, max_cloud, progress, found=found)
         self.cache.put(key, scene)
         return scene
 

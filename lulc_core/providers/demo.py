@@ -7,7 +7,6 @@ needs: each area's place name, a small true-colour preview, and the largest whol
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,13 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform_bounds
 from shapely import geometry as sg
 
-from lulc_core.aoi import AOI, PATCH_M, reproject_geometry, utm_epsg
+from lulc_core.aoi import AOI
+from lulc_core.grid import lattice_ceil, lattice_floor, reproject_geometry, utm_epsg
 from lulc_core.bands import display_rgb
 from lulc_core.errors import OutsideCoverageError
 from lulc_core.providers.local import LocalFilesProvider
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
-
-
-# TODO(grid): use lulc_core.grid
-def lattice_floor(v: float) -> int:
-    """``v`` (m, projected) snapped down onto the 640 m lattice grids are aligned to."""
-    return math.floor(v / PATCH_M) * PATCH_M
-
-
-# TODO(grid): use lulc_core.grid
-def lattice_ceil(v: float) -> int:
-    """``v`` (m, projected) snapped up onto the 640 m lattice grids are aligned to."""
-    return math.ceil(v / PATCH_M) * PATCH_M
 
 
 def _index_places(root: Path) -> dict[str, str]:

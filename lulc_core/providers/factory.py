@@ -10,7 +10,7 @@ from lulc_core.errors import CredentialsError, ProviderError
 from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.providers.local import LocalFilesProvider
-from lulc_core.scene import COLLECTIONS, L1C
+from lulc_core.collection import DEFAULT_COLLECTION, get_collection
 from lulc_core.settings import load_settings
 
 #: The provider kinds :func:`make_provider` knows (the CLI's --provider choices), the default first.
@@ -19,13 +19,12 @@ DEFAULT_PROVIDER = PROVIDERS[0]
 
 
 def make_provider(kind: str = DEFAULT_PROVIDER, scenes: str | Path | None = None, cache: SceneCache | None = None,
-                  collection: str = L1C, env: Mapping[str, str] | None = None,
+                  collection: str = DEFAULT_COLLECTION, env: Mapping[str, str] | None = None,
                   secrets: Mapping[str, str] | None = None) -> CachingProvider:
     """A cached provider: ``demo`` (bundled scenes), ``local`` (``scenes`` folder) or
     ``sentinelhub`` (credentials from :func:`~lulc_core.settings.load_settings`: ``env``, then ``secrets``)."""
     cache = cache or SceneCache()
-    if collection not in COLLECTIONS:
-        raise ProviderError(f"unknown collection {collection!r}; choose from {', '.join(COLLECTIONS)}")
+    collection = get_collection(collection)
     if kind == "demo":
         return CachingProvider(DemoProvider(), cache)
     if kind == "local":

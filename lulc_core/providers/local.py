@@ -38,13 +38,15 @@ from rasterio.windows import from_bounds as window_from_bounds
 from rasterio.windows import transform as window_transform
 from shapely import geometry as sg
 
-from lulc_core.aoi import AOI, PatchGrid
+from lulc_core.aoi import AOI
+from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask, cloud_percent
 from lulc_core.composite import COMPOSITE_METHOD, median_of_clear
 from lulc_core.errors import NoImageryError, OutsideCoverageError, ProviderError
-from lulc_core.providers.base import ProgressFn, acquisition_parts
-from lulc_core.scene import L1C, Acquisition, DateWindow, Scene
+from lulc_core.providers.base import ProgressFn, acquisition_parts, check_area_size
+from lulc_core.collection import Collection
+from lulc_core.scene import Acquisition, DateWindow, Scene
 
 READER_VERSION = 1
 #: Pixels a single-scene fetch reprojects at once, in strips of whole rows (bounds its float32
@@ -115,7 +117,7 @@ class SceneSource:
             return path, 1
         return self.path, self.stack_bands.index(band) + 1
 
-    def read_on_grid(self, grid: PatchGrid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER,
+    def read_on_grid(self, grid: Grid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER,
                      window: Window | None = None) -> np.ndarray:
         """Bands as float32 DN (len(bands), H, W) on ``grid`` (or on a ``window`` of it: its
         height and width); 0 where the source has no data."""
@@ -131,7 +133,7 @@ class SceneSource:
                 check_dn(path, ds.dtypes[index - 1], out[i])
         return out
 
-    def grid_window(self, grid: PatchGrid, pad_px: int = 2) -> Window | None:
+    def grid_window(self, grid: Grid, pad_px: int = 2) -> Window | None:
         """The window of ``grid`` the source can cover (its bounds, padded), None if they miss."""
         with rasterio.open(self.reference) as ds:
             left, bottom, right, top = transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21)
@@ -190,7 +192,7 @@ def _index_tiles(root: Path) -> dict[tuple[str, str], str]:
 class LocalFilesProvider:
     """Search and fetch over a folder of Sentinel-2 L1C GeoTIFFs (see module docstring)."""
 
-    collection = L1C
+    collection = Collection.L1C
 
     def __init__(self, root: str | Path, name: str = "local") -> None:
         self.root = Path(root)
@@ -233,18 +235,23 @@ class LocalFilesProvider:
                            s.tile_id or s.area, self.name, id=f"{s.area}/{s.path.name}")
 
     def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
+        check_area_size(aoi)
         acqs = [self._acq(s) for s in self._covering(aoi) if window.contains(s.date)]
         return sorted((a for a in acqs if a.cloud_cover <= max_cloud), key=lambda a: a.datetime)
 
     def _candidates(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
-                    max_cloud: float) -> list[SceneSource]:
+                    max_cloud: float, found: list[Acquisition] | None = None) -> list[SceneSource]:
         covering = self._covering(aoi)
         if acquisition is not None:
             chosen = [s for s in covering if f"{s.area}/{s.path.name}" == acquisition.id]
             if not chosen:
                 raise NoImageryError(f"acquisition {acquisition.id or acquisition.datetime} is not in {self.root}")
             return chosen
-        in_window = [s for s in covering if window.contains(s.date) and self._cloud(s) <= max_cloud]
+        if found is not None:  # what search found: no second look at the scenes' dates and clouds
+            ids = {a.id for a in found}
+            in_window = [s for s in covering if f"{s.area}/{s.path.name}" in ids]
+        else:
+            in_window = [s for s in covering if window.contains(s.date) and self._cloud(s) <= max_cloud]
         if not in_window:
             dates = ", ".join(sorted({s.date.isoformat() for s in covering}))
             raise NoImageryError(f"no {self.name} scene within {window} with cloud <= {max_cloud:g}% "
@@ -252,13 +259,15 @@ class LocalFilesProvider:
         return sorted(in_window, key=lambda s: (self._cloud(s), s.date))
 
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
-              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+              max_cloud: float = 100.0, progress: ProgressFn | None = None,
+              found: list[Acquisition] | None = None) -> Scene:
         """The chosen acquisition, the window's one scene, or the window's per-pixel median composite.
 
         The composite's rule (median of the clear observations) is :func:`~lulc_core.composite.median_of_clear`'s.
         """
+        check_area_size(aoi)
         grid = aoi.grid
-        sources = self._candidates(aoi, window, acquisition, max_cloud)
+        sources = self._candidates(aoi, window, acquisition, max_cloud, found)
         if acquisition is None and len(sources) > 1:
             return self._composite(grid, window, sources, progress)
         # uint16 output allocated lazily (pages never written stay unallocated): memory follows
@@ -300,7 +309,7 @@ class LocalFilesProvider:
             raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
         return self._scene(grid, data, valid, cloud, used)
 
-    def _composite(self, grid: PatchGrid, window: DateWindow, sources: list[SceneSource],
+    def _composite(self, grid: Grid, window: DateWindow, sources: list[SceneSource],
                    progress: ProgressFn | None) -> Scene:
         """The per-pixel median of the clear observations of ``sources`` (least-cloudy first)."""
         composite = median_of_clear(sources, grid, progress)
@@ -311,11 +320,11 @@ class LocalFilesProvider:
         used = [s for s, u in zip(sources, composite.used) if u]
         return self._scene(grid, composite.data, composite.valid, composite.cloud, used)
 
-    def _scene(self, grid: PatchGrid, data: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
+    def _scene(self, grid: Grid, data: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
                used: list[SceneSource]) -> Scene:
         return Scene(data=data, bands=EUROSAT_BAND_ORDER, valid=valid, cloud=cloud, crs=grid.crs,
                      transform=grid.transform, dates=tuple(sorted({s.date for s in used})), provider=self.name,
-                     collection=L1C, acquisitions=tuple(self._acq(s) for s in used))
+                     collection=self.collection, acquisitions=tuple(self._acq(s) for s in used))
 
     def cache_parts(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None,
                     max_cloud: float) -> dict[str, Any]:

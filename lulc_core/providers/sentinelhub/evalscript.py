@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.scene import L1C, L2A
+from lulc_core.collection import Collection
 
 #: Bump when the evalscript or the decoding changes what pixels a request gives (part of cache keys).
 EVALSCRIPT_VERSION = 1
@@ -13,12 +13,12 @@ COMPOSITE_VERSION = 1
 COMPOSITE_REDUCER = "clearMedian"
 
 
-def evalscript(collection: str = L1C) -> str:
+def evalscript(collection: Collection = Collection.L1C) -> str:
     """13 bands in EuroSAT order as DN (UINT16) in "default"; dataMask and CLM (UINT8) in "masks".
 
-    Level-2A has no B10 (cirrus): that slot is returned as 0.
+    A band the collection does not serve (Level-2A has no B10) is returned as 0.
     """
-    inputs = [b for b in EUROSAT_BAND_ORDER if not (collection == L2A and b == "B10")]
+    inputs = [b for b in EUROSAT_BAND_ORDER if b in collection.bands]
     values = ", ".join("0" if b not in inputs else f"s.{b}" for b in EUROSAT_BAND_ORDER)
     band_list = ", ".join(f'"{b}"' for b in inputs + ["dataMask", "CLM"])
     return f"""//VERSION=3
@@ -41,7 +41,7 @@ function evaluatePixel(s) {{
 """
 
 
-def composite_evalscript(collection: str = L1C) -> str:
+def composite_evalscript(collection: Collection = Collection.L1C) -> str:
     """ORBIT mosaicking: per pixel and band the median of the clear samples of every orbit.
 
     Same outputs as :func:`evalscript` (13 bands as DN in "default", dataMask and cloud in
@@ -50,7 +50,7 @@ def composite_evalscript(collection: str = L1C) -> str:
     sample is clear, the valid sample of the orbit with the least tile cloud cover (earliest on a
     tie) is returned with the cloud flag 1; where no sample has data, zeros and dataMask 0.
     """
-    inputs = [b for b in EUROSAT_BAND_ORDER if not (collection == L2A and b == "B10")]
+    inputs = [b for b in EUROSAT_BAND_ORDER if b in collection.bands]
     values = ", ".join("0" if b not in inputs else f"px.{b}" for b in EUROSAT_BAND_ORDER)
     band_list = ", ".join(f'"{b}"' for b in inputs + ["dataMask", "CLM"])
     bands = ", ".join(f'"{b}"' for b in inputs)

@@ -49,11 +49,12 @@ from sentinelhub.download.handlers import fail_user_errors, retry_temporary_erro
 from sentinelhub.download.models import DownloadRequest, DownloadResponse
 from sentinelhub.types import JsonDict
 
-from lulc_core.aoi import AOI, PatchGrid
+from lulc_core.aoi import AOI
+from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.costs import PROCESS_API_MAX_PX
 from lulc_core.errors import CredentialsError, NoImageryError, ProviderError
-from lulc_core.providers.base import ProgressFn, acquisition_parts
+from lulc_core.providers.base import ProgressFn, acquisition_parts, check_area_size
 from lulc_core.providers.sentinelhub.deadline import (Deadline, DeadlinePassed, bound_to, current_deadline,
                                                       earliest, start_deadline)
 from lulc_core.providers.sentinelhub.errors import client_errors, insecure_url_message
@@ -61,7 +62,8 @@ from lulc_core.providers.sentinelhub.evalscript import (COMPOSITE_VERSION, EVALS
                                                         evalscript)
 from lulc_core.providers.sentinelhub.logs import install_log_redaction
 from lulc_core.providers.sentinelhub.settings import SentinelHubSettings
-from lulc_core.scene import COLLECTIONS, L1C, L2A, Acquisition, DateWindow, Scene
+from lulc_core.collection import DEFAULT_COLLECTION, Collection, get_collection
+from lulc_core.scene import Acquisition, DateWindow, Scene
 
 _TILE_RE = re.compile(r"_(T\d{2}[A-Z]{3})_")
 
@@ -154,11 +156,10 @@ class SentinelHubProvider:
 
     name = "sentinelhub"
 
-    def __init__(self, settings: SentinelHubSettings, collection: str = L1C, *, max_px: int = PROCESS_API_MAX_PX,
-                 search_limit: int = 100) -> None:
+    def __init__(self, settings: SentinelHubSettings, collection: str = DEFAULT_COLLECTION, *,
+                 max_px: int = PROCESS_API_MAX_PX, search_limit: int = 100) -> None:
         install_log_redaction()
-        if collection not in COLLECTIONS:
-            raise ProviderError(f"unknown collection {collection!r}; use one of {', '.join(COLLECTIONS)}")
+        collection = get_collection(collection)
         if not 64 <= max_px <= PROCESS_API_MAX_PX:
             raise ValueError(f"max_px must be between 64 and {PROCESS_API_MAX_PX}")
         self.settings = settings
@@ -172,7 +173,7 @@ class SentinelHubProvider:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SentinelHubProvider({self.settings!r}, collection={self.collection!r})"
+        return f"SentinelHubProvider({self.settings!r}, collection={self.collection.value!r})"
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _get_session(self) -> SentinelHubSession:
@@ -217,6 +218,7 @@ class SentinelHubProvider:
     # -- search ------------------------------------------------------------------------------------
     def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
         """Catalog API: acquisitions over ``aoi`` within ``window`` with cloud <= ``max_cloud`` %, by date."""
+        check_area_size(aoi)
         return self._search(aoi, window, max_cloud)
 
     def _search(self, aoi: AOI, window: DateWindow, max_cloud: float,
@@ -243,17 +245,22 @@ class SentinelHubProvider:
 
     # -- fetch -------------------------------------------------------------------------------------
     def fetch(self, aoi: AOI, window: DateWindow, acquisition: Acquisition | None = None,
-              max_cloud: float = 100.0, progress: ProgressFn | None = None) -> Scene:
+              max_cloud: float = 100.0, progress: ProgressFn | None = None,
+              found: list[Acquisition] | None = None) -> Scene:
         """A Scene on ``aoi.grid``: the one acquisition's day, the window's least-cloudy mosaic when the
-        window holds one acquisition date, or its per-pixel median composite when it holds several."""
+        window holds one acquisition date, or its per-pixel median composite when it holds several.
+        ``found``: this window's :meth:`search` result (no second catalog search); None: search here."""
+        check_area_size(aoi)
         grid = aoi.grid
         parts = grid.split(self.max_px)
         total = start_deadline(self.settings.deadline_s * len(parts), scope="the whole fetch's")
         composite = False
         if acquisition is None:
-            if progress:
-                progress(0.0, "searching the Sentinel Hub catalog")
-            acqs = self._search(aoi, window, max_cloud, total)
+            if found is None:
+                if progress:
+                    progress(0.0, "searching the Sentinel Hub catalog")
+                found = self._search(aoi, window, max_cloud, total)
+            acqs = list(found)
             if not acqs:
                 raise NoImageryError(f"Sentinel Hub has no {self.collection} acquisition over this AOI within {window} "
                                      f"with cloud <= {max_cloud:g}%; widen the date window or raise the cloud limit")
@@ -297,7 +304,7 @@ class SentinelHubProvider:
                      transform=grid.transform, dates=tuple(sorted({a.date for a in acqs})), provider=self.name,
                      collection=self.collection, processing_units=pu, acquisitions=tuple(acqs))
 
-    def _process_request(self, grid: PatchGrid, time_range: tuple[str, str], maxcc: float | None,
+    def _process_request(self, grid: Grid, time_range: tuple[str, str], maxcc: float | None,
                          composite: bool = False) -> SentinelHubRequest:
         # maxCloudCoverage goes in as given (percent): the client's own maxcc rounds it down to an integer
         extra: dict[str, Any] = {"processing": {"harmonizeValues": True}}
@@ -333,9 +340,9 @@ class SentinelHubProvider:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _data_collection(collection: str, base_url: str) -> DataCollection:
+def _data_collection(collection: Collection, base_url: str) -> DataCollection:
     """The predefined S2 collection bound to ``base_url`` (see the 'Catch' in SENTINELHUB_API.md)."""
-    base = DataCollection.SENTINEL2_L2A if collection == L2A else DataCollection.SENTINEL2_L1C
+    base = getattr(DataCollection, collection.facts.sentinelhub_name)
     digest = hashlib.sha1(base_url.encode()).hexdigest()[:12]
     return base.define_from(f"LULC_{base.name}_{digest}", service_url=base_url)
 
@@ -366,7 +373,7 @@ def _read_tiff(blob: bytes) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def _decode(response: DownloadResponse, grid: PatchGrid, index: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+def _decode(response: DownloadResponse, grid: Grid, index: int, total: int) -> tuple[np.ndarray, np.ndarray]:
     """(13, H, W) uint16 bands and (2, H, W) uint8 masks from a tar response; ProviderError if unreadable."""
     part = f"part {index + 1} of {total}" if total > 1 else "the response"
     try:

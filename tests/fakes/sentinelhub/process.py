@@ -17,7 +17,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 from shapely import geometry as sg
 
-from lulc_core.aoi import PatchGrid
+from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask
 from lulc_core.providers.local import SceneSource
@@ -94,7 +94,7 @@ class ProcessMixin:
                 raise ServiceError(400, f"the fake serves image/tiff only, not {fmt}")
 
         transform = Affine((bbox[2] - bbox[0]) / width, 0, bbox[0], 0, -(bbox[3] - bbox[1]) / height, bbox[3])
-        grid = PatchGrid(crs, transform, width, height)
+        grid = Grid(crs, transform, width, height)
         if script.mosaicking == "ORBIT":
             samples, n_samples = self._render_orbits(grid, crs, bbox, geom, start, end, maxcc, script.reducer)
         else:
@@ -144,7 +144,7 @@ class ProcessMixin:
         return cands
 
     @staticmethod
-    def _mosaic(grid: PatchGrid, cands: list[SceneSource]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _mosaic(grid: Grid, cands: list[SceneSource]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(13, H, W) float32 DN, dataMask and CLM of ``cands`` in order: the first fills, clear replaces cloud."""
         h, w = grid.height, grid.width
         data = np.zeros((13, h, w), dtype=np.float32)
@@ -164,7 +164,7 @@ class ProcessMixin:
         return data, valid, cloud
 
     @staticmethod
-    def _samples(grid: PatchGrid, geom: Any, data: np.ndarray, valid: np.ndarray,
+    def _samples(grid: Grid, geom: Any, data: np.ndarray, valid: np.ndarray,
                  cloud: np.ndarray) -> dict[str, np.ndarray]:
         if geom is not None:
             inside = ~geometry_mask([sg.mapping(geom)], out_shape=(grid.height, grid.width),
@@ -177,7 +177,7 @@ class ProcessMixin:
         out["CLM"] = cloud.astype(np.float32)
         return out
 
-    def _render(self, grid: PatchGrid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
+    def _render(self, grid: Grid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
                 end: dt.datetime | None, maxcc: float, order: str) -> dict[str, np.ndarray]:
         """SIMPLE mosaicking: one mosaic of the tiles in the time range, in ``order``."""
         cands = self._candidates(crs, bbox, start, end, maxcc)
@@ -190,7 +190,7 @@ class ProcessMixin:
         data, valid, cloud = self._mosaic(grid, cands)
         return self._samples(grid, geom, data, valid, cloud)
 
-    def _render_orbits(self, grid: PatchGrid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
+    def _render_orbits(self, grid: Grid, crs: str, bbox: list[float], geom: Any, start: dt.datetime | None,
                        end: dt.datetime | None, maxcc: float, reducer: str) -> tuple[dict[str, np.ndarray], int]:
         """ORBIT mosaicking: one sample per acquisition date, reduced per pixel by ``reducer``.
 
