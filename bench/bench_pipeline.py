@@ -139,7 +139,7 @@ def run_stages(aoi, provider, models, out_dir: Path | None = None,
            "cells_classified": int(analysis.a.classes.classified.sum() + analysis.b.classes.classified.sum()),
            "refined_share": [round(d.classes.refined_share, 3) for d in (analysis.a, analysis.b)]}
     if out_dir is not None:
-        from lulc_core.export import export_all
+        from lulc_core.export_set import export_all
         from lulc_core.model.weights import load_weights
 
         t1 = time.perf_counter()

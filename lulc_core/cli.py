@@ -139,7 +139,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from lulc_core.change import ChangeThresholds
     from lulc_core.checks import check_output_folder, same_imagery_note, same_window_note
-    from lulc_core.export import export_all
+    from lulc_core.export_set import export_all
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.model.weights import read_weights_blob
     from lulc_core.pipeline import STAGES, run_analysis

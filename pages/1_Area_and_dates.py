@@ -8,6 +8,7 @@ from streamlit_folium import st_folium
 from lulc_core.aoi import AOI
 from lulc_core.aoi_readers import aoi_from_geojson, read_aoi_file
 from lulc_core.checks import same_window_note
+from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.grid import GEOMETRY, PATCH_HA
@@ -257,7 +258,7 @@ if st.button("Run analysis", type="primary", disabled=not ready, key="run_analys
     try:
         st.session_state.window_a, st.session_state.window_b = windows["A"], windows["B"]
         st.session_state.max_cloud = max_cloud
-        analyse(aoi, windows["A"], windows["B"], kind, "sentinel-2-l1c", choices["A"], choices["B"],
+        analyse(aoi, windows["A"], windows["B"], kind, DEFAULT_COLLECTION, choices["A"], choices["B"],
                 float(max_cloud), progress=progress)
         for s in STAGES:
             bars[s].progress(1.0, text=f"{s}: done")

@@ -7,14 +7,17 @@ from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
 from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, measured_change_skill, tuned_min_spectral
-from lulc_core.export import cell_features, change_rule_text, change_skill_text, download_bundles
-from lulc_core.patches import STATUS_NAMES, classify_window, patch_at, window_around, window_signature
-from lulc_core.render import STATE_COLOURS, change_layer, change_map_rgba, map_layers
+from lulc_core.export import cell_features
+from lulc_core.cells import STATUS_NAMES, window_signature
+from lulc_core.grid import GEOMETRY
+from lulc_core.render import STATE_COLOURS, change_map_rgba
 from lulc_core.render import legend_items as legend_items_for
+from lulc_core.texts import change_rule_text, change_skill_text
 from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
 from ui.offline_map import (add_geojson, add_image_overlay, add_legend, finish_map, link_view, make_map,
                             make_swipe_map)
-from ui.session import basemap_enabled, current_analysis, get_classifier, keep, kept
+from ui.session import (basemap_enabled, change_state_image, current_analysis, download_files, keep, kept, map_images,
+                        window_probabilities)
 
 st.title("Compare two dates")
 
@@ -60,11 +63,7 @@ grid = an.grid
 names = ch.class_names
 label_a, label_b = f"A: {a.date}", f"B: {b.date}"
 
-# Rendered images depend only on the analysis (not on thresholds or widgets): keep them per analysis.
-renders = st.session_state.setdefault("renders", {})
-if renders.get("key") != key:
-    renders.clear()
-    renders.update(key=key, **map_layers(an))
+images = map_images(key, an)
 
 areas = ch.state_areas_ha()
 m = st.columns(5)
@@ -110,7 +109,7 @@ def select_from_click(last_clicked: dict, source: str) -> None:
     if st.session_state.get("last_click") == (source, last_clicked):
         return
     st.session_state.last_click = (source, last_clicked)
-    hit = patch_at(grid, last_clicked["lng"], last_clicked["lat"])
+    hit = grid.cell_at(last_clicked["lng"], last_clicked["lat"])
     if hit is not None and hit in inside_cells and hit != st.session_state.cell:
         st.session_state.cell = hit
         st.rerun()
@@ -124,7 +123,7 @@ selected_outline = {"type": "Feature", "properties": {"cell": f"row {sel_r}, col
 features = cell_features(ch)
 changed_features = {"type": "FeatureCollection",
                     "features": [f for f in features["features"] if f["properties"]["change"] == "changed"]}
-(s_ll, w_ll), (n_ll, e_ll) = renders["tc_ll"][0][1]
+(s_ll, w_ll), (n_ll, e_ll) = images["tc_ll"][0][1]
 center = ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2)
 show_spectral = st.toggle("Show 10 m spectral change on the maps", key="show_spectral")
 clicked = None
@@ -149,25 +148,20 @@ def show_map(fm, map_key: str, height: int):
     return out
 
 
-# what depends on the thresholds too (the change state layer, the downloads): built once per thresholds
-by_thresholds = renders.setdefault("by_thresholds", {})
-if by_thresholds.get("thresholds") != thresholds:
-    by_thresholds.clear()
-    by_thresholds.update(thresholds=thresholds, change_ll=change_layer(an))
-change_ll = by_thresholds["change_ll"]
+change_ll = change_state_image(key, an)
 cols = st.columns(2)
 for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
     with col:
         st.markdown(f"**{label}**: true colour, {'groups' if map_level == 'group' else 'classes'} and change "
                     "(click a cell)")
         fm = make_map(view["center"] if view else center, view["zoom"] if view else 13, basemap=basemap_enabled())
-        add_image_overlay(fm, renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)
-        add_image_overlay(fm, renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1],
+        add_image_overlay(fm, images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)
+        add_image_overlay(fm, images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1],
                           "class map", opacity)
         add_image_overlay(fm, *change_ll, "change state (red changed, grey unchanged, amber uncertain)", opacity,
                           show=False)
         if show_spectral:
-            add_image_overlay(fm, renders["spec_ll"][0], renders["spec_ll"][1], "10 m spectral change", 0.9)
+            add_image_overlay(fm, images["spec_ll"][0], images["spec_ll"][1], "10 m spectral change", 0.9)
         if changed_features["features"]:
             add_geojson(fm, changed_features, "changed cells",
                         {"color": STATE_COLOURS[1], "weight": 1.5, "fillOpacity": 0.0},
@@ -186,9 +180,9 @@ with st.container():  # visible, not in a collapsed expander: Leaflet sizes itse
     which = st.radio("Layer", ["true colour", "class map"], horizontal=True, key="swipe_layer")
     sides = []
     for i in (0, 1):
-        layers = [(renders["tc_ll"][i][0], renders["tc_ll"][i][1], "true colour", 1.0)]
+        layers = [(images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)]
         if which == "class map":
-            layers.append((renders["cls_ll"][map_level][i][0], renders["cls_ll"][map_level][i][1], "classes", 0.85))
+            layers.append((images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1], "classes", 0.85))
         sides.append(layers)
     sm = make_swipe_map(view["center"] if view else center, view["zoom"] if view else 13, sides[0], sides[1],
                         basemap=basemap_enabled())
@@ -236,14 +230,10 @@ def describe(rc):
 st.selectbox("Cell (or click one on a map), sorted by change score" + (", changed only" if only_changed else ""),
              options, format_func=describe, key=select_key, on_change=select_from_list)
 r, c = st.session_state.cell
-y0, x0 = window_around(grid, r, c)
-clf = get_classifier()
-details = renders.setdefault("details", {})
-if (y0, x0) not in details:  # the per-window model runs once per window and analysis
-    details[(y0, x0)] = (classify_window(clf, a.scene, y0, x0), classify_window(clf, b.scene, y0, x0))
-pa, pb = details[(y0, x0)]
+y0, x0 = GEOMETRY.window_around(grid, r, c)
+pa, pb = window_probabilities(key, an, y0, x0)
 share = ch.spectral_share[r, c]
-st.caption(f"The 64 x 64 px (640 m) window centred on the cell, classified on its own by the per-window model. "
+st.caption(f"The {GEOMETRY.window_px} x {GEOMETRY.window_px} px ({GEOMETRY.window_px * grid.resolution:.0f} m) window centred on the cell, classified on its own by the per-window model. "
            f"Cell: {STATE_NAMES[int(ch.state[r, c])]}"
            + ("" if np.isnan(share) else f", {100 * share:.0f}% of its 10 m pixels with spectral change"))
 d1, d2, d3 = st.columns([2, 2, 1])
@@ -260,7 +250,7 @@ with d2:
                     width="stretch", key="spectral_plot")
 with d3:
     st.markdown("**True colour**")
-    for img, lab in zip(renders["tc"], (label_a, label_b)):
+    for img, lab in zip(images["tc"], (label_a, label_b)):
         st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + 64, x0:x0 + 64], 2, 0), 2, 1), lab),
                     unsafe_allow_html=True)
 st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
@@ -285,13 +275,9 @@ with st.expander("Transitions between the 10 classes (hover: land-cover change o
 
 # -- exports ----------------------------------------------------------------------------------------
 st.subheader("Downloads")
-
-
-if "downloads" not in by_thresholds:  # built when first shown, not on every rerun
-    by_thresholds["downloads"] = download_bundles(an, clf.meta)
-for col, (label, (data, file_name, mime)) in zip(st.columns(6), by_thresholds["downloads"].items()):
+for col, (label, (data, file_name, mime)) in zip(st.columns(6), download_files(key, an).items()):
     col.download_button(label, data, file_name, mime, key=f"dl_{file_name}")
-st.caption("Class GeoTIFFs: one pixel per 160 m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
+st.caption(f"Class GeoTIFFs: one pixel per {grid.cell_m:.0f} m cell, band 1 = class (colour table in the .aux.xml), bands 2-11 = "
            "probabilities x 10000 (scale 1e-4). Change GeoTIFFs: change_10m.tif (spectral change magnitude and "
            "1/0 per 10 m pixel) and change_cells.tif (state, change score, spectral share). GeoJSON: one "
            "polygon per cell with both dates' classes, groups, probabilities, change state and transition kind.")

@@ -133,7 +133,7 @@ def test_dashboard_downloads_hold_the_files_the_cli_exports(tmp_path):
     import zipfile
 
     from lulc_core import season
-    from lulc_core.export import EXPORT_NAMES, download_bundles, export_all
+    from lulc_core.export_set import EXPORT_NAMES, download_bundles, export_all
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import run_analysis
     from lulc_core.providers.factory import make_provider

@@ -834,18 +834,18 @@ def _(tmp, mp):
 @case("compare-fails-midway-keeps-earlier-results", "cli", "fixed",
       r"could not write the results to .*earlier results there are unchanged")
 def _(tmp, mp):
-    import lulc_core.export as export
+    import lulc_core.export_set as export_set
 
     out = tmp / "results"
     cli("compare", "--aoi", str(aoi_file(tmp)), "--date-a", WA, "--date-b", WB, "--out", str(out),
         "--cache-dir", str(tmp / "c"), rc=0)
     before = digest(out)
-    assert len(before) == len(export.EXPORT_NAMES)
+    assert len(before) == len(export_set.EXPORT_NAMES)
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    mp.setattr(export, "write_csvs", disk_full)  # after the GeoTIFFs and GeoJSON are written
+    mp.setattr(export_set, "write_csvs", disk_full)  # after the GeoTIFFs and GeoJSON are written
     line = cli("compare", "--aoi", str(aoi_file(tmp)), "--date-a", WA, "--date-b", "2017-10-18/2017-10-18",
                "--out", str(out), "--cache-dir", str(tmp / "c"))[0]
     assert digest(out) == before

@@ -2,7 +2,9 @@
 
 Everything computed here is a ``lulc_core`` call; this module only decides what is cached
 where. The model loads once per process (``st.cache_resource``); analyses are kept per input
-signature so that reruns, page switches and map events never refetch or reclassify.
+signature so that reruns, page switches and map events never refetch or reclassify. What the
+Compare page draws from an analysis (map images, per-window probabilities; the change layer and
+downloads, which depend on the thresholds too) is kept in the session, built once each.
 """
 
 from __future__ import annotations
@@ -11,20 +13,28 @@ import hashlib
 import json
 import sys
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable, Hashable, TypeVar
 
+import numpy as np
 import streamlit as st
 
 from lulc_core.aoi import AOI
 from lulc_core.change import ChangeThresholds
+from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.errors import LulcError
+from lulc_core.export_set import download_bundles
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
+from lulc_core.cells import classify_window
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
+from lulc_core.render import change_layer, map_layers
 from lulc_core import season
 from lulc_core.scene import Acquisition, DateWindow
 from lulc_core.settings import Settings, load_settings
+
+T = TypeVar("T")
+
 
 @st.cache_data(show_spinner=False)
 def demo_presets() -> dict[str, tuple[DateWindow, DateWindow]]:
@@ -118,7 +128,7 @@ def get_dense_classifier() -> DenseClassifier:
 
 
 @st.cache_resource(show_spinner=False)
-def get_provider(kind: str, collection: str = "sentinel-2-l1c"):
+def get_provider(kind: str, collection: str = DEFAULT_COLLECTION):
     return make_provider(kind, collection=collection, secrets=secrets_dict())
 
 
@@ -203,7 +213,7 @@ def restore_from_link(params: dict[str, str]) -> Analysis | None:
     st.session_state.provider_kind = kind
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, kind, "sentinel-2-l1c", None, None, 100.0)
+    return analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0)
 
 
 def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
@@ -214,6 +224,57 @@ def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | N
     return an.recompare(thresholds)
 
 
+# -- the Compare page's caches: per analysis, and per thresholds for what depends on them ----------
+
+def _once(cache: dict, name: Hashable, build: Callable[[], T]) -> T:
+    if name not in cache:
+        cache[name] = build()
+    return cache[name]
+
+
+def _analysis_cache(key: str) -> dict[str, Any]:
+    """What the Compare page built from the analysis ``key``; emptied when the analysis changes."""
+    cache = st.session_state.setdefault("_compare_cache", {})
+    if cache.get("key") != key:
+        cache.clear()
+        cache["key"] = key
+    return cache
+
+
+def _thresholds_cache(key: str, thresholds: ChangeThresholds) -> dict[str, Any]:
+    """What the Compare page built from the analysis ``key`` at these thresholds (only the latest kept)."""
+    cache = _analysis_cache(key).setdefault("by_thresholds", {})
+    if cache.get("thresholds") != thresholds:
+        cache.clear()
+        cache["thresholds"] = thresholds
+    return cache
+
+
+def map_images(key: str, analysis: Analysis) -> dict:
+    """The analysis' map images (:func:`lulc_core.render.map_layers`), rendered once per analysis:
+    they depend neither on the thresholds nor on the widgets."""
+    return _once(_analysis_cache(key), "layers", lambda: map_layers(analysis))
+
+
+def change_state_image(key: str, analysis: Analysis) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
+    """The change state layer (:func:`lulc_core.render.change_layer`), once per analysis and thresholds."""
+    return _once(_thresholds_cache(key, analysis.change.thresholds), "change_ll", lambda: change_layer(analysis))
+
+
+def download_files(key: str, analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
+    """The downloads (:func:`lulc_core.export_set.download_bundles`), once per analysis and thresholds."""
+    return _once(_thresholds_cache(key, analysis.change.thresholds), "downloads",
+                 lambda: download_bundles(analysis, get_classifier().meta))
+
+
+def window_probabilities(key: str, analysis: Analysis, y0: int, x0: int) -> tuple[np.ndarray | None, ...]:
+    """The per-window model's probabilities of the 640 m window at ``(y0, x0)`` on dates A and B
+    (None where too little data), once per window and analysis."""
+    clf = get_classifier()
+    return _once(_analysis_cache(key).setdefault("details", {}), (y0, x0),
+                 lambda: tuple(classify_window(clf, d.scene, y0, x0) for d in (analysis.a, analysis.b)))
+
+
 def start_demo(area: str) -> Analysis:
     """One click: the demo area's AOI and its two dates, analysed on the bundled scenes."""
     provider = get_provider("demo")
@@ -222,7 +283,7 @@ def start_demo(area: str) -> Analysis:
     st.session_state.provider_kind = "demo"
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, "demo", "sentinel-2-l1c", None, None, 100.0)
+    return analyse(aoi, wa, wb, "demo", DEFAULT_COLLECTION, None, None, 100.0)
 
 
 def kept(key: str, default: Any) -> str:
