@@ -108,7 +108,8 @@ def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float 
     pixels are classified again one by one (:func:`~lulc_core.model.dense.refine_windows`).
     Without a classifier the map is the dense pass alone.
     """
-    from lulc_core.model.dense import refine_windows, shipped_refine_threshold
+    from lulc_core.model.cascades import refine_threshold
+    from lulc_core.model.dense import refine_windows
     from lulc_core.patches import CLOUDY, MAX_CLOUD, MAX_NODATA, MIN_AOI_SHARE, NODATA, OUTSIDE
 
     max_nodata = MAX_NODATA if max_nodata is None else max_nodata
@@ -117,7 +118,7 @@ def classify_cells(scene, aoi, dense, cell_px: int = CELL_PX, max_nodata: float 
     if not scene.matches(grid):
         raise ValueError(f"the scene ({scene.crs}, {scene.width}x{scene.height}) is not on the AOI grid")
     if classifier is not None and refine_below is None:
-        refine_below = shipped_refine_threshold(dense.weights, classifier.weights)
+        refine_below = refine_threshold(dense.sha256, classifier.sha256)
     refine = classifier is not None and refine_below is not None and refine_below > 0
     dense_part = 0.7 if refine else 1.0
     dp = dense.predict_scene(scene.data, scene.bands, scene.valid,

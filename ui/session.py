@@ -20,6 +20,7 @@ from lulc_core.change import ChangeThresholds
 from lulc_core.errors import LulcError
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
+from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
 from lulc_core import season
@@ -105,7 +106,7 @@ def _loaded(what: str) -> None:
 
 @st.cache_resource(show_spinner="Loading the EuroSAT ResNet...")
 def get_classifier() -> Classifier:
-    clf = Classifier()
+    clf = Classifier(default_weights_path(settings()))  # LULC_WEIGHTS from the environment or the secrets
     _loaded("the per-window classifier")
     return clf
 
