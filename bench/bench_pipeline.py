@@ -140,10 +140,10 @@ def run_stages(aoi, provider, models, out_dir: Path | None = None,
            "refined_share": [round(d.classes.refined_share, 3) for d in (analysis.a, analysis.b)]}
     if out_dir is not None:
         from lulc_core.export_set import export_all
-        from lulc_core.model.weights import load_weights
+        from lulc_core.model.weights import load_metadata
 
         t1 = time.perf_counter()
-        export_all(analysis, out_dir, load_weights()[1])
+        export_all(analysis, out_dir, load_metadata())
         rec["exports_seconds"] = round(time.perf_counter() - t1, 2)
     rec["peak_rss_mb"] = round(rss_mb()[1])
     return rec

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.dense import DENSE_WEIGHTS, DenseClassifier
+from lulc_core.model.dense import DenseClassifier
+from lulc_core.model.weights import SHIPPED_DENSE
 from lulc_core.grid import GEOMETRY, LATTICE_PX, block_sums
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
@@ -246,7 +247,7 @@ def logistic_alternative(train: list[dict], held: dict, level: str) -> np.ndarra
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--dense-weights", default=str(DENSE_WEIGHTS))
+    ap.add_argument("--dense-weights", default=str(SHIPPED_DENSE))
     ap.add_argument("--confidence", type=float, default=0.6)
     ap.add_argument("--no-refine", action="store_true",
                     help="class maps from the dense pass alone (default: with the shipped refine cascade, as the app)")

@@ -66,14 +66,15 @@ def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE
     pixels are classified again one by one (:func:`~lulc_core.model.dense.refine_windows`).
     Without a classifier the map is the dense pass alone.
     """
-    from lulc_core.model.dense import refine_windows, shipped_refine_threshold
+    from lulc_core.model.cascades import refine_threshold
+    from lulc_core.model.dense import refine_windows
 
     geo = dense.geometry
     grid = aoi.grid.cells(geo.cell_px)
     if not scene.matches(grid):
         raise ValueError(f"the scene ({scene.crs}, {scene.width}x{scene.height}) is not on the AOI grid")
     if classifier is not None and refine_below is None:
-        refine_below = shipped_refine_threshold(dense.weights, classifier.weights)
+        refine_below = refine_threshold(dense.sha256, classifier.sha256)
     refine = classifier is not None and refine_below is not None and refine_below > 0
     dense_part = 0.7 if refine else 1.0
     dp = dense.predict_scene(scene.data, scene.bands, scene.valid,

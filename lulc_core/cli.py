@@ -13,10 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from lulc_core.model.weights import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS_PATH  # noqa: E402
-from lulc_core.model.weights import WEIGHTS_DIR
-
-DENSE_WEIGHTS_PATH = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
+from lulc_core.model.weights import SHIPPED_DENSE, SHIPPED_RGB
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -141,7 +138,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from lulc_core.checks import check_output_folder, same_imagery_note, same_window_note
     from lulc_core.export_set import export_all
     from lulc_core.model.dense import DenseClassifier
-    from lulc_core.model.weights import read_weights_blob
+    from lulc_core.model.weights import load_metadata
     from lulc_core.pipeline import STAGES, run_analysis
     from lulc_core.scene import DateWindow
 
@@ -151,16 +148,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     warnings = [n for n in (same_window_note(wa, wb),) if n]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    read_weights_blob(args.dense_weights)  # checked before any imagery is fetched
+    clf = DenseClassifier(args.dense_weights, threads=args.threads)  # weights checked before any fetch
     kw = {} if args.min_spectral is None else {"min_spectral": args.min_spectral}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
-    clf = DenseClassifier(args.dense_weights, threads=args.threads)
     refiner = None
     if args.refine_below is None or args.refine_below > 0:
         from lulc_core.model.classifier import Classifier
 
-        refiner = Classifier(DEFAULT_WEIGHTS_PATH, threads=args.threads, tta=False)
+        refiner = Classifier(threads=args.threads, tta=False)
     bars = {}
 
     def progress(stage: str, fraction: float, message: str) -> None:
@@ -182,9 +178,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         warnings.append(note)
         print(f"warning: {note}", file=sys.stderr)
     warnings += getattr(provider.cache, "warnings", [])
-    from lulc_core.model.weights import load_weights
-
-    paths = export_all(analysis, args.out, load_weights(DEFAULT_WEIGHTS_PATH)[1])
+    paths = export_all(analysis, args.out, refiner.meta if refiner is not None else load_metadata())
     ch = analysis.change
     summary = {"aoi": aoi.name, "area_ha": round(aoi.area_ha, 2), "cells": analysis.grid.n_cells,
                "cell_m": analysis.grid.cell_px * analysis.grid.resolution,
@@ -223,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the EuroSAT RGB ResNet (long; not part of the tests)")
     t.add_argument("--data", required=True, help="EuroSAT RGB zip or folder (<Class>/<Class>_<n>.jpg)")
-    t.add_argument("--out", default="lulc_core/weights/eurosat_rgb_resnet18.pt", help="weights file to write")
+    t.add_argument("--out", default=str(SHIPPED_RGB), help="weights file to write (default: the shipped model's)")
     t.add_argument("--run-dir", default="runs/train", help="checkpoints, split and logs")
     t.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
     t.add_argument("--stem", default="s2", choices=["imagenet", "s2"], help="s2: no max-pool, suits 64 px")
@@ -243,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate the classifier on a EuroSAT-layout zip or folder (JSON on stdout)")
     e.add_argument("--data", required=True, help="zip or folder laid out as <Class>/<Class>_<n>.jpg")
-    e.add_argument("--weights", default=str(DEFAULT_WEIGHTS_PATH), help="weights file (default: shipped model)")
+    e.add_argument("--weights", default=None, help="weights file (default: LULC_WEIGHTS, else the shipped model)")
     e.add_argument("--tta", choices=["default", "on", "off"], default="default",
                    help="test-time augmentation over the 8 flips/rotations (default: as the weights say)")
     e.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -276,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-spectral", type=float, default=None,
                    help="share of a cell's 10 m pixels with spectral change needed to support a flip "
                         "(default: the tuned value shipped in lulc_core/data/change_model.json)")
-    c.add_argument("--dense-weights", default=str(DENSE_WEIGHTS_PATH),
+    c.add_argument("--dense-weights", default=str(SHIPPED_DENSE),
                    help="dense (fully convolutional) classifier weights (default: shipped)")
     c.add_argument("--refine-below", type=float, default=None,
                    help="dense windows under this top probability are classified again one by one by the "

@@ -45,11 +45,18 @@ class Settings:
     sh_base_url: str = ""
     sh_token_url: str = ""
     sh_deadline_raw: str = ""
+    weights_raw: str = ""
 
     @property
     def cache_dir(self) -> Path:
         """``LULC_CACHE_DIR``, else ``~/.cache/lulc-change-explorer``."""
         return Path(self.cache_dir_raw).expanduser() if self.cache_dir_raw else default_cache_dir()
+
+    @property
+    def weights_path(self) -> Path | None:
+        """``LULC_WEIGHTS``: a weights file the per-window classifier runs instead of the shipped one
+        (None when unset; :func:`lulc_core.model.weights.default_weights_path` resolves it)."""
+        return Path(self.weights_raw).expanduser() if self.weights_raw else None
 
     @property
     def cache_max_bytes(self) -> int:
@@ -91,7 +98,7 @@ def load_settings(env: Mapping[str, Any] | None = None, secrets: Mapping[str, An
                     sh_client_secret=pick("SH_CLIENT_SECRET", "client_secret"),
                     sh_endpoint=pick("SH_ENDPOINT", "endpoint"), sh_base_url=pick("SH_BASE_URL", "base_url"),
                     sh_token_url=pick("SH_TOKEN_URL", "token_url"),
-                    sh_deadline_raw=pick("LULC_SH_DEADLINE_S", "deadline_s"))
+                    sh_deadline_raw=pick("LULC_SH_DEADLINE_S", "deadline_s"), weights_raw=pick("LULC_WEIGHTS"))
 
 
 def read_secrets_files(paths: tuple[Path, ...] = SECRETS_FILES) -> dict[str, Any]:

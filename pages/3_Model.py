@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lulc_core.model.dense import shipped_refine_entry
+from lulc_core.model.cascades import refine_entry
 from ui.charts import confusion_heatmap
 from ui.session import get_classifier, get_dense_classifier, show_error
 
@@ -21,7 +21,7 @@ meta = clf.meta
 m = clf.test_figures()  # the mode the app runs (plain, or the TTA cascade)
 report = meta.test_metrics.get("report", {})
 try:  # the dense maps' agreement with the per-window model, as shipped (refine cascade), for the summary
-    _refine = shipped_refine_entry(get_dense_classifier().weights, clf.weights) or {}
+    _refine = refine_entry(get_dense_classifier().sha256, clf.sha256) or {}
     _agree = _refine["held_out"]["dense_plus_refine"]
     maps_sentence = (f"Maps are drawn every 160 m by a fast copy of it, checked by the model itself where the copy is "
                      f"unsure; together they agree with the model on {100 * _agree['agreement']:.0f}% of squares of "
@@ -77,7 +77,7 @@ except Exception as exc:
     show_error(exc)
 held = distil.get("agreement_held_out", {})
 try:
-    refine = shipped_refine_entry(get_dense_classifier().weights, get_classifier().weights)
+    refine = refine_entry(get_dense_classifier().sha256, get_classifier().sha256)
 except Exception:  # noqa: BLE001 - the page shows the dense pass's figures instead
     refine = None
 refine = refine if refine and "held_out" in refine else None

@@ -33,11 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.dense import (DENSE_WEIGHTS, STEP_PX, WINDOW_PX, DenseClassifier, dense_logits,
-                                   head_from_fc, load_dense_weights, metadata_for_student, save_dense_weights,
-                                   trunk, windows_at)
+from lulc_core.model.dense import (STEP_PX, WINDOW_PX, DenseClassifier, dense_logits, head_from_fc,
+                                   metadata_for_student, trunk, windows_at)
 from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, save_weights
+from lulc_core.model.weights import SHIPPED_DENSE, load_dense_weights, load_weights, save_weights
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
@@ -64,7 +63,7 @@ def scenes(shared: Path):
 def cmd_targets(args) -> None:
     out = RUN / f"targets_{'tta' if args.tta else 'plain'}"
     out.mkdir(parents=True, exist_ok=True)
-    clf = Classifier(DEFAULT_WEIGHTS, tta=args.tta, threads=2, tta_threshold=float("inf"), bf16=False)  # as distilled: fp32, full TTA
+    clf = Classifier(tta=args.tta, threads=2, tta_threshold=float("inf"), bf16=False)  # as distilled: fp32, full TTA
     for area, day, recipe, valid in scenes(Path(args.shared)):
         path = out / f"{area}_{day}.npz"
         if path.exists():
@@ -95,9 +94,8 @@ def cmd_train(args) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    teacher, meta = load_weights(DEFAULT_WEIGHTS)
-    init = Path(args.init) if args.init else DEFAULT_WEIGHTS
-    student, _ = load_weights(init)
+    teacher, meta = load_weights()
+    student, _ = load_weights(args.init or None)
     train, held = load_targets(False, args.teacher), load_targets(True, args.teacher)
     log(f"train scenes {len(train)}, held-out scenes {len(held)}")
     log(f"naive FCN on held-out: {agreement_with_head(teacher, None, meta, held)}")
@@ -222,7 +220,7 @@ def cmd_head(args) -> None:
     res_held = agreement_with_head(student, head, meta, held)
     info["agreement_held_out"] = res_held
     info["agreement_train_areas"] = agreement_with_head(student, head, meta, train)
-    save_dense_weights(Path(args.out), student, head, metadata_for_student(meta, info))
+    save_weights(Path(args.out), student, metadata_for_student(meta, info), dense_head=head)
     (RUN / "distill.json").write_text(json.dumps(info, indent=1))
     log(f"wrote {args.out}: held-out {res_held}")
 
@@ -251,7 +249,7 @@ def agreement_with_head(model, head, meta, data) -> dict:
 
 def cmd_eval(args) -> None:
     torch.set_num_threads(args.threads)
-    teacher, meta = load_weights(DEFAULT_WEIGHTS)
+    teacher, meta = load_weights()
     dense = DenseClassifier(args.weights)
     naive, distilled = {}, {}
     for kind in ("plain", "tta"):
@@ -261,7 +259,7 @@ def cmd_eval(args) -> None:
             distilled[f"vs_per_window_{kind}"] = agreement_with_head(dense.model, dense.head, dense.meta, held)
     tta_held = load_targets(True, "tta")
     if tta_held:  # for scale: the per-window classifier without vs with its own TTA, same windows
-        plain_clf = Classifier(DEFAULT_WEIGHTS, tta=False)
+        plain_clf = Classifier(tta=False)
         a = n = 0
         for _, rec, probs, step, nodata in tta_held:
             p = plain_clf.predict_recipe(np.ascontiguousarray(windows_at(rec, step).reshape(-1, 3, WINDOW_PX, WINDOW_PX)))
@@ -274,7 +272,7 @@ def cmd_eval(args) -> None:
     name, recipe, *_ = held[0]
     km2 = recipe.shape[1] * recipe.shape[2] / 1e4
     t0 = time.time(); dense.logits_recipe(recipe); t_dense = time.time() - t0
-    clf = Classifier(DEFAULT_WEIGHTS)
+    clf = Classifier()
     patches = windows_at(recipe, WINDOW_PX).reshape(-1, 3, WINDOW_PX, WINDOW_PX)
     t0 = time.time(); clf.predict_recipe(np.ascontiguousarray(patches)); t_win = time.time() - t0
     clf.tta = False
@@ -316,12 +314,12 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4); p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
     p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
-    p.add_argument("--out", default=str(DENSE_WEIGHTS))
-    p = sub.add_parser("head"); p.add_argument("--student", default=str(DENSE_WEIGHTS))
+    p.add_argument("--out", default=str(SHIPPED_DENSE))
+    p = sub.add_parser("head"); p.add_argument("--student", default=str(SHIPPED_DENSE))
     p.add_argument("--iters", type=int, default=300); p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--l2", type=float, default=1e-3); p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(DENSE_WEIGHTS))
-    p = sub.add_parser("eval"); p.add_argument("--weights", default=str(DENSE_WEIGHTS))
+    p.add_argument("--out", default=str(SHIPPED_DENSE))
+    p = sub.add_parser("eval"); p.add_argument("--weights", default=str(SHIPPED_DENSE))
     p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
     p.add_argument("--out", default="")
     p.add_argument("--threads", type=int, default=2)

@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.eurosat_data import load_image_set
-from lulc_core.model.weights import DEFAULT_WEIGHTS
+from lulc_core.model.weights import default_weights_path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split-file", required=True, help="RUN_DIR/split.json written by `lulc_core train`")
     ap.add_argument("--part", choices=["train", "validation", "test"], default="validation")
-    ap.add_argument("--weights", nargs="+", default=[str(DEFAULT_WEIGHTS)])
+    ap.add_argument("--weights", nargs="+", default=[str(default_weights_path())])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
     args = ap.parse_args()
     data = load_image_set(args.data)

@@ -33,9 +33,10 @@ import torch
 
 from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.dense import (DENSE_WEIGHTS, REFINE_FILE, STEP_PX, WINDOW_PX, DenseClassifier,
-                                   refine_windows, shipped_refine_threshold, windows_at)
-from lulc_core.model.weights import DEFAULT_WEIGHTS, weights_sha256
+from lulc_core.model.cascades import REFINE_FILE, refine_threshold
+from lulc_core.model.dense import DenseClassifier, refine_windows, windows_at
+from lulc_core.grid import STEP_PX, WINDOW_PX
+from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, weights_sha256
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
@@ -87,8 +88,8 @@ def cmd_collect(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     dense = DenseClassifier(threads=args.threads)
-    ref = Classifier(DEFAULT_WEIGHTS, tta=False, bf16=False, threads=args.threads)  # the teacher, as distilled
-    shipped = Classifier(DEFAULT_WEIGHTS, tta=False, threads=args.threads)  # what refinement runs
+    ref = Classifier(tta=False, bf16=False, threads=args.threads)  # the teacher, as distilled
+    shipped = Classifier(tta=False, threads=args.threads)  # what refinement runs
     for i, (area, day, scene) in enumerate(oscd_scenes(Path(args.shared), held_out=False)):
         for v, (k, dy, dx) in enumerate(((1 + (2 * i) % 7, 8, 8), (1 + (2 * i + 1) % 7, 8, 0))):
             path = out / f"{area}_{day}_{v}.npz"
@@ -139,9 +140,9 @@ def cmd_tune(args) -> None:
                                f"{int(ok.sum())} windows with <= 10% missing pixels",
              "tuning_dense_only": curve[0], "tuning_chosen": chosen,
              "tuning_curve": [c for c in curve if round(c["refine_below"] * 100) % 5 == 0],
-             "dense_weights": DENSE_WEIGHTS.name, "dense_weights_sha256": weights_sha256(DENSE_WEIGHTS),
-             "classifier_weights": DEFAULT_WEIGHTS.name,
-             "classifier_weights_sha256": weights_sha256(DEFAULT_WEIGHTS),
+             "dense_weights": SHIPPED_DENSE.name, "dense_weights_sha256": weights_sha256(SHIPPED_DENSE),
+             "classifier_weights": default_weights_path().name,
+             "classifier_weights_sha256": weights_sha256(default_weights_path()),
              "command": "python scripts/tune_dense_refine.py collect && python scripts/tune_dense_refine.py tune"}
     Path(args.out).write_text(json.dumps(entry, indent=1) + "\n")
     log(f"wrote {args.out}")
@@ -149,12 +150,12 @@ def cmd_tune(args) -> None:
 
 def cmd_eval(args) -> None:
     torch.set_num_threads(args.threads)
-    thr = shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS)
+    thr = refine_threshold(weights_sha256(SHIPPED_DENSE), weights_sha256(default_weights_path()))
     if thr is None:
         raise SystemExit("no shipped refine threshold for these weights: run `tune` first")
     dense = DenseClassifier(threads=args.threads)
-    ref = Classifier(DEFAULT_WEIGHTS, tta=False, bf16=False, threads=args.threads)
-    clf = Classifier(DEFAULT_WEIGHTS, tta=False, threads=args.threads)
+    ref = Classifier(tta=False, bf16=False, threads=args.threads)
+    clf = Classifier(tta=False, threads=args.threads)
     acc = {"dense": [], "refined": []}
     t_dense = t_refine = t_window = km2 = 0.0
     n_refined = n_ok = 0
@@ -197,7 +198,7 @@ def cmd_eval(args) -> None:
         _, _, test = stratified_split(data.labels, seed=0)
         x = np.ascontiguousarray(data.images[test].transpose(0, 3, 1, 2))
         y = data.labels[test]
-        default = Classifier(DEFAULT_WEIGHTS)
+        default = Classifier()
         eurosat = {"n_images": int(len(y)),
                    "plain_accuracy": round(float((clf.predict_recipe(x).argmax(1) == y).mean()), 4),
                    "plain_accuracy_stored_with_weights": clf.meta.test_metrics.get("plain", {}).get("accuracy"),

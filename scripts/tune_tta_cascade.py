@@ -23,11 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.model.calibration import expected_calibration_error, softmax
-from lulc_core.model.classifier import CASCADE_FILE, Classifier
-from lulc_core.model.weights import file_sha256
+from lulc_core.model.cascades import TTA_CASCADE_FILE
+from lulc_core.model.classifier import Classifier
+from lulc_core.model.weights import default_weights_path, file_sha256
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
 from lulc_core.model.inference import INFERENCE_BF16
-from lulc_core.model.weights import DEFAULT_WEIGHTS
 
 CANDIDATES = [round(t, 3) for t in np.arange(0.50, 0.995, 0.01)] + [0.995, 0.999]
 
@@ -43,8 +43,8 @@ def cascade(views: np.ndarray, t_plain: float, t_tta: float, threshold: float) -
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
-    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--out", default=str(CASCADE_FILE))
+    ap.add_argument("--weights", default=str(default_weights_path()))
+    ap.add_argument("--out", default=str(TTA_CASCADE_FILE))
     ap.add_argument("--timing-only", action="store_true",
                     help="re-time plain / cascade / full TTA on the test part with the shipped threshold "
                          "(nothing is chosen again; accuracies are deterministic and kept)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
+from lulc_core.model.weights import default_weights_path, load_weights
 
 
 def pct(x: float) -> str:
@@ -21,7 +21,8 @@ def pct(x: float) -> str:
 
 
 def main() -> None:
-    _, meta = load_weights(DEFAULT_WEIGHTS)
+    weights = default_weights_path()
+    _, meta = load_weights(weights)
     tm = meta.test_metrics
     rep = tm["report"]
     mode = rep.get("mode", "tta")
@@ -41,7 +42,7 @@ def main() -> None:
     lines = [
         "# Model card: EuroSAT RGB ResNet-18 (LULC Change Explorer)",
         "",
-        f"Weights: `lulc_core/weights/{DEFAULT_WEIGHTS.name}` (fp16, {DEFAULT_WEIGHTS.stat().st_size / 1e6:.1f} MB), "
+        f"Weights: `lulc_core/weights/{weights.name}` (fp16, {weights.stat().st_size / 1e6:.1f} MB), "
         f"created {meta.created}. Regenerate this card with `python scripts/write_model_card.py`.",
         "",
         "## Summary",
@@ -152,11 +153,11 @@ def main() -> None:
 
 def inference_section() -> list[str]:
     """Inference: folded batch norm, precision and the TTA cascade (lulc_core/data/tta_cascade.json)."""
-    from lulc_core.model.classifier import CASCADE_FILE
+    from lulc_core.model.cascades import TTA_CASCADE_FILE
 
-    if not CASCADE_FILE.exists():
+    if not TTA_CASCADE_FILE.exists():
         return []
-    c = json.loads(CASCADE_FILE.read_text())
+    c = json.loads(TTA_CASCADE_FILE.read_text())
     p, t, v = c["precision"], c["test"], c["validation"]
     return [
         "", "## Inference: folded batch norm, bf16, TTA cascade", "",
@@ -191,11 +192,11 @@ def inference_section() -> list[str]:
 
 def dense_section() -> list[str]:
     """The dense (fully convolutional) path: how it was distilled and how well it agrees."""
-    from lulc_core.model.dense import DENSE_WEIGHTS, load_dense_weights
+    from lulc_core.model.weights import SHIPPED_DENSE, load_dense_weights
 
-    if not DENSE_WEIGHTS.exists():
+    if not SHIPPED_DENSE.exists():
         return []
-    _, meta, head = load_dense_weights(DENSE_WEIGHTS)
+    _, meta, head = load_dense_weights(SHIPPED_DENSE)
     d = meta.training.get("distillation", {})
     ev_path = ROOT / "docs" / "dense_eval.json"
     ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}
@@ -246,7 +247,7 @@ def dense_section() -> list[str]:
 
 def refine_section(rc: dict | None, train_agreement: float | None, held_out_agreement: float) -> list[str]:
     """The refine cascade of the dense class maps: threshold, how it was chosen, what it buys."""
-    from lulc_core.model.dense import REFINE_FILE
+    from lulc_core.model.cascades import REFINE_FILE
 
     if not rc or not REFINE_FILE.exists():
         return []

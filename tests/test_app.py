@@ -232,7 +232,7 @@ def test_model_page():
     assert any("Input contract" == s.value for s in at.subheader)
     import json
 
-    from lulc_core.model.dense import REFINE_FILE
+    from lulc_core.model.cascades import REFINE_FILE
 
     held = json.loads(REFINE_FILE.read_text())["held_out"]  # the shipped cascade's figures, not the dense pass's
     agreement = next(m for m in at.metric if m.label == "Agreement with the per-window model")

@@ -9,8 +9,8 @@ from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.classify import classify_cells
 from lulc_core.grid import GEOMETRY
 from lulc_core.model.classifier import Classifier
-from lulc_core.model.dense import (DENSE_WEIGHTS, DenseClassifier, dense_logits, head_from_fc,
-                                   windows_at)
+from lulc_core.model.dense import DenseClassifier, dense_logits, head_from_fc, windows_at
+from lulc_core.model.weights import SHIPPED_DENSE, SHIPPED_RGB, weights_sha256
 from lulc_core.cells import CellStatus
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
@@ -18,7 +18,7 @@ from lulc_core.scene import DateWindow
 
 @pytest.fixture(scope="module")
 def dense():
-    return DenseClassifier(DENSE_WEIGHTS)
+    return DenseClassifier(SHIPPED_DENSE)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +45,17 @@ def test_one_window_is_the_per_window_forward_pass(dense):
 
 
 def test_dense_weights_round_trip_with_their_head(dense, tmp_path):
-    from lulc_core.model.dense import load_dense_weights, save_dense_weights
+    from lulc_core.errors import WeightsError
+    from lulc_core.model.weights import load_dense_weights, save_weights
 
     head = head_from_fc(dense.model.fc)
     with torch.no_grad():
         head.weight.mul_(1.5)
-    save_dense_weights(tmp_path / "d.pt", dense.model, head, dense.meta)
+    save_weights(tmp_path / "d.pt", dense.model, dense.meta, dense_head=head)
     model, meta, loaded = load_dense_weights(tmp_path / "d.pt")
     assert meta.class_names == dense.meta.class_names
     torch.testing.assert_close(loaded.weight, head.weight.half().float())
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(WeightsError, match="not found"):
         load_dense_weights(tmp_path / "absent.pt")
 
 
@@ -62,7 +63,7 @@ def test_tiles_do_not_change_the_map(dense, montpellier):
     _, (scene, _) = montpellier
     recipe = eurosat_rgb_recipe(scene.select(("B04", "B03", "B02")), scene.valid)
     whole = dense.logits_recipe(recipe)
-    tiled = DenseClassifier(DENSE_WEIGHTS, tile_px=128, context_px=64).logits_recipe(recipe)
+    tiled = DenseClassifier(SHIPPED_DENSE, tile_px=128, context_px=64).logits_recipe(recipe)
     assert whole.shape == tiled.shape == (GEOMETRY.window_count(scene.height), GEOMETRY.window_count(scene.width), 10)
     assert (whole.argmax(-1) == tiled.argmax(-1)).mean() > 0.97
 
@@ -119,7 +120,7 @@ def test_folded_dense_network_equals_unfolded(dense):
 
 def test_tiles_without_data_are_skipped_and_the_rest_unchanged(dense, montpellier):
     _, (scene, _) = montpellier
-    small = DenseClassifier(DENSE_WEIGHTS, tile_px=64)  # a tile reads 64 + 3 x 16 + 64 px
+    small = DenseClassifier(SHIPPED_DENSE, tile_px=64)  # a tile reads 64 + 3 x 16 + 64 px
     full = small.predict_scene(scene.data, scene.bands, scene.valid).probs
     valid = scene.valid.copy()
     valid[:, :176] = False  # the first tile column (and its context) holds no data
@@ -182,30 +183,30 @@ def test_cell_map_refines_only_cells_behind_low_confidence_windows(dense, montpe
 def test_refine_threshold_ships_for_the_shipped_weights(dense, tmp_path):
     import json
 
-    from lulc_core.model.dense import REFINE_FILE, shipped_refine_threshold
-    from lulc_core.model.weights import DEFAULT_WEIGHTS
+    from lulc_core.model.cascades import REFINE_FILE, refine_threshold
 
+    dense_sha, rgb_sha = weights_sha256(SHIPPED_DENSE), weights_sha256(SHIPPED_RGB)
+    assert dense.sha256 == dense_sha
     entry = json.loads(REFINE_FILE.read_text())
-    thr = shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS)
+    thr = refine_threshold(dense_sha, rgb_sha)
     assert thr == entry["refine_below"] and 0 < thr < 1
     assert entry["tuning_chosen"]["agreement"] >= 0.955  # the rule it was chosen by
-    assert shipped_refine_threshold(DEFAULT_WEIGHTS, DENSE_WEIGHTS) is None  # other weights: no threshold
+    assert refine_threshold(rgb_sha, dense_sha) is None  # other weights: no threshold
     other = tmp_path / "refine.json"
     other.write_text(json.dumps({**entry, "refine_below": 0.33}))
-    assert shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS, other) == 0.33
+    assert refine_threshold(dense_sha, rgb_sha, other) == 0.33
     other.write_text(json.dumps({**entry, "dense_weights_sha256": "0" * 64}))
-    assert shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS, other) is None
+    assert refine_threshold(dense_sha, rgb_sha, other) is None
 
 
 def test_cell_map_uses_the_shipped_threshold_by_default(dense, montpellier):
-    from lulc_core.model.dense import shipped_refine_threshold
-    from lulc_core.model.weights import DEFAULT_WEIGHTS
+    from lulc_core.model.cascades import refine_threshold
 
     aoi, (_, scene) = montpellier
     clf = Classifier(tta=False)
     default = classify_cells(scene, aoi, dense, classifier=clf)
     explicit = classify_cells(scene, aoi, dense, classifier=clf,
-                              refine_below=shipped_refine_threshold(DENSE_WEIGHTS, DEFAULT_WEIGHTS))
+                              refine_below=refine_threshold(weights_sha256(SHIPPED_DENSE), weights_sha256(SHIPPED_RGB)))
     np.testing.assert_array_equal(default.refined, explicit.refined)
     np.testing.assert_array_equal(default.probs, explicit.probs)
     assert default.refined.any()

@@ -641,9 +641,9 @@ def _(tmp, mp):
 @case("weights-state-dict-mismatch", "cli", "fixed", r"the weights don't fit the resnet18 .*5 classes.*another model")
 def _(tmp, mp):
     import torch
-    from lulc_core.model.weights import DEFAULT_WEIGHTS
+    from lulc_core.model.weights import SHIPPED_RGB
 
-    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    blob = torch.load(SHIPPED_RGB, map_location="cpu", weights_only=True)
     blob["metadata"]["class_names"] = blob["metadata"]["class_names"][:5]
     torch.save(blob, tmp / "five.pt")
     line = cli("evaluate", "--data", str(tmp), "--weights", str(tmp / "five.pt"))[0]
@@ -654,9 +654,9 @@ def _(tmp, mp):
 @case("weights-unknown-architecture", "lib", "fixed", r"unknown architecture 'vit' in its metadata")
 def _(tmp, mp):
     import torch
-    from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
+    from lulc_core.model.weights import SHIPPED_RGB, load_weights
 
-    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    blob = torch.load(SHIPPED_RGB, map_location="cpu", weights_only=True)
     blob["metadata"]["architecture"] = "vit"
     torch.save(blob, tmp / "vit.pt")
     return lib_error(lambda: load_weights(tmp / "vit.pt"))
@@ -664,9 +664,9 @@ def _(tmp, mp):
 
 @case("weights-truncated", "lib", "fixed", r"not a PyTorch weights file|can't be read as PyTorch weights")
 def _(tmp, mp):
-    from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
+    from lulc_core.model.weights import SHIPPED_RGB, load_weights
 
-    write(tmp / "cut.pt", DEFAULT_WEIGHTS.read_bytes()[: 2**20])
+    write(tmp / "cut.pt", SHIPPED_RGB.read_bytes()[: 2**20])
     return lib_error(lambda: load_weights(tmp / "cut.pt"))
 
 
@@ -685,6 +685,33 @@ def _(tmp, mp):
     w = write(tmp / "d.pt", os.urandom(4096))
     return cli("compare", "--aoi", str(aoi_file(tmp)), "--date-a", WA, "--date-b", WB, "--out", str(tmp / "o"),
                "--dense-weights", str(w))[0]
+
+
+@case("dense-weights-malicious-pickle", "lib", "fixed", r"was refused: it holds Python objects other than tensors")
+def _(tmp, mp):
+    import torch
+    from lulc_core.model.dense import DenseClassifier
+
+    marker = tmp / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"metadata": {}, "state_dict": Evil()}, tmp / "evil.pt")
+    line = lib_error(lambda: DenseClassifier(tmp / "evil.pt"))  # what the dashboard builds
+    assert not marker.exists()  # the payload never ran
+    return line
+
+
+@case("dense-weights-without-metadata", "lib", "fixed", r"has no metadata .*classes and bands can't be known")
+def _(tmp, mp):
+    import torch
+    from lulc_core.model.architectures import build_resnet
+    from lulc_core.model.dense import DenseClassifier
+
+    torch.save(build_resnet().state_dict(), tmp / "bare.pt")
+    return lib_error(lambda: DenseClassifier(tmp / "bare.pt"))
 
 
 @case("classifier-nan-input", "lib", "message", r"NaN")

@@ -11,7 +11,7 @@ from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.model import Classifier, InputError, load_classifier
 from lulc_core.model.eurosat_data import load_image_set
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights
+from lulc_core.model.weights import SHIPPED_RGB, load_weights, weights_sha256
 from tests.conftest import FIXTURES, ROOT
 
 SAMPLE = FIXTURES / "eurosat_test_sample"
@@ -23,7 +23,7 @@ def clf() -> Classifier:
 
 
 def test_shipped_weights_and_metadata():
-    assert DEFAULT_WEIGHTS.stat().st_size <= 50e6
+    assert SHIPPED_RGB.stat().st_size <= 50e6
     model, meta = load_weights()
     assert meta.class_names == list(CLASS_NAMES)
     assert meta.bands == ["B04", "B03", "B02"]
@@ -201,18 +201,18 @@ def test_tta_cascade_runs_tta_only_under_the_threshold():
 def test_shipped_cascade_threshold_belongs_to_the_shipped_weights(tmp_path):
     import shutil
 
-    from lulc_core.model.classifier import CASCADE_FILE, shipped_cascade_threshold
+    from lulc_core.model.cascades import TTA_CASCADE_FILE, tta_cascade_threshold
 
-    info = json.loads(CASCADE_FILE.read_text())
-    thr = shipped_cascade_threshold(DEFAULT_WEIGHTS)
+    info = json.loads(TTA_CASCADE_FILE.read_text())
+    thr = tta_cascade_threshold(weights_sha256(SHIPPED_RGB))
     assert thr == info["threshold"] and 0.5 <= thr < 1
     assert Classifier(tta=True).tta_threshold == thr
     assert info["validation"]["cascade"] >= info["validation"]["full_tta"]  # the rule it was chosen by
     other = tmp_path / "other.pt"
-    shutil.copy(DEFAULT_WEIGHTS, other)
+    shutil.copy(SHIPPED_RGB, other)
     with open(other, "ab") as f:
         f.write(b"\0")
-    assert shipped_cascade_threshold(other) is None  # other weights: no threshold, full TTA
+    assert tta_cascade_threshold(weights_sha256(other)) is None  # other weights: no threshold, full TTA
     assert Classifier(other, tta=True).tta_threshold == float("inf")
 
 
@@ -222,6 +222,7 @@ def test_recipe_comes_from_the_weights_metadata():
     from lulc_core.bands import eurosat_rgb_recipe
     from lulc_core.model import train
     from lulc_core.model.inference import predict_logits
+    from lulc_core.errors import WeightsError
     from lulc_core.model.recipes import EUROSAT_RGB, recipe_for
 
     _, meta = load_weights()
@@ -229,9 +230,9 @@ def test_recipe_comes_from_the_weights_metadata():
     assert train.predict_logits is predict_logits  # one implementation for training and inference
     dn = np.random.default_rng(0).integers(0, 4000, (3, 8, 8))
     np.testing.assert_array_equal(EUROSAT_RGB.apply(dn), eurosat_rgb_recipe(dn))
-    with pytest.raises(ValueError, match="unknown input recipe"):
+    with pytest.raises(WeightsError, match="unknown input recipe"):
         recipe_for(replace(meta, recipe="EuroSAT RGB, scaled differently"))
-    with pytest.raises(ValueError, match="declare bands B02, B03, B04"):
+    with pytest.raises(WeightsError, match="declare bands B02, B03, B04"):
         recipe_for(replace(meta, bands=["B02", "B03", "B04"]))
 
 

@@ -36,6 +36,22 @@ def test_cache_isolation_in_a_fresh_process(tmp_path):
     assert res.stdout.strip() == str(tmp_path)
 
 
+def test_weights_set_after_import_apply(tmp_path, monkeypatch):
+    """LULC_WEIGHTS is read when a classifier is built, not frozen at import; secrets work too."""
+    from lulc_core.errors import WeightsError
+    from lulc_core.model.classifier import Classifier
+    from lulc_core.model.weights import SHIPPED_RGB, default_weights_path
+
+    monkeypatch.delenv("LULC_WEIGHTS", raising=False)
+    assert default_weights_path(load_settings(secrets={})) == SHIPPED_RGB
+    monkeypatch.setenv("LULC_WEIGHTS", str(tmp_path / "absent.pt"))
+    assert default_weights_path() == tmp_path / "absent.pt"
+    with pytest.raises(WeightsError, match="absent.pt not found"):
+        Classifier()
+    from_secrets = load_settings(env={}, secrets={"LULC_WEIGHTS": str(tmp_path / "w.pt")})
+    assert default_weights_path(from_secrets) == tmp_path / "w.pt"
+
+
 def test_sentinelhub_table_in_a_secrets_file_is_read(tmp_path, monkeypatch):
     secrets_file = tmp_path / ".streamlit" / "secrets.toml"
     secrets_file.parent.mkdir()

@@ -26,6 +26,7 @@ from lulc_core.export_set import download_bundles
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
 from lulc_core.cells import classify_window
+from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.factory import make_provider
 from lulc_core.render import change_layer, map_layers
@@ -115,7 +116,7 @@ def _loaded(what: str) -> None:
 
 @st.cache_resource(show_spinner="Loading the EuroSAT ResNet...")
 def get_classifier() -> Classifier:
-    clf = Classifier()
+    clf = Classifier(default_weights_path(settings()))  # LULC_WEIGHTS from the environment or the secrets
     _loaded("the per-window classifier")
     return clf
 

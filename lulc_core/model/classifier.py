@@ -15,13 +15,12 @@ Test-time augmentation is a **cascade**: every patch is classified plainly, and 
 whose calibrated top probability is under a threshold are run through the other 7 dihedral
 views and take the 8-view average (with the TTA temperature). The threshold was chosen on the
 validation part of the training split and ships in ``lulc_core/data/tta_cascade.json`` with
-the sha256 of the weights it belongs to (``scripts/tune_tta_cascade.py``). Weights without a
-shipped threshold run full TTA when TTA is on.
+the sha256 of the weights it belongs to (``scripts/tune_tta_cascade.py``; read by
+:mod:`lulc_core.model.cascades`). Weights without a shipped threshold run full TTA when TTA is on.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -31,45 +30,27 @@ import torch
 
 from lulc_core.bands import band_indices
 from lulc_core.model.calibration import softmax
-from lulc_core.model.inference import ALL_VIEWS, INFERENCE_BF16, inference_network, predict_logits
+from lulc_core.model.cascades import tta_cascade_entry, tta_cascade_threshold
+from lulc_core.model.inference import (ALL_VIEWS, INFERENCE_BF16, exclusive_threads, inference_network,
+                                       predict_logits)
 from lulc_core.model.recipes import recipe_for
-from lulc_core.model.weights import DEFAULT_WEIGHTS, load_weights, weights_sha256
+from lulc_core.model.weights import default_weights_path, load_weights, weights_sha256
 
 PATCH_SIZE = 64
-CASCADE_FILE = Path(__file__).resolve().parent.parent / "data" / "tta_cascade.json"
 
 
 class InputError(ValueError):
     """Patches that do not meet the classifier's input contract."""
 
 
-def shipped_cascade(weights: str | Path, path: Path = CASCADE_FILE) -> dict | None:
-    """The shipped TTA cascade entry (threshold, how it was chosen, test figures) for this weights file
-    (matched by sha256), else None."""
-    try:
-        entry = json.loads(Path(path).read_text())
-        if entry["weights_sha256"] == weights_sha256(weights):
-            float(entry["threshold"])
-            return entry
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def shipped_cascade_threshold(weights: str | Path, path: Path = CASCADE_FILE) -> float | None:
-    """The TTA cascade threshold shipped for this weights file (matched by sha256), else None."""
-    entry = shipped_cascade(weights, path)
-    return None if entry is None else float(entry["threshold"])
-
-
-def model_figures(meta, weights: str | Path = DEFAULT_WEIGHTS, tta: bool | None = None,
+def model_figures(meta, weights: str | Path | None = None, tta: bool | None = None,
                   threshold: float | None = None) -> dict:
-    """Held-out EuroSAT test figures of a mode of these weights: plain, or with TTA on, the shipped
-    cascade's when it runs at the shipped threshold (``threshold`` None: the shipped one), else full
-    TTA's. Keys: ``mode`` (words), ``accuracy``, ``ece_after``, ``ece_before`` (NaN where not
-    measured), ``n_images``."""
+    """Held-out EuroSAT test figures of a mode of these weights (None: :func:`default_weights_path`):
+    plain, or with TTA on, the shipped cascade's when it runs at the shipped threshold (``threshold``
+    None: the shipped one), else full TTA's. Keys: ``mode`` (words), ``accuracy``, ``ece_after``,
+    ``ece_before`` (NaN where not measured), ``n_images``."""
     tta = meta.tta_default if tta is None else tta
-    entry = shipped_cascade(weights) if tta else None
+    entry = tta_cascade_entry(weights_sha256(default_weights_path() if weights is None else weights)) if tta else None
     if entry is not None and (threshold is None or threshold == float(entry["threshold"])):
         c = entry["test"]["cascade"]
         return {"mode": f"TTA cascade: the 8 flips and rotations for the {100 * c['tta_share']:.1f}% of patches "
@@ -85,23 +66,26 @@ def model_figures(meta, weights: str | Path = DEFAULT_WEIGHTS, tta: bool | None 
 class Classifier:
     """A EuroSAT ResNet loaded once; thread-safe :meth:`predict_proba` on DN patches.
 
-    ``tta``: None = the weights' default, False = plain, True = the TTA cascade.
-    ``tta_threshold``: top-probability threshold of the cascade (None = the shipped one;
-    ``float('inf')`` = full TTA on every patch, 0 = plain). ``bf16``: None = the measured default.
+    ``weights``: None = :func:`~lulc_core.model.weights.default_weights_path` (``LULC_WEIGHTS``
+    as set now, else the shipped model). ``tta``: None = the weights' default, False = plain,
+    True = the TTA cascade. ``tta_threshold``: top-probability threshold of the cascade (None =
+    the shipped one; ``float('inf')`` = full TTA on every patch, 0 = plain). ``bf16``: None = the
+    measured default.
     """
 
-    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, threads: int | None = None,
+    def __init__(self, weights: str | Path | None = None, threads: int | None = None,
                  tta: bool | None = None, batch_size: int = 256, tta_threshold: float | None = None,
                  bf16: bool | None = None) -> None:
-        self.weights = Path(weights)
+        self.weights = default_weights_path() if weights is None else Path(weights)
         model, self.meta = load_weights(self.weights)
+        self.sha256 = weights_sha256(self.weights)  # what shipped cascade thresholds are matched by
         self.recipe = recipe_for(self.meta)
         self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
         self.net = inference_network(model, self.bf16, inplace=True)  # the one copy kept
         self._model: torch.nn.Module | None = None
         self.tta = self.meta.tta_default if tta is None else tta
         if tta_threshold is None:
-            tta_threshold = shipped_cascade_threshold(Path(weights))
+            tta_threshold = tta_cascade_threshold(self.sha256)
         self.tta_threshold = float("inf") if tta_threshold is None else float(tta_threshold)
         self.batch_size = batch_size
         self.threads = threads
@@ -192,23 +176,19 @@ class Classifier:
         return self._logits(np.ascontiguousarray(recipe_uint8, dtype=np.uint8), ALL_VIEWS if self.tta else (0,))
 
     def _logits(self, x: np.ndarray, views: Sequence[int]) -> np.ndarray:
-        with self._lock:
-            prev = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                return predict_logits(self.net, x, self.meta.norm_mean, self.meta.norm_std,
-                                      batch_size=self.batch_size, views=views)
-            finally:
-                torch.set_num_threads(prev)
+        with exclusive_threads(self._lock, self.threads):
+            return predict_logits(self.net, x, self.meta.norm_mean, self.meta.norm_std,
+                                  batch_size=self.batch_size, views=views)
 
 
 _DEFAULT: dict[tuple, Classifier] = {}
 
 
-def load_classifier(weights: str | Path = DEFAULT_WEIGHTS, threads: int | None = None,
+def load_classifier(weights: str | Path | None = None, threads: int | None = None,
                     tta: bool | None = None) -> Classifier:
-    """A process-wide shared Classifier for these settings (loaded on first use)."""
+    """A process-wide shared Classifier for these settings (loaded on first use; ``weights`` None:
+    :func:`~lulc_core.model.weights.default_weights_path` as set now)."""
+    weights = default_weights_path() if weights is None else weights
     key = (str(weights), threads, tta)
     if key not in _DEFAULT:
         _DEFAULT[key] = Classifier(weights, threads=threads, tta=tta)

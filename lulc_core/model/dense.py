@@ -19,13 +19,17 @@ folded bf16 copy of the network (:func:`~lulc_core.model.inference.inference_net
 Refine cascade (:func:`refine_windows`): windows whose dense top probability is under a
 threshold are classified again by the per-window classifier (plain, each window alone) and take
 its probabilities. The threshold ships in ``lulc_core/data/dense_refine.json`` with the sha256 of
-both weights files it was tuned for (``scripts/tune_dense_refine.py``).
+both weights files it was tuned for (``scripts/tune_dense_refine.py``; read by
+:mod:`lulc_core.model.cascades`).
+
+The dense weights file (the student and its position-aware head) is read and written by
+:mod:`lulc_core.model.weights` (:func:`~lulc_core.model.weights.load_dense_weights`, checked like
+any weights file).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +43,12 @@ from torch import nn
 from lulc_core.bands import band_indices
 from lulc_core.grid import GEOMETRY, STEP_PX, WINDOW_PX
 from lulc_core.model.calibration import softmax
-from lulc_core.model.inference import INFERENCE_BF16, inference_network, network_dtype
+from lulc_core.model.inference import INFERENCE_BF16, exclusive_threads, inference_network, network_dtype
 from lulc_core.model.recipes import recipe_for
 from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import WEIGHTS_DIR, WeightsMetadata, model_from_blob, weights_sha256
+from lulc_core.model.weights import SHIPPED_DENSE, WeightsMetadata, load_dense_weights, weights_sha256
 
 FEATURES_PER_WINDOW = GEOMETRY.cells_per_window  # feature cells per window side (the trunk's stride is the step)
-DENSE_WEIGHTS = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
-REFINE_FILE = Path(__file__).resolve().parent.parent / "data" / "dense_refine.json"
 REFINE_CHUNK = 64  # windows re-classified per call: as fast as 256 on 2 cores, ~120 MB less peak memory
 TILE_PX = 768  # windows whose origin lies in a TILE_PX square are computed together
 CONTEXT_PX = 64  # extra pixels of context read around each tile
@@ -83,39 +85,6 @@ def head_from_fc(fc: nn.Linear) -> nn.Conv2d:
     return head
 
 
-HEAD_PREFIX = "dense_head."
-
-
-def load_dense_weights(path: Path) -> tuple[nn.Module, WeightsMetadata, nn.Conv2d | None]:
-    """A dense weights file: the ResNet (as :func:`load_weights`), its metadata and, when the file
-    holds one (keys ``dense_head.*``), the position-aware head."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dense weights file {path} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    state = blob["state_dict"]
-    head_state = {k[len(HEAD_PREFIX):]: v.float() for k, v in state.items() if k.startswith(HEAD_PREFIX)}
-    model, meta = model_from_blob({"metadata": blob["metadata"],
-                                   "state_dict": {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}})
-    if not head_state:
-        return model, meta, None
-    w = head_state["weight"]
-    head = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2])
-    head.load_state_dict(head_state)
-    return model, meta, head.eval()
-
-
-def save_dense_weights(path: Path, model: nn.Module, head: nn.Conv2d | None, meta: WeightsMetadata) -> None:
-    """Write the student (fp16) with its position-aware head, atomically."""
-    from dataclasses import asdict
-
-    state = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    if head is not None:
-        state.update({HEAD_PREFIX + k: v.half().contiguous() for k, v in head.state_dict().items()})
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"metadata": asdict(meta), "state_dict": state}, tmp)
-    tmp.replace(path)
 
 
 @dataclass
@@ -127,28 +96,6 @@ class DenseProbabilities:
     step_px: int = STEP_PX
     window_px: int = WINDOW_PX
     refined: np.ndarray | None = None  # (rows, cols) bool: windows re-classified one by one
-
-
-def shipped_refine_entry(dense_weights: str | Path, classifier_weights: str | Path,
-                         path: Path = REFINE_FILE) -> dict | None:
-    """The shipped refine cascade entry (threshold, how it was chosen, held-out figures) for this pair
-    of weights files (matched by sha256), else None."""
-    try:
-        entry = json.loads(Path(path).read_text())
-        if (entry["dense_weights_sha256"] == weights_sha256(dense_weights)
-                and entry["classifier_weights_sha256"] == weights_sha256(classifier_weights)):
-            float(entry["refine_below"])
-            return entry
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def shipped_refine_threshold(dense_weights: str | Path, classifier_weights: str | Path,
-                             path: Path = REFINE_FILE) -> float | None:
-    """The shipped ``refine_below`` for this pair of weights files (matched by sha256), else None."""
-    entry = shipped_refine_entry(dense_weights, classifier_weights, path)
-    return None if entry is None else float(entry["refine_below"])
 
 
 def refine_windows(dp: DenseProbabilities, dn: np.ndarray, bands: Sequence[str], classifier,
@@ -179,11 +126,12 @@ def refine_windows(dp: DenseProbabilities, dn: np.ndarray, bands: Sequence[str],
 class DenseClassifier:
     """The distilled student, run fully convolutionally over whole scenes in bounded tiles."""
 
-    def __init__(self, weights: str | Path = DENSE_WEIGHTS, threads: int | None = None,
+    def __init__(self, weights: str | Path | None = None, threads: int | None = None,
                  tile_px: int = TILE_PX, context_px: int = CONTEXT_PX, tta: bool = False,
                  bf16: bool | None = None) -> None:
-        self.weights = Path(weights)
+        self.weights = SHIPPED_DENSE if weights is None else Path(weights)
         model, self.meta, self.head = load_dense_weights(self.weights)
+        self.sha256 = weights_sha256(self.weights)  # what the shipped refine threshold is matched by
         self.recipe = recipe_for(self.meta)
         self.tta = tta
         self.bf16 = INFERENCE_BF16 if bf16 is None else bf16
@@ -246,18 +194,12 @@ class DenseClassifier:
             return out
         tiles = [(r0, c0) for r0 in range(0, rows * STEP_PX, self.tile_px)
                  for c0 in range(0, cols * STEP_PX, self.tile_px)]
-        with self._lock, torch.inference_mode():
+        with exclusive_threads(self._lock, self.threads), torch.inference_mode():
             self.calls += 1
-            prev = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                for k, (r0, c0) in enumerate(tiles):
-                    self._tile(read, h, w, out, r0, c0)
-                    if progress:
-                        progress((k + 1) / len(tiles))
-            finally:
-                torch.set_num_threads(prev)
+            for k, (r0, c0) in enumerate(tiles):
+                self._tile(read, h, w, out, r0, c0)
+                if progress:
+                    progress((k + 1) / len(tiles))
         return out
 
     def _tile(self, read: Callable[[int, int, int, int], np.ndarray | None], h: int, w: int,

@@ -8,6 +8,8 @@
 
 - :func:`inference_network`: the network as the app runs it: folded, channels-last and, when
   :data:`INFERENCE_BF16`, with bfloat16 weights and activations.
+- :func:`exclusive_threads`: one inference at a time per model, with torch's threads pinned while
+  it runs (both classifiers).
 
 Precision (measured on this machine's 2 AMD EPYC cores with AVX512-BF16, batch 256, 64 px):
 fp32 unfolded 236 patches/s, fp32 folded 272-310, bf16 autocast on the folded network 347,
@@ -23,7 +25,9 @@ process when several analyses share the cores.
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Sequence
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -72,6 +76,20 @@ def inference_network(model: nn.Module, bf16: bool = INFERENCE_BF16, inplace: bo
     ``inplace`` turns ``model`` itself into it (no second copy of the weights in memory)."""
     net = fold_batchnorm(model, inplace=inplace)
     return net.to(torch.bfloat16) if bf16 else net
+
+
+@contextmanager
+def exclusive_threads(lock: threading.Lock, threads: int | None) -> Iterator[None]:
+    """Hold ``lock`` (one inference at a time on a model) with torch using ``threads`` threads
+    (None or 0: as it was), restoring torch's thread count afterwards."""
+    with lock:
+        prev = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(prev)
 
 
 def network_dtype(model: nn.Module) -> torch.dtype:

@@ -3,7 +3,8 @@
 A weights file names its recipe in its metadata (``WeightsMetadata.recipe``); the classifiers
 look it up here (:func:`recipe_for`) and apply the typed :class:`InputRecipe` it names, so the
 recipe travels with the weights instead of being assumed by the code that runs them. A weights
-file whose recipe is not registered is refused with the list of known ones.
+file whose recipe is not registered is refused with the list of known ones
+(:class:`~lulc_core.errors.WeightsError`, raised when the weights are read).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from lulc_core.bands import EUROSAT_RGB_CLIP_DN, RGB_BANDS, eurosat_rgb_recipe
+from lulc_core.errors import WeightsError
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,13 @@ for _r in (EUROSAT_RGB,):
 
 
 def recipe_for(meta) -> InputRecipe:
-    """The recipe a weights file's metadata names, checked against the bands it declares."""
+    """The recipe a weights file's metadata names, checked against the bands it declares
+    (:class:`WeightsError` when unknown or mismatched)."""
     recipe = RECIPES.get(str(meta.recipe).strip())
     if recipe is None:
         known = "; ".join(sorted({r.name for r in RECIPES.values()}))
-        raise ValueError(f"the weights use an unknown input recipe {meta.recipe!r}; known recipes: {known}")
+        raise WeightsError(f"the weights use an unknown input recipe {meta.recipe!r}; known recipes: {known}")
     if tuple(meta.bands) != recipe.bands:
-        raise ValueError(f"the weights declare bands {', '.join(meta.bands)} but recipe {recipe.name} "
+        raise WeightsError(f"the weights declare bands {', '.join(meta.bands)} but recipe {recipe.name} "
                          f"reads {', '.join(recipe.bands)}")
     return recipe

@@ -1,14 +1,18 @@
-"""Shipped weights and their metadata (the model's documented input contract).
+"""Weights files of both models (the per-window classifier and the dense student) and their
+metadata (the model's documented input contract).
 
 A weights file is a ``torch.save`` dict ``{"metadata": {...}, "state_dict": {...}}`` readable
 with ``weights_only=True``. The metadata states everything needed to feed the model correctly:
 architecture, class names in output order, input bands in channel order, the value recipe,
-normalisation, and calibration temperatures.
+normalisation, and calibration temperatures. A dense weights file also holds its position-aware
+head under the keys ``dense_head.*`` (:func:`load_dense_weights`).
 
 Weights files are untrusted input: :func:`read_weights_blob` checks the container (a torch zip
 archive), loads it with ``torch.load(weights_only=True)`` (tensors and plain containers only, so a
-pickle that would run code is refused, never executed) and checks the metadata before any model is
-built; every failure is a :class:`~lulc_core.errors.WeightsError` saying what to do.
+pickle that would run code is refused, never executed) and checks the metadata, recipe included,
+before any model is built; every failure is a :class:`~lulc_core.errors.WeightsError` saying what
+to do. Both models are read and written here (:func:`load_weights`, :func:`load_dense_weights`,
+:func:`save_weights`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 import functools
 import hashlib
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -27,8 +30,22 @@ from torch import nn
 
 from lulc_core.errors import WeightsError
 from lulc_core.model.architectures import build_resnet
+from lulc_core.model.recipes import recipe_for
+from lulc_core.settings import Settings, load_settings
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: The shipped per-window classifier (``LULC_WEIGHTS`` runs another one: :func:`default_weights_path`).
+SHIPPED_RGB = WEIGHTS_DIR / "eurosat_rgb_resnet18.pt"
+#: The shipped dense student, distilled from :data:`SHIPPED_RGB` (``scripts/distill_dense.py``).
+SHIPPED_DENSE = WEIGHTS_DIR / "eurosat_rgb_resnet18_dense.pt"
+#: Prefix of the dense head's keys in a dense weights file's state dict.
+DENSE_HEAD_PREFIX = "dense_head."
+
+
+def default_weights_path(settings: Settings | None = None) -> Path:
+    """The per-window classifier's weights: ``LULC_WEIGHTS`` as set now (``settings``, default
+    :func:`~lulc_core.settings.load_settings`), else :data:`SHIPPED_RGB`."""
+    return (load_settings() if settings is None else settings).weights_path or SHIPPED_RGB
 
 
 def file_sha256(path: Path) -> str:
@@ -49,8 +66,6 @@ def weights_sha256(path: str | Path) -> str:
     """sha256 of a weights file (cached while the file is unchanged): what shipped thresholds are matched by."""
     st = Path(path).stat()
     return _cached_sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-#: The shipped model; ``LULC_WEIGHTS`` points the library at another weights file.
-DEFAULT_WEIGHTS = Path(os.environ.get("LULC_WEIGHTS", WEIGHTS_DIR / "eurosat_rgb_resnet18.pt"))
 
 
 @dataclass
@@ -88,10 +103,15 @@ class WeightsMetadata:
         return cls(**known)
 
 
-def save_weights(path: Path, model: nn.Module, meta: WeightsMetadata, half: bool = True) -> None:
-    """Write weights (fp16 by default) and metadata to ``path`` atomically."""
+def save_weights(path: Path, model: nn.Module, meta: WeightsMetadata, half: bool = True,
+                 dense_head: nn.Conv2d | None = None) -> None:
+    """Write weights (fp16 by default) and metadata to ``path`` atomically; a dense student's
+    position-aware ``dense_head`` goes with them (keys ``dense_head.*``)."""
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
+    if dense_head is not None:
+        state.update({DENSE_HEAD_PREFIX + k: (v.half() if half else v).contiguous()
+                      for k, v in dense_head.state_dict().items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -152,11 +172,54 @@ def check_metadata(meta: dict[str, Any], path: str | Path = "weights") -> None:
         v = meta[k]
         if not (isinstance(v, list) and len(v) == len(meta["bands"]) and all(isinstance(x, (int, float)) for x in v)):
             raise WeightsError(f"{path}: metadata {k!r} must give one number per band; {_USE}")
+    try:
+        recipe_for(WeightsMetadata.from_dict(meta))
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}; {_USE}") from None
 
 
-def load_weights(path: Path = DEFAULT_WEIGHTS) -> tuple[nn.Module, WeightsMetadata]:
-    """Load a weights file into an fp32 model in eval mode, with its metadata. No network."""
+def load_weights(path: str | Path | None = None) -> tuple[nn.Module, WeightsMetadata]:
+    """Load a weights file (None: :func:`default_weights_path`) into an fp32 model in eval mode,
+    with its metadata. No network."""
+    path = default_weights_path() if path is None else Path(path)
     return model_from_blob(read_weights_blob(path), path)
+
+
+def load_metadata(path: str | Path | None = None) -> WeightsMetadata:
+    """The checked metadata of a weights file (None: :func:`default_weights_path`), no model built."""
+    return WeightsMetadata.from_dict(read_weights_blob(default_weights_path() if path is None else path)["metadata"])
+
+
+def load_dense_weights(path: str | Path | None = None) -> tuple[nn.Module, WeightsMetadata, nn.Conv2d | None]:
+    """A dense weights file (None: :data:`SHIPPED_DENSE`), checked as :func:`load_weights`: the ResNet,
+    its metadata and, when the file holds one (keys ``dense_head.*``), the position-aware head."""
+    path = SHIPPED_DENSE if path is None else Path(path)
+    blob = read_weights_blob(path)
+    state = blob["state_dict"]
+    head_state = {k[len(DENSE_HEAD_PREFIX):]: v.float() for k, v in state.items() if k.startswith(DENSE_HEAD_PREFIX)}
+    model, meta = model_from_blob({"metadata": blob["metadata"],
+                                   "state_dict": {k: v for k, v in state.items() if not k.startswith(DENSE_HEAD_PREFIX)}},
+                                  path)
+    return model, meta, _dense_head(head_state, model, len(meta.class_names), path)
+
+
+def _dense_head(state: dict[str, torch.Tensor], model: nn.Module, classes: int,
+                path: str | Path) -> nn.Conv2d | None:
+    """The position-aware head (a convolution from the trunk's features to the classes), None without one."""
+    if not state:
+        return None
+    w = state.get("weight")
+    if w is None or w.ndim != 4 or w.shape[0] != classes or w.shape[1] != model.fc.in_features:
+        raise WeightsError(f"{path}: its dense head ({DENSE_HEAD_PREFIX}*) is not a convolution from the "
+                           f"{model.fc.in_features} features to the {classes} classes; {_USE}")
+    head = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]))
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), "")
+        raise WeightsError(f"{path}: its dense head ({DENSE_HEAD_PREFIX}*) can't be loaded ({first[:160]}); "
+                           f"{_USE}") from None
+    return head.eval()
 
 
 def model_from_blob(blob: dict[str, Any], path: str | Path = "weights") -> tuple[nn.Module, WeightsMetadata]:
