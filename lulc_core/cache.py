@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from lulc_core.errors import CacheError
 from lulc_core.scene import Acquisition, Scene
 from lulc_core.settings import load_settings
 
@@ -212,15 +213,15 @@ class SceneCache:
         with zipfile.ZipFile(f) as zf:
             bad = zf.testzip()
             if bad:
-                raise ValueError(f"CRC mismatch in {bad}")
+                raise CacheError(f"CRC mismatch in {bad}")
         f.seek(0)
         with np.load(f, allow_pickle=False) as z:
             header = json.loads(z["header"].tobytes().decode())
             data, valid, cloud = z["data"], z["valid"], z["cloud"]
         if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"cache format {header.get('format')} != {FORMAT_VERSION}")
+            raise CacheError(f"cache format {header.get('format')} != {FORMAT_VERSION}")
         if _digest(data, valid, cloud) != header["sha256"]:
-            raise ValueError("checksum mismatch")
+            raise CacheError("checksum mismatch")
         r0, r1, c0, c1 = header["data_window"]
         full = np.zeros((data.shape[0],) + valid.shape, dtype=data.dtype)  # pages outside stay unallocated
         full[:, r0:r1, c0:c1] = data

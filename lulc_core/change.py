@@ -37,6 +37,7 @@ import numpy as np
 
 from lulc_core.classes import GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
 from lulc_core.classify import ClassMap
+from lulc_core.errors import ThresholdError
 
 DATA_DIR = Path(__file__).parent / "data"
 CHANGE_EVALUATION = DATA_DIR / "change_eval.json"
@@ -81,9 +82,9 @@ class ChangeThresholds:
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1 or not 0 <= self.min_spectral <= 1:
-            raise ValueError("thresholds must lie in 0..1")
+            raise ThresholdError("thresholds must lie in 0..1")
         if self.level not in LEVELS:
-            raise ValueError(f"unknown change level {self.level!r}; use one of {', '.join(LEVELS)}")
+            raise ThresholdError(f"unknown change level {self.level!r}; use one of {', '.join(LEVELS)}")
 
 
 def group_matrix(class_names: tuple[str, ...]) -> np.ndarray:

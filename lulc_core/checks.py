@@ -11,11 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from lulc_core.errors import LulcError
-
-
-class OutputError(LulcError):
-    """An output path that would lose data (an input file, a folder) or can't be written."""
+from lulc_core.errors import OutputError
 
 
 def same_window_note(window_a, window_b) -> str | None:

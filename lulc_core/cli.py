@@ -319,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if os.environ.get("LULC_DEBUG"):
+        from lulc_core.settings import debug_enabled
+
+        if debug_enabled():
             raise
         print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2

@@ -1,4 +1,10 @@
-"""Errors with messages meant for the person using the tool (CLI or dashboard)."""
+"""Every error of the project, with messages meant for the person using the tool (CLI or dashboard).
+
+All derive from :class:`LulcError`, so the CLI prints them as one line and the dashboard as a
+plain message. Where a kind of error always ends with the same advice, the error adds it itself.
+"""
+
+from __future__ import annotations
 
 
 class LulcError(Exception):
@@ -11,6 +17,14 @@ class AOIError(LulcError, ValueError):
 
 class DateWindowError(LulcError, ValueError):
     """A date window that can't be used (unparsable, reversed, in the future)."""
+
+
+class SettingsError(LulcError):
+    """A setting (environment or ``.streamlit/secrets.toml``) that can't be used."""
+
+
+class ThresholdError(LulcError, ValueError):
+    """Change thresholds out of their range or an unknown change level."""
 
 
 class ProviderError(LulcError):
@@ -32,17 +46,39 @@ class RateLimitError(ProviderError):
 class NoImageryError(ProviderError):
     """No acquisition matches the area, window and cloud limit."""
 
+    @classmethod
+    def no_data(cls, source: str, window: object, extra: str = "") -> "NoImageryError":
+        """The source's imagery holds no valid pixel over the AOI in ``window``."""
+        return cls(f"{source} hold no data over this AOI in {window}{extra}")
+
 
 class OutsideCoverageError(ProviderError):
     """The AOI lies outside what a provider can serve (e.g. the bundled demo extents)."""
 
 
 class CacheError(LulcError):
-    """A cache entry was unreadable (it is discarded and fetched again)."""
+    """A cache entry was unreadable (the cache discards it and the scene is fetched again)."""
+
+
+class OutputError(LulcError):
+    """An output path that would lose data (an input file, a folder) or can't be written."""
+
+
+#: What to do about any unusable weights file.
+USE_PROJECT_WEIGHTS = "use a weights file written by this project (python -m lulc_core train) or the shipped one"
 
 
 class WeightsError(LulcError, ValueError):
-    """A model weights file that can't be used safely (not torch, unsafe pickle, no metadata, mismatch)."""
+    """A model weights file that can't be used safely (not torch, unsafe pickle, no metadata, mismatch).
+
+    The message is the problem followed by what to do (by default :data:`USE_PROJECT_WEIGHTS`)."""
+
+    def __init__(self, problem: str, fix: str = USE_PROJECT_WEIGHTS) -> None:
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+
+
+class InputError(LulcError, ValueError):
+    """Patches that do not meet the classifier's input contract (shape, bands, dtype, values)."""
 
 
 class InputImageError(LulcError, ValueError):

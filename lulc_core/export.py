@@ -46,7 +46,7 @@ def classmap_profile(classes: ClassMap) -> dict[str, Any]:
 
 
 def write_classmap_geotiff(path: str | Path, classes: ClassMap, date_label: str = "") -> Path:
-    """Class index + probability bands at one pixel per patch, with colour table and descriptions."""
+    """Class index + probability bands at one pixel per cell, with colour table and descriptions."""
     path = Path(path)
     labels = classes.labels
     data = np.full((1 + len(classes.class_names),) + labels.shape, CLASS_NODATA, dtype=np.uint16)

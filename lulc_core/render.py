@@ -55,9 +55,9 @@ def joint_true_colour(a: Scene, b: Scene, percentiles: tuple[float, float] = (2,
 
 
 def only_cells(img: np.ndarray, inside: np.ndarray, cell_px: int) -> np.ndarray:
-    """RGBA copy of an (H, W, 3) image on a patch grid, transparent on patches where ``inside`` is False.
+    """RGBA copy of an (H, W, 3) image on a cell grid, transparent on cells where ``inside`` is False.
 
-    Maps and reports show imagery only where patches were analysed, not the lattice's outer slivers.
+    Maps and reports show imagery only where cells were analysed, not the lattice's outer slivers.
     """
     alpha = np.repeat(np.repeat(np.where(inside, 255, 0).astype(np.uint8), cell_px, 0), cell_px, 1)
     return np.dstack([img, alpha[: img.shape[0], : img.shape[1]]])
@@ -118,14 +118,8 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def patch_thumbnail(rgb: np.ndarray, row: int, col: int, cell_px: int = 64, scale: int = 2) -> np.ndarray:
-    """The (64*scale)^2 true-colour crop of one patch from a rendered image."""
-    crop = rgb[row * cell_px:(row + 1) * cell_px, col * cell_px:(col + 1) * cell_px]
-    return _upscale(crop, scale)
-
-
 __all__ = ["joint_true_colour", "spectral_change_rgba", "class_map_rgba", "change_map_rgba", "png_bytes",
-           "patch_thumbnail", "to_latlon", "cell_image_transform"]
+           "to_latlon", "cell_image_transform"]
 
 
 def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
@@ -164,7 +158,7 @@ def to_latlon(img: np.ndarray, crs: str, transform, max_side: int = 1200) -> tup
 
 
 def cell_image_transform(grid, scale: int):
-    """Affine of a class / change image rendered at ``scale`` pixels per patch."""
+    """Affine of a class / change image rendered at ``scale`` pixels per cell."""
     return grid.transform @ grid.transform.scale(grid.cell_px / scale)
 
 

@@ -8,6 +8,9 @@ the mapping a caller passes (the dashboard passes ``st.secrets``) or else
 ``.streamlit/secrets.toml`` in the working folder and in the home folder (the working folder's
 wins), read with :mod:`tomllib`: the core never imports Streamlit. Numbers are checked when
 their property is read, so a bad value fails with a message where it is used.
+
+Two switches are read from the environment only: ``LULC_DEBUG`` (:func:`debug_enabled`) and
+``OAUTHLIB_INSECURE_TRANSPORT`` (:func:`insecure_transport_allowed`, which oauthlib itself reads there).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from lulc_core.errors import LulcError
+from lulc_core.errors import SettingsError
 
 DEFAULT_CACHE_MAX_MB = 2048.0
 #: Seconds one Sentinel Hub request (a catalog search, one Process API request) may take in all,
@@ -101,6 +104,17 @@ def load_settings(env: Mapping[str, Any] | None = None, secrets: Mapping[str, An
                     sh_deadline_raw=pick("LULC_SH_DEADLINE_S", "deadline_s"), weights_raw=pick("LULC_WEIGHTS"))
 
 
+def debug_enabled(env: Mapping[str, Any] | None = None) -> bool:
+    """``LULC_DEBUG`` (environment only): the CLI shows tracebacks instead of one-line errors."""
+    return bool(str((os.environ if env is None else env).get("LULC_DEBUG", "")).strip())
+
+
+def insecure_transport_allowed(env: Mapping[str, Any] | None = None) -> bool:
+    """``OAUTHLIB_INSECURE_TRANSPORT`` (environment only, where oauthlib itself reads it): plain-http
+    Sentinel Hub addresses are allowed (a local test server); otherwise they are refused."""
+    return bool(str((os.environ if env is None else env).get("OAUTHLIB_INSECURE_TRANSPORT", "")).strip())
+
+
 def read_secrets_files(paths: tuple[Path, ...] = SECRETS_FILES) -> dict[str, Any]:
     """The Streamlit secrets files merged (earlier paths win), {} when there are none.
 
@@ -113,11 +127,11 @@ def read_secrets_files(paths: tuple[Path, ...] = SECRETS_FILES) -> dict[str, Any
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            raise LulcError(f"cannot read the secrets file {path}: {exc}; fix or remove it") from None
+            raise SettingsError(f"cannot read the secrets file {path}: {exc}; fix or remove it") from None
         try:
             merged.update(tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
-            raise LulcError(f"the secrets file {path} is not valid TOML ({exc}); fix or remove it") from None
+            raise SettingsError(f"the secrets file {path} is not valid TOML ({exc}); fix or remove it") from None
     return merged
 
 
@@ -127,10 +141,10 @@ def _positive_number(name: str, raw: str, default: float, unit: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise LulcError(f"{name} must be a number of {unit}, got {raw!r}; unset it for the default "
+        raise SettingsError(f"{name} must be a number of {unit}, got {raw!r}; unset it for the default "
                         f"({default:g})") from None
     if not value > 0:
-        raise LulcError(f"{name} must be positive, got {raw!r}; unset it for the default ({default:g})")
+        raise SettingsError(f"{name} must be positive, got {raw!r}; unset it for the default ({default:g})")
     return value
 
 

@@ -9,7 +9,7 @@ from lulc_core.aoi import AOI
 from lulc_core.aoi_readers import aoi_from_geojson, read_aoi_file
 from lulc_core.checks import same_window_note
 from lulc_core.collection import DEFAULT_COLLECTION
-from lulc_core.costs import estimate_fetch_pu
+from lulc_core.providers.sentinelhub.costs import estimate_fetch_pu
 from lulc_core.errors import LulcError, OutsideCoverageError
 from lulc_core.grid import GEOMETRY, PATCH_HA
 from lulc_core.pipeline import STAGES

@@ -97,7 +97,7 @@ scores = np.where(np.isnan(ch.score), -1, ch.score)
 ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
 if st.session_state.get("cell") not in inside_cells:
     st.session_state.cell = ranked[0]
-select_key = f"patch_select_{key}"
+select_key = f"cell_select_{key}"
 
 
 def select_from_list() -> None:

@@ -67,7 +67,7 @@ def test_compare_page_reruns_never_reclassify():
     at.sidebar.radio(key="thr_level").set_value("class").run()
     assert at.metric[1].label == "Class change"
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
-    cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     cell_box.set_value(cell_box.options and cell_box.value).run()
     at.run()
     assert _clf_calls() == calls
@@ -99,7 +99,7 @@ def test_selection_has_one_source_of_truth():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.selectbox(key="home_demo_area").set_value("norcia")
     at.button(key="home_start").click().run()
-    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     first = at.session_state["cell"]
     assert box.value == first
     other = next(o for o in box.options if o != box.format_func(first))  # options are shown formatted
@@ -107,11 +107,11 @@ def test_selection_has_one_source_of_truth():
     target = next(rc for rc in [(r, c) for r in range(g.rows) for c in range(g.cols)] if box.format_func(rc) == other)
     at.session_state["cell"] = target  # what a click on a map does
     at.run()
-    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     assert at.session_state["cell"] == target and box.value == target
     at.sidebar.slider(key="thr_conf").set_value(0.5).run()  # an unrelated rerun keeps it
     assert at.session_state["cell"] == target
-    box = next(s for s in at.selectbox if s.key and s.key.startswith("patch_select_"))
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     box.set_value(first).run()
     assert at.session_state["cell"] == first
     at.toggle(key="cells_changed_only").set_value(True).run()

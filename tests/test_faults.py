@@ -716,14 +716,16 @@ def _(tmp, mp):
 
 @case("classifier-nan-input", "lib", "message", r"NaN")
 def _(tmp, mp):
-    from lulc_core.model.classifier import Classifier, InputError
+    from lulc_core.errors import InputError
+    from lulc_core.model.classifier import Classifier
     x = np.full((1, 3, 64, 64), np.nan, dtype=np.float32)
     return lib_error(lambda: Classifier(tta=False).predict_proba(x, ("B04", "B03", "B02")), InputError)
 
 
 @case("classifier-missing-band", "lib", "message", r"missing band.*B04")
 def _(tmp, mp):
-    from lulc_core.model.classifier import Classifier, InputError
+    from lulc_core.errors import InputError
+    from lulc_core.model.classifier import Classifier
     x = np.ones((1, 2, 64, 64), dtype=np.float32)
     return lib_error(lambda: Classifier(tta=False).predict_proba(x, ("B03", "B02")), InputError)
 

@@ -9,7 +9,8 @@ import rasterio
 
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classes import CLASS_NAMES
-from lulc_core.model import Classifier, InputError, load_classifier
+from lulc_core.errors import InputError
+from lulc_core.model import Classifier, load_classifier
 from lulc_core.model.eurosat_data import load_image_set
 from lulc_core.model.weights import SHIPPED_RGB, load_weights, weights_sha256
 from tests.conftest import FIXTURES, ROOT

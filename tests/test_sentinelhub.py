@@ -250,7 +250,7 @@ def test_composite_window_is_one_orbit_request_with_median_evalscript(fake_sh, s
     assert scene.processing_units == pytest.approx(2 * _single_pu(grid), rel=1e-4)
     assert sh_provider.processing_units_spent == pytest.approx(scene.processing_units)
     # the Area page's estimate prices the composite the same way
-    from lulc_core.costs import estimate_fetch_pu
+    from lulc_core.providers.sentinelhub.costs import estimate_fetch_pu
     assert estimate_fetch_pu(grid, acquisitions=2) == pytest.approx(scene.processing_units, rel=0.02)
     assert estimate_fetch_pu(grid, acquisitions=2) == pytest.approx(2 * estimate_fetch_pu(grid))
     # the same composite as the local files give

@@ -38,8 +38,8 @@ def probability_bars(probs_a: np.ndarray | None, probs_b: np.ndarray | None, lab
 def spectral_signature(sig_a: dict[str, float] | None, sig_b: dict[str, float] | None, labels: tuple[str, str],
                        references: dict[str, dict[str, float]] | None = None,
                        highlight: Sequence[str] = ()) -> go.Figure:
-    """Reflectance vs band centre wavelength for a patch on both dates, with the EuroSAT mean
-    signature of each class in ``highlight`` (e.g. the patch's predicted classes) for reference."""
+    """Reflectance vs band centre wavelength of a cell's window on both dates, with the EuroSAT mean
+    signature of each class in ``highlight`` (e.g. the cell's predicted classes) for reference."""
     fig = go.Figure()
     for cls in highlight:
         sig = (references or {}).get(cls)

@@ -166,7 +166,7 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
     st.session_state.analysis_key = key
     st.session_state.analysis = store[key]
     st.session_state.analysis_link = link_params(aoi, wa, wb, kind)
-    st.session_state.pop("patch", None)
+    st.session_state.pop("cell", None)
     return store[key]
 
 

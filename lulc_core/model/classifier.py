@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lulc_core.bands import band_indices
+from lulc_core.errors import InputError
 from lulc_core.model.calibration import softmax
 from lulc_core.model.cascades import tta_cascade_entry, tta_cascade_threshold
 from lulc_core.model.inference import (ALL_VIEWS, INFERENCE_BF16, exclusive_threads, inference_network,
@@ -37,10 +38,6 @@ from lulc_core.model.recipes import recipe_for
 from lulc_core.model.weights import default_weights_path, load_weights, weights_sha256
 
 PATCH_SIZE = 64
-
-
-class InputError(ValueError):
-    """Patches that do not meet the classifier's input contract."""
 
 
 def model_figures(meta, weights: str | Path | None = None, tta: bool | None = None,

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lulc_core.errors import WeightsError
+from lulc_core.errors import USE_PROJECT_WEIGHTS, WeightsError
 from lulc_core.model.architectures import build_resnet
 from lulc_core.model.recipes import recipe_for
 from lulc_core.settings import Settings, load_settings
@@ -121,7 +121,6 @@ def save_weights(path: Path, model: nn.Module, meta: WeightsMetadata, half: bool
 
 #: Largest weights file read (a ResNet-50 in fp32 is about 100 MB).
 MAX_WEIGHTS_BYTES = 1024 * 2**20
-_USE = "use a weights file written by this project (python -m lulc_core train) or the shipped one"
 _REQUIRED = ("architecture", "stem", "class_names", "bands", "recipe", "norm_mean", "norm_std")
 
 
@@ -129,29 +128,29 @@ def read_weights_blob(path: str | Path) -> dict[str, Any]:
     """A weights file's ``{"metadata", "state_dict"}`` dict, checked; :class:`WeightsError` otherwise."""
     path = Path(path)
     if not path.exists():
-        raise WeightsError(f"weights file {path} not found; {_USE}")
+        raise WeightsError(f"weights file {path} not found")
     if path.is_dir():
-        raise WeightsError(f"{path} is a folder; give the weights file itself (.pt)")
+        raise WeightsError(f"{path} is a folder", "give the weights file itself (.pt)")
     size = path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
-        raise WeightsError(f"{path} is {size / 2**20:,.0f} MB, more than any model here needs; {_USE}")
+        raise WeightsError(f"{path} is {size / 2**20:,.0f} MB, more than any model here needs")
     if not zipfile.is_zipfile(path):
-        raise WeightsError(f"{path} is not a PyTorch weights file (not a torch.save archive); {_USE}")
+        raise WeightsError(f"{path} is not a PyTorch weights file (not a torch.save archive)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise WeightsError(f"{path} was refused: it holds Python objects other than tensors and plain data, "
-                           f"which could run code when loaded; {_USE}") from None
+                           f"which could run code when loaded") from None
     except (RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise WeightsError(f"{path} can't be read as PyTorch weights ({' '.join(str(exc).split())[:160]}); "
-                           f"the file may be truncated or damaged: copy it again, or {_USE}") from None
+                           "the file may be truncated or damaged", f"copy it again, or {USE_PROJECT_WEIGHTS}") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("metadata"), dict) or \
             not isinstance(blob.get("state_dict"), dict):
         raise WeightsError(f"{path} has no metadata (expected a dict with 'metadata' and 'state_dict', as this "
-                           f"project writes): the model's classes and bands can't be known; {_USE}")
+                           f"project writes): the model's classes and bands can't be known")
     check_metadata(blob["metadata"], path)
     if not all(isinstance(v, torch.Tensor) for v in blob["state_dict"].values()):
-        raise WeightsError(f"{path}: its state_dict holds values that are not tensors; {_USE}")
+        raise WeightsError(f"{path}: its state_dict holds values that are not tensors")
     return blob
 
 
@@ -161,21 +160,21 @@ def check_metadata(meta: dict[str, Any], path: str | Path = "weights") -> None:
 
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
-        raise WeightsError(f"{path}: its metadata lacks {', '.join(missing)}; {_USE}")
+        raise WeightsError(f"{path}: its metadata lacks {', '.join(missing)}")
     if meta["architecture"] not in ARCHITECTURES:
         raise WeightsError(f"{path}: unknown architecture {meta['architecture']!r} in its metadata (known: "
-                           f"{', '.join(ARCHITECTURES)}); {_USE}")
+                           f"{', '.join(ARCHITECTURES)})")
     for k in ("class_names", "bands"):
         if not (isinstance(meta[k], list) and meta[k] and all(isinstance(x, str) for x in meta[k])):
-            raise WeightsError(f"{path}: metadata {k!r} must be a non-empty list of names; {_USE}")
+            raise WeightsError(f"{path}: metadata {k!r} must be a non-empty list of names")
     for k in ("norm_mean", "norm_std"):
         v = meta[k]
         if not (isinstance(v, list) and len(v) == len(meta["bands"]) and all(isinstance(x, (int, float)) for x in v)):
-            raise WeightsError(f"{path}: metadata {k!r} must give one number per band; {_USE}")
+            raise WeightsError(f"{path}: metadata {k!r} must give one number per band")
     try:
         recipe_for(WeightsMetadata.from_dict(meta))
     except WeightsError as exc:
-        raise WeightsError(f"{path}: {exc}; {_USE}") from None
+        raise WeightsError(f"{path}: {exc}", fix="") from None  # its message already says what to do
 
 
 def load_weights(path: str | Path | None = None) -> tuple[nn.Module, WeightsMetadata]:
@@ -211,14 +210,13 @@ def _dense_head(state: dict[str, torch.Tensor], model: nn.Module, classes: int,
     w = state.get("weight")
     if w is None or w.ndim != 4 or w.shape[0] != classes or w.shape[1] != model.fc.in_features:
         raise WeightsError(f"{path}: its dense head ({DENSE_HEAD_PREFIX}*) is not a convolution from the "
-                           f"{model.fc.in_features} features to the {classes} classes; {_USE}")
+                           f"{model.fc.in_features} features to the {classes} classes")
     head = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]))
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:
         first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), "")
-        raise WeightsError(f"{path}: its dense head ({DENSE_HEAD_PREFIX}*) can't be loaded ({first[:160]}); "
-                           f"{_USE}") from None
+        raise WeightsError(f"{path}: its dense head ({DENSE_HEAD_PREFIX}*) can't be loaded ({first[:160]})") from None
     return head.eval()
 
 
@@ -235,5 +233,5 @@ def model_from_blob(blob: dict[str, Any], path: str | Path = "weights") -> tuple
         first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), "")
         raise WeightsError(f"{path}: the weights don't fit the {meta.architecture} ({meta.stem} stem, "
                            f"{len(meta.class_names)} classes, {len(meta.bands)} bands) their metadata describes "
-                           f"({first[:160]}); the file was edited or belongs to another model: {_USE}") from None
+                           f"({first[:160]}); the file was edited or belongs to another model") from None
     return model.eval(), meta

@@ -26,7 +26,7 @@ def check_area_size(aoi: AOI, max_area_km2: float = MAX_RUN_AREA_KM2) -> None:
 
 @runtime_checkable
 class ImageryProvider(Protocol):
-    """Search acquisitions and fetch Scenes on an AOI's 10 m UTM patch grid."""
+    """Search acquisitions and fetch Scenes on an AOI's 10 m UTM grid."""
 
     name: str
     collection: str

@@ -306,7 +306,7 @@ class LocalFilesProvider:
         if progress:
             progress(1.0, "done")
         if not used:
-            raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
+            raise NoImageryError.no_data(f"the {self.name} scenes", window)
         return self._scene(grid, data, valid, cloud, used)
 
     def _composite(self, grid: Grid, window: DateWindow, sources: list[SceneSource],
@@ -314,7 +314,7 @@ class LocalFilesProvider:
         """The per-pixel median of the clear observations of ``sources`` (least-cloudy first)."""
         composite = median_of_clear(sources, grid, progress)
         if composite is None:
-            raise NoImageryError(f"the {self.name} scenes hold no data over this AOI in {window}")
+            raise NoImageryError.no_data(f"the {self.name} scenes", window)
         if progress:
             progress(1.0, "done")
         used = [s for s, u in zip(sources, composite.used) if u]

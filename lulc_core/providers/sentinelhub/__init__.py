@@ -2,7 +2,7 @@
 ``provider`` (search and fetch), ``errors`` (client failures as lulc_core errors), ``deadline``
 (a total time per request) and ``logs`` (secrets out of logs)."""
 
-from lulc_core.costs import PROCESS_API_MAX_PX as MAX_PX
+from lulc_core.providers.sentinelhub.costs import PROCESS_API_MAX_PX as MAX_PX
 from lulc_core.providers.sentinelhub.errors import client_errors, map_error
 from lulc_core.providers.sentinelhub.evalscript import (COMPOSITE_REDUCER, COMPOSITE_VERSION, EVALSCRIPT_VERSION,
                                                         composite_evalscript, evalscript)

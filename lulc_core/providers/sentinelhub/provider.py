@@ -1,8 +1,8 @@
 """Sentinel Hub (Copernicus Data Space Ecosystem or the commercial service) through ``sentinelhub``.
 
 Search goes through the Catalog API (one STAC search per date window, paginated by the client),
-fetch through the Process API: one request per AOI and date window on the AOI's 10 m UTM patch
-grid, split into sub-requests of at most :data:`~lulc_core.costs.PROCESS_API_MAX_PX` px a side
+fetch through the Process API: one request per AOI and date window on the AOI's 10 m UTM
+grid, split into sub-requests of at most :data:`~lulc_core.providers.sentinelhub.costs.PROCESS_API_MAX_PX` px a side
 (the service's limit) and mosaicked back. The evalscript (:mod:`.evalscript`) asks for the 13
 Level-1C bands in EuroSAT order as DN in UINT16, plus ``dataMask`` and ``CLM`` (s2cloudless) in a
 second UINT8 output, so the response is a tar of two GeoTIFFs. Processing units are read from
@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
-import os
 import re
 import tarfile
 import threading
@@ -52,7 +51,7 @@ from sentinelhub.types import JsonDict
 from lulc_core.aoi import AOI
 from lulc_core.grid import Grid
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.costs import PROCESS_API_MAX_PX
+from lulc_core.providers.sentinelhub.costs import PROCESS_API_MAX_PX
 from lulc_core.errors import CredentialsError, NoImageryError, ProviderError
 from lulc_core.providers.base import ProgressFn, acquisition_parts, check_area_size
 from lulc_core.providers.sentinelhub.deadline import (Deadline, DeadlinePassed, bound_to, current_deadline,
@@ -64,6 +63,7 @@ from lulc_core.providers.sentinelhub.logs import install_log_redaction
 from lulc_core.providers.sentinelhub.settings import SentinelHubSettings
 from lulc_core.collection import DEFAULT_COLLECTION, Collection, get_collection
 from lulc_core.scene import Acquisition, DateWindow, Scene
+from lulc_core.settings import insecure_transport_allowed
 
 _TILE_RE = re.compile(r"_(T\d{2}[A-Z]{3})_")
 
@@ -191,7 +191,7 @@ class SentinelHubProvider:
 
         Only where ``OAUTHLIB_INSECURE_TRANSPORT`` is set (a local test server on plain HTTP) is http allowed.
         """
-        if os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        if insecure_transport_allowed():
             return
         for name, url in (("SH_TOKEN_URL", self.settings.token_url), ("SH_BASE_URL", self.settings.base_url)):
             if urlsplit(url).scheme.lower() != "https":

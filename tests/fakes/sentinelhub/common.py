@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from lulc_core.bands import EUROSAT_BAND_ORDER
-from lulc_core.costs import PROCESS_API_MAX_PX
+from lulc_core.providers.sentinelhub.costs import PROCESS_API_MAX_PX
 
 TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"
 CATALOG_PATH = "/api/v1/catalog/1.0.0/search"
