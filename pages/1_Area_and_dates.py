@@ -18,7 +18,8 @@ from lulc_core.scene import DateWindow, check_window_order
 from lulc_core.season import (SEASON_GAP_DAYS, best_matched_pair, day_of_year_gap, month_window,
                               representative_date, suggest_window_b)
 from ui.charts import acquisition_timeline
-from ui.offline_map import add_geojson, add_image_overlay, finish_map, make_map
+from ui.map_overlays import add_geojson, add_image_overlay
+from ui.offline_map import finish_map, make_map
 from ui.session import analyse, demo_place, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
 
 

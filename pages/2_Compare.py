@@ -14,8 +14,9 @@ from lulc_core.render import STATE_COLOURS, change_map_rgba
 from lulc_core.render import legend_items as legend_items_for
 from lulc_core.texts import change_rule_text, change_skill_text
 from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
-from ui.offline_map import (add_geojson, add_image_overlay, add_legend, finish_map, link_view, make_map,
-                            make_swipe_map)
+from ui.compare_maps import link_view, make_swipe_map
+from ui.map_overlays import add_geojson, add_image_overlay, add_legend
+from ui.offline_map import finish_map, make_map
 from ui.session import (basemap_enabled, change_state_image, current_analysis, download_files, keep, kept, map_images,
                         window_probabilities)
 

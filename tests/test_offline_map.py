@@ -1,4 +1,4 @@
-"""ui.offline_map: maps must reference only vendored JS/CSS (no CDN) and embed images."""
+"""ui.offline_map and ui.map_overlays: maps must reference only vendored JS/CSS (no CDN) and embed images."""
 
 from __future__ import annotations
 
@@ -15,15 +15,13 @@ import pytest
 
 import leafmap.foliumap as leafmap
 
+from ui.map_overlays import add_geojson, add_image_overlay, add_legend
 from ui.offline_map import (
-    add_legend,
     external_urls,
     finish_map,
     LEAFLET_DRAW_VERSION,
     LEAFLET_VERSION,
     VENDOR_DIR,
-    add_geojson,
-    add_image_overlay,
     make_map,
     static_vendor_url,
 )

@@ -1,4 +1,8 @@
-"""leafmap (folium) maps that work without internet access.
+"""leafmap (folium) maps that work without internet access: the vendored assets, :func:`make_map` and
+:func:`finish_map` (with its check that nothing loads from outside).
+
+Layers go on with :mod:`ui.map_overlays` (images, GeoJSON, legend); :mod:`ui.compare_maps` shows two
+dates against each other (linked views, swipe map).
 
 The maps are ``leafmap.foliumap.Map`` objects (leafmap's basemaps, legend, layer control and
 fullscreen button).  folium loads Leaflet, jQuery, Bootstrap, font-awesome,
@@ -36,24 +40,13 @@ browser accepts them.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
-
 import re
+from pathlib import Path
 
 import folium
 import folium.plugins
 import leafmap.foliumap as leafmap
 import xyzservices
-from branca.element import MacroElement
-from folium.elements import JSCSSMixin
-from jinja2 import Template
-import numpy as np
-from branca.utilities import write_png
 
 __all__ = [
     "VENDOR_DIR",
@@ -61,13 +54,10 @@ __all__ = [
     "LEAFLET_VERSION",
     "LEAFLET_DRAW_VERSION",
     "static_vendor_url",
+    "asset_url",
     "make_map",
     "finish_map",
-    "link_view",
-    "add_legend",
     "external_urls",
-    "add_image_overlay",
-    "add_geojson",
 ]
 
 #: Folder holding the vendored files (served at ``<base>/app/static/vendor``).
@@ -96,8 +86,6 @@ FULLSCREEN_CSS = "leaflet-fullscreen/Control.FullScreen.css"
 #: leafmap / xyzservices basemaps offered when tiles are reachable (the first one is shown).
 BASEMAPS = ("OpenStreetMap.Mapnik", "Esri.WorldImagery")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 def static_vendor_url(base_url_path: str | None = None) -> str:
     """Absolute URL path of ``static/vendor`` on the running Streamlit server.
@@ -118,7 +106,8 @@ def static_vendor_url(base_url_path: str | None = None) -> str:
     return f"/{base}/app/static/vendor" if base else "/app/static/vendor"
 
 
-def _join(static_url: str, rel: str) -> str:
+def asset_url(static_url: str, rel: str) -> str:
+    """URL of the vendored file ``rel`` (relative to ``static/vendor``) under ``static_url``."""
     return f"{static_url.rstrip('/')}/{rel}"
 
 
@@ -171,12 +160,12 @@ def make_map(
     )
     # Instance attributes: never mutate folium's class-level default lists (the
     # add_js_link/add_css_link helpers would, affecting every other Map).
-    m.default_js = [("leaflet", _join(static_url, LEAFLET_JS))]
-    m.default_css = [("leaflet_css", _join(static_url, LEAFLET_CSS))]
+    m.default_js = [("leaflet", asset_url(static_url, LEAFLET_JS))]
+    m.default_css = [("leaflet_css", asset_url(static_url, LEAFLET_CSS))]
     if fullscreen:
         button = folium.plugins.Fullscreen(position="topleft")
-        button.default_js = [("leaflet_fullscreen_js", _join(static_url, FULLSCREEN_JS))]
-        button.default_css = [("leaflet_fullscreen_css", _join(static_url, FULLSCREEN_CSS))]
+        button.default_js = [("leaflet_fullscreen_js", asset_url(static_url, FULLSCREEN_JS))]
+        button.default_css = [("leaflet_fullscreen_css", asset_url(static_url, FULLSCREEN_CSS))]
         button.add_to(m)
     if basemap:
         for i, name in enumerate(BASEMAPS):
@@ -196,17 +185,10 @@ def make_map(
             },
             edit_options={"edit": True, "remove": True},
         )
-        d.default_js = [("leaflet_draw_js", _join(static_url, LEAFLET_DRAW_JS))]
-        d.default_css = [("leaflet_draw_css", _join(static_url, LEAFLET_DRAW_CSS))]
+        d.default_js = [("leaflet_draw_js", asset_url(static_url, LEAFLET_DRAW_JS))]
+        d.default_css = [("leaflet_draw_css", asset_url(static_url, LEAFLET_DRAW_CSS))]
         d.add_to(m)
     return m
-
-
-def add_legend(m: leafmap.Map, title: str, items: list[tuple[str, str]]) -> None:
-    """A legend box on the map (leafmap's, as a plain Leaflet control: no jQuery, no CDN).
-    ``items`` are ``(colour, label)`` pairs."""
-    m.add_legend(title=title, legend_dict={label: colour for colour, label in items}, draggable=False,
-                 position="bottomright", style={"font-size": "11px", "padding": "4px", "line-height": "1.1"})
 
 
 def external_urls(m: folium.Map) -> list[str]:
@@ -244,245 +226,4 @@ def finish_map(m: leafmap.Map, *, layer_control: bool = True) -> leafmap.Map:
         if urls := external_urls(m):
             raise RuntimeError(f"map would load {urls[0]} from the internet; vendor it in static/vendor")
         _CHECKED_MAKEUPS.add(makeup)
-    return m
-
-
-def _to_rgba_uint8(arr: np.ndarray) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.dtype != np.uint8:
-        raise TypeError(f"image array must be uint8, got {a.dtype}")
-    if a.ndim == 2:  # grey
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"image array must be HxW, HxWx3 or HxWx4, got shape {a.shape}")
-    if a.shape[2] == 3:
-        # Add an opaque alpha ourselves: branca's write_png would turn an RGB uint8
-        # array into float and stretch every channel to its own maximum.
-        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return np.ascontiguousarray(a)
-
-
-def _mercator_rows(rgba: np.ndarray, south: float, north: float) -> np.ndarray:
-    """Resample rows (nearest neighbour, keeps class colours exact) from a regular
-    latitude grid (row 0 = north) to a regular Web-Mercator y grid."""
-
-    def merc_y(lat: np.ndarray | float) -> np.ndarray:
-        return np.log(np.tan(np.pi / 4 + np.radians(lat) / 2))
-
-    h = rgba.shape[0]
-    y = np.linspace(merc_y(north), merc_y(south), h, endpoint=False) + (
-        merc_y(south) - merc_y(north)
-    ) / (2 * h)
-    lat = np.degrees(2 * np.arctan(np.exp(y)) - np.pi / 2)
-    src = np.clip(((north - lat) / (north - south) * h).astype(int), 0, h - 1)
-    return rgba[src]
-
-
-def _image_data_url(image: np.ndarray | bytes, bounds, mercator_project: bool) -> str:
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        png = bytes(image)
-        if not png.startswith(_PNG_SIGNATURE):
-            raise ValueError("image bytes are not a PNG (bad signature)")
-        if mercator_project:
-            raise ValueError("mercator_project needs a numpy array, not PNG bytes")
-    else:
-        rgba = _to_rgba_uint8(image)
-        if mercator_project:
-            rgba = _mercator_rows(rgba, bounds[0][0], bounds[1][0])
-        png = write_png(rgba)  # uint8 RGBA is written as-is
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _check_bounds(bounds_latlon) -> list[list[float]]:
-    try:
-        (south, west), (north, east) = bounds_latlon
-        south, west, north, east = map(float, (south, west, north, east))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "bounds_latlon must be ((south, west), (north, east)) in degrees"
-        ) from exc
-    if not (-90 <= south < north <= 90 and -180 <= west <= 180 and -180 <= east <= 180):
-        raise ValueError(
-            f"bounds_latlon must be ((south, west), (north, east)), got {bounds_latlon!r}"
-        )
-    return [[south, west], [north, east]]
-
-
-def add_image_overlay(
-    m: folium.Map,
-    rgba_png_or_array: np.ndarray | bytes,
-    bounds_latlon,
-    name: str,
-    opacity: float = 0.7,
-    *,
-    show: bool = True,
-    mercator_project: bool = False,
-) -> folium.raster_layers.ImageOverlay:
-    """Add an image embedded as a ``data:image/png;base64`` URL (no tile server).
-
-    ``rgba_png_or_array`` is a uint8 numpy array (HxW grey, HxWx3 RGB or HxWx4 RGBA,
-    row 0 = north) or the bytes of a PNG file.  ``bounds_latlon`` is
-    ``((south, west), (north, east))``.  ``mercator_project=True`` (arrays only)
-    resamples rows from a regular lat/lon grid to Web Mercator (nearest neighbour);
-    irrelevant for small AOIs.  The PNG travels inside the map HTML, so keep images
-    modest (a few hundred pixels a side).
-    """
-    if not 0.0 <= float(opacity) <= 1.0:
-        raise ValueError(f"opacity must be within [0, 1], got {opacity}")
-    bounds = _check_bounds(bounds_latlon)
-    url = _image_data_url(rgba_png_or_array, bounds, mercator_project)
-    # folium passes a "data:" URL string through unchanged (it is a valid URL scheme).
-    layer = folium.raster_layers.ImageOverlay(
-        image=url,
-        bounds=bounds,
-        name=name,
-        opacity=float(opacity),
-        show=show,
-        interactive=False,
-        pixelated=True,
-    )
-    layer.add_to(m)
-    return layer
-
-
-def add_geojson(
-    m: folium.Map,
-    data: Any,
-    name: str,
-    style: Mapping[str, Any] | Callable[[dict], dict] | None = None,
-    *,
-    tooltip_fields: list[str] | None = None,
-    tooltip_aliases: list[str] | None = None,
-) -> folium.GeoJson:
-    """Add GeoJSON embedded in the map (never fetched by URL, never via jQuery).
-
-    ``data`` is a GeoJSON dict, a JSON string, a path to a .geojson file, or an object
-    with ``__geo_interface__`` (shapely, geopandas).  ``style`` is a Leaflet path style
-    dict (``{"color": "#e31a1c", "weight": 2, "fillOpacity": 0.1}``) applied to every
-    feature, or a ``feature -> dict`` function.  ``tooltip_fields`` adds a
-    ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery), labelled with
-    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``).
-    """
-    if hasattr(data, "__geo_interface__"):
-        data = data.__geo_interface__
-    elif isinstance(data, os.PathLike):
-        data = json.loads(Path(data).read_text(encoding="utf-8"))
-    elif isinstance(data, str):
-        stripped = data.lstrip()
-        if stripped.startswith(("{", "[")):
-            data = json.loads(stripped)
-        elif "://" in data:
-            raise ValueError("add_geojson does not fetch URLs (offline map); pass the data")
-        else:
-            data = json.loads(Path(data).read_text(encoding="utf-8"))
-    if not isinstance(data, Mapping) or "type" not in data:
-        raise ValueError("data is not GeoJSON (expected a mapping with a 'type' key)")
-
-    if style is None:
-        style_function = None
-    elif callable(style):
-        style_function = style
-    else:
-        style_dict = dict(style)
-        style_function = lambda _feature: style_dict  # noqa: E731
-
-    tooltip = (folium.GeoJsonTooltip(fields=list(tooltip_fields),
-                                     aliases=list(tooltip_aliases) if tooltip_aliases else None)
-               if tooltip_fields else None)
-    layer = folium.GeoJson(
-        data=dict(data),
-        name=name,
-        style_function=style_function,
-        tooltip=tooltip,
-        embed=True,
-    )
-    layer.add_to(m)
-    return layer
-
-
-class _LinkedView(MacroElement):
-    """Pan and zoom this map's sibling maps of the same group live, in the browser.
-
-    Each ``st_folium`` map lives in its own iframe served by the same server, so a map can reach
-    the others through ``window.parent``: every linked map publishes itself as ``window.__lulcMap``
-    with its group, and on each move sets the view of the other maps of its group (a flag on the
-    map being moved stops the echo). Streamlit still learns the view from ``st_folium`` (the Python
-    side keeps it across reruns); this only makes the maps follow each other without waiting.
-    """
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        (function () {
-            var map = {{ this._parent.get_name() }}, group = {{ this.group|tojson }};
-            window.__lulcMap = map; map.__lulcGroup = group;
-            map.on("move", function () {
-                if (map.__lulcFollowing) return;
-                var frames = window.parent.document.querySelectorAll("iframe");
-                for (var i = 0; i < frames.length; i++) {
-                    var other;
-                    try { other = frames[i].contentWindow.__lulcMap; } catch (e) { continue; }
-                    if (!other || other === map || other.__lulcGroup !== group) continue;
-                    other.__lulcFollowing = true;
-                    try { other.setView(map.getCenter(), map.getZoom(), {animate: false}); }
-                    finally { other.__lulcFollowing = false; }
-                }
-            });
-        })();
-        {% endmacro %}
-    """)
-
-    def __init__(self, group: str) -> None:
-        super().__init__()
-        self._name = "LinkedView"
-        self.group = group
-
-
-def link_view(m: folium.Map, group: str) -> folium.Map:
-    """Make ``m`` pan and zoom together with every other map of ``group`` on the page (see
-    :class:`_LinkedView`); no script or stylesheet is loaded for it."""
-    _LinkedView(group).add_to(m)
-    return m
-
-
-class _SwipeControl(JSCSSMixin, MacroElement):
-    """leaflet-side-by-side over two custom panes: everything drawn in pane ``swipeA`` shows left
-    of the divider, everything in ``swipeB`` right of it."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        (function () {
-            var map = {{ this._parent.get_name() }};
-            var left = L.layerGroup().addTo(map), right = L.layerGroup().addTo(map);
-            left.getContainer = function () { return map.getPane("swipeA"); };
-            right.getContainer = function () { return map.getPane("swipeB"); };
-            L.control.sideBySide(left, right).addTo(map);
-        })();
-        {% endmacro %}
-    """)
-
-    def __init__(self, static_url: str) -> None:
-        super().__init__()
-        self._name = "SwipeControl"
-        self.default_js = [("leaflet_side_by_side_js", _join(static_url, SIDE_BY_SIDE_JS))]
-        self.default_css = [(f"leaflet_side_by_side_css_{i}", _join(static_url, css))
-                            for i, css in enumerate(SIDE_BY_SIDE_CSS)]
-
-
-def make_swipe_map(center: tuple[float, float], zoom: int, left: list[tuple[Any, Any, str, float]],
-                   right: list[tuple[Any, Any, str, float]], *, static_url: str | None = None,
-                   basemap: bool = True) -> folium.Map:
-    """A zoomable split map: ``left`` image overlays (date A) left of a draggable divider, ``right``
-    ones (date B) right of it. Each overlay is ``(image, bounds, name, opacity)`` as for
-    :func:`add_image_overlay`. Offline: the plugin comes from ``static_url`` like Leaflet itself."""
-    if static_url is None:
-        static_url = static_vendor_url()
-    m = make_map(center, zoom, static_url=static_url, basemap=basemap)
-    for pane, overlays in (("swipeA", left), ("swipeB", right)):
-        folium.map.CustomPane(pane, z_index=410).add_to(m)
-        for image, bounds, name, opacity in overlays:
-            layer = folium.raster_layers.ImageOverlay(
-                image=_image_data_url(image, _check_bounds(bounds), False), bounds=_check_bounds(bounds), name=name,
-                opacity=float(opacity), interactive=False, pixelated=True, pane=pane)
-            layer.add_to(m)
-    _SwipeControl(static_url).add_to(m)
     return m
