@@ -45,6 +45,8 @@ BANDS_BY_NAME: dict[str, Band] = {b.name: b for b in S2_BANDS}
 EUROSAT_BAND_ORDER: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
 )
+#: Bands of a Scene (every band of Sentinel-2 L1C, in EuroSAT order).
+N_BANDS = len(EUROSAT_BAND_ORDER)
 #: Bands of the RGB model, in channel order.
 RGB_BANDS: tuple[str, ...] = ("B04", "B03", "B02")
 

@@ -35,6 +35,7 @@ from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.cascades import REFINE_FILE, refine_threshold
 from lulc_core.model.dense import DenseClassifier, refine_windows, windows_at
+from lulc_core.cells import MAX_NODATA_SHARE
 from lulc_core.grid import STEP_PX, WINDOW_PX
 from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, weights_sha256
 from lulc_core.providers.demo import DemoProvider
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the demo areas: evaluation only
 RUN = ROOT / "runs" / "refine"
 TARGET = 0.955
-MAX_NODATA = 0.10
+MAX_NODATA = MAX_NODATA_SHARE  # the app's rule for a window with too little data
 RGB = ("B04", "B03", "B02")
 
 

@@ -613,8 +613,8 @@ def _(tmp, mp):
     return cli("evaluate", "--data", str(tmp), "--weights", str(w))[0]
 
 
-@case("weights-malicious-pickle", "cli", "fixed", r"was refused: it holds Python objects other than tensors")
-def _(tmp, mp):
+def evil_weights(tmp: Path) -> tuple[Path, Path]:
+    """A weights file whose pickle would run ``touch <marker>`` if it were ever unpickled."""
     import torch
 
     marker = tmp / "pwned"
@@ -624,7 +624,13 @@ def _(tmp, mp):
             return (os.system, (f"touch {marker}",))
 
     torch.save({"metadata": {}, "state_dict": Evil()}, tmp / "evil.pt")
-    line = cli("evaluate", "--data", str(tmp), "--weights", str(tmp / "evil.pt"))[0]
+    return tmp / "evil.pt", marker
+
+
+@case("weights-malicious-pickle", "cli", "fixed", r"was refused: it holds Python objects other than tensors")
+def _(tmp, mp):
+    weights, marker = evil_weights(tmp)
+    line = cli("evaluate", "--data", str(tmp), "--weights", str(weights))[0]
     assert not marker.exists()  # the payload never ran
     return line
 
@@ -689,17 +695,10 @@ def _(tmp, mp):
 
 @case("dense-weights-malicious-pickle", "lib", "fixed", r"was refused: it holds Python objects other than tensors")
 def _(tmp, mp):
-    import torch
     from lulc_core.model.dense import DenseClassifier
 
-    marker = tmp / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"metadata": {}, "state_dict": Evil()}, tmp / "evil.pt")
-    line = lib_error(lambda: DenseClassifier(tmp / "evil.pt"))  # what the dashboard builds
+    weights, marker = evil_weights(tmp)
+    line = lib_error(lambda: DenseClassifier(weights))  # what the dashboard builds
     assert not marker.exists()  # the payload never ran
     return line
 

@@ -30,6 +30,7 @@ import torch
 
 from lulc_core.bands import band_indices
 from lulc_core.errors import InputError
+from lulc_core.grid import WINDOW_PX
 from lulc_core.model.calibration import softmax
 from lulc_core.model.cascades import tta_cascade_entry, tta_cascade_threshold
 from lulc_core.model.inference import (ALL_VIEWS, INFERENCE_BF16, exclusive_threads, inference_network,
@@ -37,7 +38,7 @@ from lulc_core.model.inference import (ALL_VIEWS, INFERENCE_BF16, exclusive_thre
 from lulc_core.model.recipes import recipe_for
 from lulc_core.model.weights import default_weights_path, load_weights, weights_sha256
 
-PATCH_SIZE = 64
+PATCH_SIZE = WINDOW_PX  # a window of the analysis geometry (a EuroSAT image)
 
 
 def model_figures(meta, weights: str | Path | None = None, tta: bool | None = None,

@@ -40,7 +40,7 @@ from shapely import geometry as sg
 
 from lulc_core.aoi import AOI
 from lulc_core.grid import Grid
-from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.bands import EUROSAT_BAND_ORDER, N_BANDS
 from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask, cloud_percent
 from lulc_core.composite import COMPOSITE_METHOD, median_of_clear
 from lulc_core.errors import NoImageryError, OutsideCoverageError, ProviderError
@@ -100,7 +100,7 @@ class SceneSource:
             names = tuple(ds.descriptions)
             if all(names) and set(EUROSAT_BAND_ORDER) <= set(names):
                 return names
-            if ds.count == 13:
+            if ds.count == N_BANDS:
                 return EUROSAT_BAND_ORDER
         raise ProviderError(f"{self.path}: a stack needs 13 bands or band descriptions naming B01..B12, B8A")
 
@@ -272,7 +272,7 @@ class LocalFilesProvider:
             return self._composite(grid, window, sources, progress)
         # uint16 output allocated lazily (pages never written stay unallocated): memory follows
         # the imagery present, read in strips of rows of each source's window of the grid
-        data = np.zeros((13, grid.height, grid.width), dtype=np.uint16)
+        data = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
         used = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.bands import EUROSAT_BAND_ORDER, N_BANDS
 from lulc_core.collection import Collection
 
 #: Bump when the evalscript or the decoding changes what pixels a request gives (part of cache keys).
@@ -26,7 +26,7 @@ function setup() {{
   return {{
     input: [{{bands: [{band_list}], units: "DN"}}],
     output: [
-      {{id: "default", bands: 13, sampleType: "UINT16"}},
+      {{id: "default", bands: {N_BANDS}, sampleType: "UINT16"}},
       {{id: "masks", bands: 2, sampleType: "UINT8"}}
     ]
   }};
@@ -61,7 +61,7 @@ function setup() {{
   return {{
     input: [{{bands: [{band_list}], units: "DN"}}],
     output: [
-      {{id: "default", bands: 13, sampleType: "UINT16"}},
+      {{id: "default", bands: {N_BANDS}, sampleType: "UINT16"}},
       {{id: "masks", bands: 2, sampleType: "UINT8"}}
     ],
     mosaicking: "ORBIT"

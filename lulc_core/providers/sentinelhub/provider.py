@@ -50,7 +50,7 @@ from sentinelhub.types import JsonDict
 
 from lulc_core.aoi import AOI
 from lulc_core.grid import Grid
-from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.bands import EUROSAT_BAND_ORDER, N_BANDS
 from lulc_core.providers.sentinelhub.costs import PROCESS_API_MAX_PX
 from lulc_core.errors import CredentialsError, NoImageryError, ProviderError
 from lulc_core.providers.base import ProgressFn, acquisition_parts, check_area_size
@@ -273,7 +273,7 @@ class SentinelHubProvider:
             time_range = (f"{day}T00:00:00Z", f"{day}T23:59:59Z")
             maxcc = None
         client: _DeadlineClient | None = None  # one client: its rate-limit pacing spans the parts
-        data = np.zeros((13, grid.height, grid.width), dtype=np.uint16)
+        data = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
         valid = np.zeros((grid.height, grid.width), dtype=bool)
         cloud = np.zeros_like(valid)
         pu = 0.0
@@ -374,7 +374,7 @@ def _read_tiff(blob: bytes) -> np.ndarray:
 
 
 def _decode(response: DownloadResponse, grid: Grid, index: int, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """(13, H, W) uint16 bands and (2, H, W) uint8 masks from a tar response; ProviderError if unreadable."""
+    """(bands, H, W) uint16 bands and (2, H, W) uint8 masks from a tar response; ProviderError if unreadable."""
     part = f"part {index + 1} of {total}" if total > 1 else "the response"
     try:
         with tarfile.open(fileobj=io.BytesIO(response.content)) as tar:
@@ -388,8 +388,8 @@ def _decode(response: DownloadResponse, grid: Grid, index: int, total: int) -> t
             raise ValueError(f"missing {', '.join(sorted(missing))}")
         bands, masks = _read_tiff(files["default.tif"]), _read_tiff(files["masks.tif"])
         want = (grid.height, grid.width)
-        if bands.shape != want + (13,) or masks.shape != want + (2,):
-            raise ValueError(f"got shapes {bands.shape} and {masks.shape}, expected {want + (13,)} and {want + (2,)}")
+        if bands.shape != want + (N_BANDS,) or masks.shape != want + (2,):
+            raise ValueError(f"got shapes {bands.shape} and {masks.shape}, expected {want + (N_BANDS,)} and {want + (2,)}")
         return (np.moveaxis(bands, -1, 0).astype(np.uint16, copy=False),
                 np.moveaxis(masks, -1, 0).astype(np.uint8, copy=False))
     except Exception as exc:
