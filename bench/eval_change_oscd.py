@@ -37,7 +37,9 @@ from rasterio.warp import reproject
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from lulc_core.change import CHANGE_EVALUATION, CHANGE_MODEL
+from lulc_core.change import (CHANGE_EVALUATION, CHANGE_MODEL, ChangeKind, ChangeResult, ChangeThresholds,
+                              compare)
+from lulc_core.joint import EvidenceModel
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
@@ -206,7 +208,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
             "class_conf": np.minimum(np.nan_to_num(A.probs).max(-1), np.nan_to_num(B.probs).max(-1))[use],
             "zscore": (block_sums(zs, px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "cva": (block_sums(np.where(sp.valid, cva, 0), px) / np.maximum(block_sums(sp.valid, px), 1))[use],
-            "maps": (A, B, share),
+            "maps": (A, B, share), "use": use,
         }
     return out
 
@@ -221,6 +223,31 @@ def decide(f: dict, min_spectral: float, confidence: float, level: str = "group"
     flip = f["flip"] if level == "group" else f["class_flip"]
     conf = f["conf"] if level == "group" else f["class_conf"]
     return flip & (conf >= confidence) & (f["share"] >= min_spectral)
+
+
+def joint_decision(f: dict, model: EvidenceModel, min_built: float, min_spectral: float,
+                   confidence: float) -> ChangeResult:
+    """The product's decision (lulc_core.change.compare: joint classification, kinds) on one area's maps."""
+    a, b, share = f["maps"]
+    return compare(a, b, ChangeThresholds(confidence, min_spectral, "group", min_built), share, model)
+
+
+def fit_evidence(train: list[dict], level: str) -> EvidenceModel:
+    """P(change | share) fitted on the training areas' units (logistic on logit(share))."""
+    return EvidenceModel.fit(np.concatenate([f[level]["share"] for f in train]),
+                             np.concatenate([f[level]["truth"] for f in train]))
+
+
+def tune_min_built(train: list[dict], level: str, model: EvidenceModel, min_spectral: float,
+                   confidence: float) -> float:
+    """Built-up change support that maximises F1 of the counted change on the training areas."""
+    truth = np.concatenate([f[level]["truth"] for f in train])
+
+    def score(s: float) -> tuple[float, float]:
+        pred = np.concatenate([joint_decision(f[level], model, s, min_spectral, confidence).counted[f[level]["use"]]
+                               for f in train])
+        return f1(pred, truth)["f1"], -s
+    return float(max(SPECTRAL_GRID, key=score))
 
 
 def tune_spectral_only(train: list[dict], level: str) -> float:
@@ -264,7 +291,9 @@ def main() -> None:
     feats = [area_features(provider, area, info, shared, dense, classifier)
              for area, info in sorted(index.items()) if info.get("label")]
     held: dict[str, dict[str, list]] = {lv: {k: [] for k in ("prob", "changed", "truth", "zscore", "cva", "share",
-                                                                    "spectral_only", "flip", "logistic")}
+                                                                    "spectral_only", "flip", "logistic", "joint_flip",
+                                                                    "built_up", "p_change", "p_evidence",
+                                                                    "independent_changed")}
                                         for lv in ("cell", "patch")}
     rows = []
     for i, f in enumerate(feats):
@@ -272,14 +301,23 @@ def main() -> None:
         row = {"area": f["area"], "dates": f["dates"], "pixel_f1": round(f["pixel"]["f1"]["f1"], 3),
                "spectral_threshold": round(f["pixel"]["threshold"], 3)}
         for level in ("cell", "patch"):
-            s_min = tune_min_spectral(train, level, args.confidence)
             g = f[level]
+            s_only = tune_spectral_only(train, level)
+            model = fit_evidence(train, level)
+            s_built = tune_min_built(train, level, model, s_only, args.confidence)
+            ch = joint_decision(g, model, s_built, s_only, args.confidence)
+            use = g["use"]
             prob = g["share"]  # the product's change score: untuned
-            changed = decide(g, s_min, args.confidence)
-            spectral_only = g["share"] >= tune_spectral_only(train, level)
+            changed = ch.counted[use]
+            spectral_only = g["share"] >= s_only
             for k, v in (("prob", prob), ("changed", changed), ("truth", g["truth"]), ("zscore", g["zscore"]),
                          ("cva", g["cva"]), ("share", g["share"]), ("spectral_only", spectral_only),
                          ("flip", g["flip"] & (g["conf"] >= args.confidence)),
+                         ("joint_flip", (ch.kind == ChangeKind.LAND_COVER)[use]),
+                         ("built_up", (ch.kind == ChangeKind.BUILT_UP)[use]),
+                         ("p_change", ch.p_change[use]), ("p_evidence", ch.p_evidence[use]),
+                         ("independent_changed", decide(g, tune_min_spectral(train, level, args.confidence),
+                                                        args.confidence)),
                          ("logistic", logistic_alternative(train, g, level))):
                 held[level][k].append(v)
             row[level] = {"n": int(len(g["truth"])), "truly_changed": int(g["truth"].sum()),
@@ -287,7 +325,10 @@ def main() -> None:
                           "auroc_zscore_baseline": round(auroc(g["zscore"], g["truth"]), 3),
                           "auroc_cva": round(auroc(g["cva"], g["truth"]), 3),
                           "f1_changed": round(f1(changed, g["truth"])["f1"], 3),
-                          "changed": int(changed.sum()), "min_spectral_tuned": s_min}
+                          "changed": int(changed.sum()), "min_spectral_tuned": s_only, "min_built_tuned": s_built,
+                          "evidence_model": [round(model.intercept, 3), round(model.slope, 3)],
+                          "joint_flip_unchanged": round(float((ch.kind == ChangeKind.LAND_COVER)[use][~g["truth"]].mean()), 4),
+                          "auroc_p_change": round(auroc(ch.p_change[use], g["truth"]), 3)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     summary = {"definition": f"truly changed = >= {TRUE_CHANGE_SHARE:.0%} of the OSCD change-map pixels changed; "
@@ -306,6 +347,12 @@ def main() -> None:
             "logistic_share_and_group_distance": {"auroc": auroc(H["logistic"], t),
                                                   "best_f1_any_threshold": best_f1(H["logistic"], t)},
             "changed_state": f1(H["changed"], t),
+            "changed_state_definition": "counted change: land-cover change (joint group flip) + built-up change",
+            "independent_argmax_changed_state_before": f1(H["independent_changed"], t),
+            "built_up_change_state": f1(H["built_up"], t),
+            "p_change_joint": {"auroc": auroc(H["p_change"], t)},
+            "truly_changed_with_joint_group_flip": float(H["joint_flip"][t].mean()),
+            "not_changed_with_joint_group_flip": float(H["joint_flip"][~t].mean()),
             "spectral_evidence_alone_state": f1(H["spectral_only"], t),
             "truly_changed_with_confident_group_flip": float(H["flip"][t].mean()),
             "not_changed_with_confident_group_flip": float(H["flip"][~t].mean()),
@@ -324,8 +371,12 @@ def main() -> None:
     tp, fp, fn = (sum(p[k] for p in px) for k in ("tp", "fp", "fn"))
     summary["pixel"] = {"f1": 2 * tp / max(2 * tp + fp + fn, 1), "precision": tp / max(tp + fp, 1),
                         "recall": tp / max(tp + fn, 1), "note": "10 m spectral change (unsupervised mean + 2 sd threshold), no tuning"}
-    final = tune_min_spectral(feats, "cell", args.confidence)
+    final = tune_spectral_only(feats, "cell")
+    final_model = fit_evidence(feats, "cell")
+    final_built = tune_min_built(feats, "cell", final_model, final, args.confidence)
     summary["shipped_min_spectral"] = final
+    summary["shipped_min_built_spectral"] = final_built
+    summary["shipped_evidence_model"] = {"intercept": final_model.intercept, "slope": final_model.slope}
     summary["per_area"] = rows
     summary["headline"] = {"auroc": summary["patch"]["change_score"]["auroc"],
                            "f1": summary["patch"]["changed_state"]["f1"],
@@ -340,9 +391,13 @@ def main() -> None:
     text = json.dumps(summary, indent=1, default=float)
     if args.write:
         CHANGE_EVALUATION.write_text(text)
-        CHANGE_MODEL.write_text(json.dumps({"min_spectral": final, "fitted_on": "OSCD change maps, 7 areas: best F1 "
-                                            "of the cell-level changed decision (one summary number)",
-                                            "confidence": args.confidence}, indent=1))
+        CHANGE_MODEL.write_text(json.dumps({
+            "min_spectral": final, "min_built_spectral": final_built,
+            "evidence_model": {"intercept": final_model.intercept, "slope": final_model.slope},
+            "fitted_on": "OSCD change maps, 7 areas, 160 m cells (summary numbers only): min_spectral = best F1 of "
+                         "'share >= s' alone; evidence_model = logistic fit of truly changed on logit(share); "
+                         "min_built_spectral = best F1 of the counted change (land-cover + built-up)",
+            "confidence": args.confidence}, indent=1))
     if args.out:
         Path(args.out).write_text(text)
     print(text)

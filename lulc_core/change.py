@@ -1,28 +1,31 @@
-"""Change between two dates: one decision per cell from class and spectral evidence.
+"""Change between two dates: the two dates classified jointly, then one kind of change per cell.
 
 Inputs are two class maps on the same grid (160 m cells from the dense path, or 640 m patches)
-and, optionally, the 10 m spectral change (:mod:`lulc_core.spectral`). Definitions (shown in the
-dashboard, the report and the README):
+and, optionally, the 10 m spectral change (:mod:`lulc_core.spectral`) as each cell's share of
+changed pixels. The two dates' class probabilities are combined with the cell's own change
+evidence into a joint posterior over (class A, class B) pairs (:mod:`lulc_core.joint`): a cell
+keeps one class on both dates unless its evidence makes a transition likely. The class maps,
+the per-cell transition, the from-to tables and P(change) all come from that posterior.
+Definitions (shown in the dashboard, the report and the README):
 
-- **Level**: ``group`` (default) compares the land-cover groups of
-  :data:`~lulc_core.classes.LAND_COVER_GROUPS` (group probability = sum of its classes'
-  probabilities); ``class`` compares the 10 EuroSAT classes.
-- **uncertain**: the cell is cloudy or without data on either date, or the top probability at the
-  chosen level is under ``confidence`` on either date.
-- **changed**: otherwise, when the top group (class) differs between the dates *and* at least
-  ``min_spectral`` of the cell's comparable 10 m pixels show spectral change (the evidence
-  agrees). Without spectral evidence (``spectral=None``) a confident flip suffices.
-- **unchanged**: everything else, including class flips inside one group at group level
-  (shown as such, e.g. "crop rotation / season") and flips without spectral support.
+- **Level**: ``group`` (default) decides land-cover change between the land-cover groups of
+  :data:`~lulc_core.classes.LAND_COVER_GROUPS`; ``class`` between the 10 EuroSAT classes.
+- **land-cover change** (counted): the most probable (A, B) pair changes group (class) and has
+  a joint probability of at least ``confidence``.
+- **built-up change** (counted): no land-cover change, but at least ``min_built_spectral`` of
+  the cell's 10 m pixels changed and the cell is built-up on either date (construction,
+  demolition, new roads).
+- **natural dynamics** (shown, not counted): at least ``min_spectral`` of the 10 m pixels
+  changed without either of the above (harvest, crop rotation, phenology, water level).
+- **uncertain**: cloudy or no data on either date, no comparable 10 m pixel, or the most
+  probable pair under ``confidence``; **unchanged**: everything else.
+- The ``state`` (``changed`` / ``unchanged`` / ``uncertain`` / ``outside``) of the exports:
+  ``changed`` is exactly the counted kinds.
 - **change score** (``score``, 0..1, ranks cells): the share of the cell's comparable 10 m
   pixels with spectral change (without spectral evidence: the total-variation distance between
-  the two dates' group probabilities). On the OSCD change maps a logistic combination with the
-  group-probability distance ranked worse than the spectral share alone, held out area by area
-  (docs/CHANGE_EVALUATION.md), so the score is not tuned. The only tuned number is the default
-  spectral support, ``min_spectral`` (``lulc_core/data/change_model.json``, leave one area out).
-- **Transitions** count only cells confident on both dates (``changed`` or ``unchanged``); the
-  hectares left out are reported. A flip not supported by the spectral evidence counts as no
-  change (on the diagonal), so the group table's off-diagonal is exactly the changed area.
+  the two dates' group probabilities).
+- Tuned on the OSCD change maps, leave one area out (``lulc_core/data/change_model.json``):
+  the evidence model's two numbers and the two spectral supports (docs/CHANGE_EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ import numpy as np
 from lulc_core.classes import GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
 from lulc_core.classify import ClassMap
 from lulc_core.errors import ThresholdError
+from lulc_core.joint import CHANGE_MODEL, EvidenceModel, grouped, joint_posterior, map_pair, shipped_evidence_model
 
-DATA_DIR = Path(__file__).parent / "data"
-CHANGE_EVALUATION = DATA_DIR / "change_eval.json"
-CHANGE_MODEL = DATA_DIR / "change_model.json"
+CHANGE_EVALUATION = CHANGE_MODEL.with_name("change_eval.json")
 DEFAULT_CONFIDENCE = 0.6
 LEVELS = ("group", "class")
 
@@ -60,28 +62,67 @@ STATE_NAMES = {s.value: s.name.lower() for s in ChangeState}
 BUILT_UP_CLASSES = LAND_COVER_GROUPS[0].classes
 
 
-DEFAULT_MIN_SPECTRAL = 0.1  # used when the tuned value is not shipped
+class ChangeKind(IntEnum):
+    """What happened in a cell between the dates; the values are those stored in the exports."""
+
+    UNCHANGED = 0
+    LAND_COVER = 1
+    BUILT_UP = 2
+    NATURAL = 3
+    UNCERTAIN = 4
+    OUTSIDE = 5
+
+
+KIND_NAMES = {ChangeKind.UNCHANGED: "unchanged", ChangeKind.LAND_COVER: "land-cover change",
+              ChangeKind.BUILT_UP: "built-up change", ChangeKind.NATURAL: "natural dynamics",
+              ChangeKind.UNCERTAIN: "uncertain", ChangeKind.OUTSIDE: "outside"}
+COUNTED_KINDS = (ChangeKind.LAND_COVER, ChangeKind.BUILT_UP)
+#: Plain-words definitions of the kinds (dashboard, report, README).
+KIND_DEFINITIONS = {
+    ChangeKind.LAND_COVER: "the cell's most probable pair of classes on the two dates, decided jointly with its "
+                           "own change evidence, moves between land-cover groups",
+    ChangeKind.BUILT_UP: "strong 10 m change evidence in a cell that is built-up on either date (construction, "
+                         "demolition, new roads), even without a group change",
+    ChangeKind.NATURAL: "10 m change evidence without either of the above (harvest, crop rotation, phenology, "
+                        "water level): shown, not counted",
+    ChangeKind.UNCHANGED: "confident, and no change evidence beyond the natural-dynamics support",
+    ChangeKind.UNCERTAIN: "cloud or no data on either date, no comparable 10 m pixel, or not confident",
+}
+
+DEFAULT_MIN_SPECTRAL = 0.1  # used when the tuned values are not shipped
+DEFAULT_MIN_BUILT_SPECTRAL = 0.1
+
+
+def _shipped(key: str, default: float, path: Path = CHANGE_MODEL) -> float:
+    try:
+        return float(json.loads(Path(path).read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
 
 
 @lru_cache(maxsize=4)
 def tuned_min_spectral(path: Path = CHANGE_MODEL) -> float:
-    """The shipped spectral-support threshold (tuned on OSCD, leave one area out), else the default."""
-    try:
-        return float(json.loads(Path(path).read_text())["min_spectral"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_MIN_SPECTRAL
+    """The shipped natural-dynamics spectral support (tuned on OSCD, leave one area out), else the default."""
+    return _shipped("min_spectral", DEFAULT_MIN_SPECTRAL, path)
+
+
+@lru_cache(maxsize=4)
+def tuned_min_built_spectral(path: Path = CHANGE_MODEL) -> float:
+    """The shipped built-up change spectral support (tuned on OSCD, leave one area out), else the default."""
+    return _shipped("min_built_spectral", DEFAULT_MIN_BUILT_SPECTRAL, path)
 
 
 @dataclass(frozen=True)
 class ChangeThresholds:
-    """The decision rule's settings: confidence at the chosen level, spectral support, level."""
+    """The decision rule's settings: confidence of the joint pair, spectral supports, level."""
 
     confidence: float = DEFAULT_CONFIDENCE
     min_spectral: float = field(default_factory=tuned_min_spectral)
     level: str = "group"
+    min_built_spectral: float = field(default_factory=tuned_min_built_spectral)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.confidence <= 1 or not 0 <= self.min_spectral <= 1:
+        if not all(0 <= v <= 1 for v in (self.confidence, self.min_spectral, self.min_built_spectral)):
             raise ThresholdError("thresholds must lie in 0..1")
         if self.level not in LEVELS:
             raise ThresholdError(f"unknown change level {self.level!r}; use one of {', '.join(LEVELS)}")
@@ -102,20 +143,32 @@ def tv_distance(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ChangeResult:
-    """Per-cell ``state``, ``score`` (change score, 0..1) and evidence; transitions in hectares."""
+    """Per-cell ``kind``, ``state`` and ``score`` with the joint two-date classification behind them.
+
+    ``a`` / ``b``: the class maps of the joint posterior (its marginals; what the maps show);
+    ``independent_a`` / ``independent_b``: each date's classifier alone. ``label_a`` / ``label_b``:
+    the most probable (A, B) class pair per cell (-1 where not classified); the transition tables
+    count them over cells that are neither uncertain nor outside.
+    """
 
     a: ClassMap
     b: ClassMap
+    independent_a: ClassMap
+    independent_b: ClassMap
     thresholds: ChangeThresholds
+    kind: np.ndarray
     state: np.ndarray
     score: np.ndarray
+    p_change: np.ndarray  # P(change at the level) from the joint posterior, NaN unless classified on both
+    p_evidence: np.ndarray  # P(change | the cell's own evidence), the transition prior's weight
     spectral_share: np.ndarray
-    group_distance: np.ndarray
-    transition_ha: np.ndarray  # (classes, classes), confident cells, unsupported flips on the diagonal
+    label_a: np.ndarray
+    label_b: np.ndarray
+    pair_probability: np.ndarray  # joint probability of the most probable pair at the level
+    transition_ha: np.ndarray  # (classes, classes)
     transition_cells: np.ndarray
-    unsupported_flip_ha: float
-    within_group_ha: float
-    spectral_only_ha: float = 0.0  # confident, spectral change supported, but no flip at the level
+    independent_flip_ha: float  # the two dates' own argmaxes change group, the joint decision keeps it
+    within_group_ha: float  # the pair changes class inside one group (natural dynamics at group level)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -137,11 +190,12 @@ class ChangeResult:
 
     @property
     def area_a_ha(self) -> np.ndarray:
-        return self.a.class_areas_ha()
+        """Hectares of each class on date A (the pairs' A classes, counted cells)."""
+        return self.transition_ha.sum(axis=1)
 
     @property
     def area_b_ha(self) -> np.ndarray:
-        return self.b.class_areas_ha()
+        return self.transition_ha.sum(axis=0)
 
     @property
     def net_change_ha(self) -> np.ndarray:
@@ -149,7 +203,7 @@ class ChangeResult:
 
     @property
     def compared_ha(self) -> float:
-        """Hectares confident on both dates (counted in the transition tables)."""
+        """Hectares counted in the transition tables (neither uncertain nor outside)."""
         return float(self.transition_ha.sum())
 
     @property
@@ -157,8 +211,13 @@ class ChangeResult:
         """Hectares inside the AOI not counted in the transitions (uncertain)."""
         return float(self.a.area_ha[self.state == ChangeState.UNCERTAIN].sum())
 
+    @property
+    def counted(self) -> np.ndarray:
+        """Cells whose change is counted (land-cover or built-up change)."""
+        return np.isin(self.kind, COUNTED_KINDS)
+
     def gains_losses(self, level: str = "group") -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-        """(names, gains_ha, losses_ha) per group or class from the confident transitions."""
+        """(names, gains_ha, losses_ha) per group or class from the transitions."""
         m = self.group_transition_ha if level == "group" else self.transition_ha
         names = self.group_names if level == "group" else self.class_names
         off = m - np.diag(np.diag(m))
@@ -175,7 +234,7 @@ class ChangeResult:
 
     @property
     def built_up_change(self) -> np.ndarray:
-        """Signed change of built-up probability mass per cell (NaN unless classified on both dates)."""
+        """Signed change of built-up probability mass per cell (joint maps; NaN unless classified on both)."""
         cols = [self.class_names.index(n) for n in BUILT_UP_CLASSES if n in self.class_names]
         pa = self.a.probs[..., cols].astype(np.float64).sum(axis=-1)
         pb = self.b.probs[..., cols].astype(np.float64).sum(axis=-1)
@@ -187,10 +246,23 @@ class ChangeResult:
     def state_areas_ha(self) -> dict[str, float]:
         return {name: float(self.a.area_ha[self.state == k].sum()) for k, name in STATE_NAMES.items()}
 
+    def kind_areas_ha(self) -> dict[str, float]:
+        return {name: float(self.a.area_ha[self.kind == k].sum()) for k, name in KIND_NAMES.items()}
+
+
+def _marginal_map(m: ClassMap, probs: np.ndarray) -> ClassMap:
+    return ClassMap(m.grid, np.where(m.classified[..., None], probs, np.nan).astype(np.float32), m.status,
+                    m.area_ha, m.class_names, m.refined, m.refined_share)
+
 
 def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
-            spectral_share: np.ndarray | None = None) -> ChangeResult:
-    """Change between two class maps on one grid; ``spectral_share`` is per cell (NaN = no evidence)."""
+            spectral_share: np.ndarray | None = None, evidence: EvidenceModel | None = None) -> ChangeResult:
+    """Joint two-date classification and the kind of change of every cell (see the module docstring).
+
+    ``spectral_share``: per cell, the share of comparable 10 m pixels with spectral change (NaN =
+    no comparable pixel). Without it (None) the cells' evidence is unknown: the transition prior
+    is uninformative (P(change) = 1/2) and only land-cover change can be found.
+    ``evidence``: P(change | share) (default: the shipped model)."""
     thresholds = thresholds or ChangeThresholds()
     if a.grid != b.grid:
         raise ValueError("the two class maps are on different grids")
@@ -199,44 +271,65 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     shape = a.status.shape
     if spectral_share is not None and spectral_share.shape != shape:
         raise ValueError(f"spectral evidence {spectral_share.shape} does not match the grid {shape}")
+    evidence = evidence or shipped_evidence_model()
+    n = len(a.class_names)
     gm = group_matrix(a.class_names)
+    groups = np.array(group_of_classes(a.class_names))
     both = a.classified & b.classified
     pa, pb = np.nan_to_num(a.probs.astype(np.float64)), np.nan_to_num(b.probs.astype(np.float64))
-    ga, gb = pa @ gm, pb @ gm
-    group_distance = np.where(both, tv_distance(ga, gb), np.nan)
-    if thresholds.level == "group":
-        la, lb = ga.argmax(-1), gb.argmax(-1)
-        ca, cb = ga.max(-1), gb.max(-1)
-    else:
-        la, lb = pa.argmax(-1), pb.argmax(-1)
-        ca, cb = pa.max(-1), pb.max(-1)
-    confident = both & (ca >= thresholds.confidence) & (cb >= thresholds.confidence)
-    share = np.full(shape, np.nan) if spectral_share is None else spectral_share.astype(np.float64)
     if spectral_share is None:
-        supported = np.ones(shape, bool)
+        share = np.full(shape, np.nan)
+        p_evidence = np.where(both, 0.5, np.nan)
+        has_evidence = both
     else:
-        supported = np.nan_to_num(share, nan=-1.0) >= thresholds.min_spectral
-        confident &= np.isfinite(share)  # no comparable 10 m pixel: the evidence is missing
-    flip = la != lb
+        share = spectral_share.astype(np.float64)
+        p_evidence = np.where(both, evidence.p_change(share), np.nan)
+        has_evidence = both & np.isfinite(share)
+    joint = joint_posterior(pa, pb, np.nan_to_num(p_evidence, nan=0.5))
+    joint[~both] = np.nan
+    # the most probable pair at the level, then the most probable class pair inside it
+    if thresholds.level == "group":
+        jg = grouped(np.nan_to_num(joint), gm)
+        ga, gb, pair_p = map_pair(np.where(both[..., None, None], jg, np.nan))
+        block = (groups[:, None] == ga[..., None, None]) & (groups[None, :] == gb[..., None, None])
+        ka, kb, _ = map_pair(np.where(block, joint, 0.0))
+        flip = ga != gb
+        diff = groups[:, None] != groups[None, :]
+    else:
+        ka, kb, pair_p = map_pair(joint)
+        flip = ka != kb
+        diff = ~np.eye(n, dtype=bool)
+    ka, kb = np.where(both, ka, -1), np.where(both, kb, -1)
+    p_change = np.where(both, np.nan_to_num(joint)[..., diff].sum(-1) if diff.any() else 0.0, np.nan)
+    confident = both & (np.nan_to_num(pair_p) >= thresholds.confidence)
+    marg_a, marg_b = np.nan_to_num(joint).sum(-1), np.nan_to_num(joint).sum(-2)
+    built = [a.class_names.index(c) for c in BUILT_UP_CLASSES if c in a.class_names]
+    built_either = (marg_a[..., built].sum(-1) >= 0.5) | (marg_b[..., built].sum(-1) >= 0.5)
+    s = np.nan_to_num(share, nan=-1.0)
+    kind = np.full(shape, ChangeKind.UNCERTAIN, dtype=np.int8)
+    ok = confident & has_evidence
+    kind[ok] = ChangeKind.UNCHANGED
+    kind[ok & (s >= thresholds.min_spectral)] = ChangeKind.NATURAL
+    kind[has_evidence & built_either & (s >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
+    kind[ok & flip] = ChangeKind.LAND_COVER
+    kind[a.area_ha <= 0] = ChangeKind.OUTSIDE
     state = np.full(shape, ChangeState.UNCERTAIN, dtype=np.int8)
-    state[confident] = ChangeState.UNCHANGED
-    state[confident & flip & supported] = ChangeState.CHANGED
-    state[a.area_ha <= 0] = ChangeState.OUTSIDE
+    state[np.isin(kind, (ChangeKind.UNCHANGED, ChangeKind.NATURAL))] = ChangeState.UNCHANGED
+    state[np.isin(kind, COUNTED_KINDS)] = ChangeState.CHANGED
+    state[kind == ChangeKind.OUTSIDE] = ChangeState.OUTSIDE
+    group_distance = np.where(both, tv_distance(pa @ gm, pb @ gm), np.nan)
     score = np.where(both, group_distance if spectral_share is None else share, np.nan)
     counted = (state == ChangeState.CHANGED) | (state == ChangeState.UNCHANGED)
-    ka, kb = a.labels.astype(np.int64), b.labels.astype(np.int64)
-    unsupported = counted & flip & ~supported
-    kb_counted = np.where(unsupported, ka, kb)  # a flip without spectral support is no change
-    n = len(a.class_names)
     tc, tha = np.zeros((n, n), dtype=np.int64), np.zeros((n, n))
-    np.add.at(tc, (ka[counted], kb_counted[counted]), 1)
-    np.add.at(tha, (ka[counted], kb_counted[counted]), a.area_ha[counted])
-    groups = np.array(group_of_classes(a.class_names))
-    within = counted & ~unsupported & (ka != kb) & (groups[np.clip(ka, 0, None)] == groups[np.clip(kb, 0, None)])
-    within_ha = float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0
-    spectral_only = counted & ~flip & supported & (spectral_share is not None)
-    return ChangeResult(a, b, thresholds, state, score, share, group_distance, tha, tc,
-                        float(a.area_ha[unsupported].sum()), within_ha, float(a.area_ha[spectral_only].sum()))
+    np.add.at(tc, (ka[counted], kb[counted]), 1)
+    np.add.at(tha, (ka[counted], kb[counted]), a.area_ha[counted])
+    own_flip = both & (groups[pa.argmax(-1)] != groups[pb.argmax(-1)]) & (groups[np.clip(ka, 0, None)]
+                                                                          == groups[np.clip(kb, 0, None)])
+    within = counted & (ka != kb) & (groups[np.clip(ka, 0, None)] == groups[np.clip(kb, 0, None)])
+    return ChangeResult(
+        _marginal_map(a, marg_a), _marginal_map(b, marg_b), a, b, thresholds, kind, state, score, p_change,
+        p_evidence, share, ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
+        float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0)
 
 
 def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict | None:

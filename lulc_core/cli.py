@@ -149,7 +149,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     clf = DenseClassifier(args.dense_weights, threads=args.threads)  # weights checked before any fetch
-    kw = {} if args.min_spectral is None else {"min_spectral": args.min_spectral}
+    kw = {k: v for k, v in (("min_spectral", args.min_spectral), ("min_built_spectral", args.min_built_spectral))
+          if v is not None}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
     refiner = None
@@ -186,8 +187,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                "processing_units": analysis.processing_units, "level": ch.thresholds.level,
                "states_cells": ch.state_counts(),
                "states_ha": {k: round(v, 2) for k, v in ch.state_areas_ha().items() if k != "outside"},
+               "kinds_ha": {k: round(v, 2) for k, v in ch.kind_areas_ha().items() if k != "outside"},
                "within_group_ha": round(ch.within_group_ha, 2),
-               "unsupported_flip_ha": round(ch.unsupported_flip_ha, 2),
+               "independent_flip_ha": round(ch.independent_flip_ha, 2),
                "season_note": analysis.season_note, "notes": list(aoi.notes) + analysis.notes,
                "warnings": warnings, "outputs": [str(p) for p in paths]}
     print(json.dumps(summary, indent=2))
@@ -266,9 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--level", choices=["group", "class"], default="group",
                    help="change between land-cover groups (default) or between the 10 classes")
     c.add_argument("--confidence", type=float, default=0.6,
-                   help="top probability (at the level) under which a cell is uncertain (default 0.6)")
+                   help="joint probability of a cell's most probable pair of classes (at the level) under which it "
+                        "is uncertain (default 0.6)")
     c.add_argument("--min-spectral", type=float, default=None,
-                   help="share of a cell's 10 m pixels with spectral change needed to support a flip "
+                   help="share of a cell's 10 m pixels with spectral change that shows natural dynamics "
+                        "(default: the tuned value shipped in lulc_core/data/change_model.json)")
+    c.add_argument("--min-built-spectral", type=float, default=None,
+                   help="share of changed 10 m pixels that makes a cell built-up on either date built-up change "
                         "(default: the tuned value shipped in lulc_core/data/change_model.json)")
     c.add_argument("--dense-weights", default=str(SHIPPED_DENSE),
                    help="dense (fully convolutional) classifier weights (default: shipped)")

@@ -4,7 +4,7 @@
   index (0..9, colour table, nodata 65535), bands 2..11 the calibrated probabilities of the
   classes in model order, stored as uint16 x 10000 with scale 1e-4 (QGIS and rasterio apply it).
 - Change GeoTIFFs: ``change_10m.tif`` (spectral change magnitude and 1/0 per 10 m pixel) and
-  ``change_cells.tif`` (state, change score, spectral share per cell).
+  ``change_cells.tif`` (state, change score, spectral share, kind and P(change) per cell).
 - GeoJSON (EPSG:4326): one polygon per cell inside the AOI.
 - CSV: the transition table (hectares and cells, with the kind of each transition), class and
   group areas with gains, losses and net change.
@@ -25,7 +25,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import mapping
 
-from lulc_core.change import STATE_NAMES, ChangeResult, ChangeState
+from lulc_core.change import KIND_NAMES, STATE_NAMES, ChangeKind, ChangeResult, ChangeState
 from lulc_core.classes import CLASS_COLOURS, hex_to_rgb
 from lulc_core.classify import ClassMap
 from lulc_core.spectral import CHANGE_SD
@@ -85,7 +85,7 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
     """GeoJSON FeatureCollection (EPSG:4326), one polygon per cell (or patch) inside the AOI."""
     a, b = change.a, change.b
     grid = a.grid
-    la, lb = a.labels, b.labels
+    la, lb = change.label_a, change.label_b  # the most probable pair of the joint classification
     names, gnames, groups = change.class_names, change.group_names, change.groups
     built = change.built_up_change
 
@@ -106,6 +106,8 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
             "status_a": STATUS_NAMES[int(a.status[r, c])],
             "status_b": STATUS_NAMES[int(b.status[r, c])],
             "change": STATE_NAMES[int(change.state[r, c])],
+            "change_kind": KIND_NAMES[int(change.kind[r, c])],
+            "p_change": num(change.p_change[r, c]),
             "transition": change.transition_kind(ka, kb) if ka >= 0 and kb >= 0 else None,
             "change_score": num(change.score[r, c]),
             "spectral_share": num(change.spectral_share[r, c]),
@@ -126,7 +128,8 @@ def write_geojson(path: str | Path, change: ChangeResult) -> Path:
 
 def write_change_geotiffs(out_dir: str | Path, analysis: Analysis) -> tuple[Path, Path]:
     """``change_10m.tif`` (band 1 spectral change magnitude, band 2 spectral change 1/0, NaN
-    where not comparable) and ``change_cells.tif`` (state, change score, spectral share)."""
+    where not comparable) and ``change_cells.tif`` (state: changed = the counted kinds, change score,
+    spectral share, kind, P(change) of the joint classification)."""
     out_dir = Path(out_dir)
     sp, ch, grid = analysis.spectral, analysis.change, analysis.grid
     p10 = out_dir / "change_10m.tif"
@@ -142,17 +145,19 @@ def write_change_geotiffs(out_dir: str | Path, analysis: Analysis) -> tuple[Path
                        gain=",".join(f"{g:.4f}" for g in sp.gain), offset=",".join(f"{o:.2f}" for o in sp.offset),
                        bands=",".join(sp.bands))
     pc = out_dir / "change_cells.tif"
-    state = np.where(ch.state == 3, 255, ch.state).astype(np.float32)
-    with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=3, dtype="float32",
+    outside = ch.state == ChangeState.OUTSIDE
+    with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=5, dtype="float32",
                        crs=grid.crs, transform=grid.transform @ Affine.scale(grid.cell_px), nodata=float("nan"),
                        compress="deflate") as ds:
-        ds.write(np.stack([np.where(ch.state == 3, np.nan, state), ch.score.astype(np.float32),
-                           ch.spectral_share.astype(np.float32)]))
-        for i, name in enumerate(("change_state", "change_score", "spectral_share"), 1):
+        ds.write(np.stack([np.where(outside, np.nan, ch.state), ch.score, ch.spectral_share,
+                           np.where(outside, np.nan, ch.kind), ch.p_change]).astype(np.float32))
+        for i, name in enumerate(("change_state", "change_score", "spectral_share", "change_kind", "p_change"), 1):
             ds.set_band_description(i, name)
         ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != ChangeState.OUTSIDE),
+                       kinds=",".join(f"{int(k)}={v}" for k, v in KIND_NAMES.items() if k != ChangeKind.OUTSIDE),
                        level=ch.thresholds.level, confidence=str(ch.thresholds.confidence),
-                       min_spectral=str(ch.thresholds.min_spectral))
+                       min_spectral=str(ch.thresholds.min_spectral),
+                       min_built_spectral=str(ch.thresholds.min_built_spectral))
     return p10, pc
 
 

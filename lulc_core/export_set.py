@@ -23,6 +23,7 @@ from lulc_core.export import write_change_geotiffs, write_classmap_geotiff, writ
 from lulc_core.report import html_report
 
 if TYPE_CHECKING:
+    from lulc_core.classify import ClassMap
     from lulc_core.model.weights import WeightsMetadata
     from lulc_core.pipeline import Analysis, DateResult
 
@@ -46,9 +47,9 @@ def _export_kinds(analysis: Analysis, model_meta: WeightsMetadata | None = None)
     one download each."""
     ch = analysis.change
 
-    def classes(date: DateResult, name: str) -> Callable[[Path], list[Path]]:
-        def write(out: Path) -> list[Path]:
-            tif = write_classmap_geotiff(out / name, date.classes, str(date.window))
+    def classes(date: DateResult, joint: ClassMap, name: str) -> Callable[[Path], list[Path]]:
+        def write(out: Path) -> list[Path]:  # the joint classification's map of the date
+            tif = write_classmap_geotiff(out / name, joint, str(date.window))
             return [tif, tif.with_name(tif.name + ".aux.xml")]
         return write
 
@@ -58,8 +59,8 @@ def _export_kinds(analysis: Analysis, model_meta: WeightsMetadata | None = None)
         return [path]
 
     return [
-        ("Classes date A", classes(analysis.a, "classes_a.tif"), "classes_a.zip", ZIP_MIME),
-        ("Classes date B", classes(analysis.b, "classes_b.tif"), "classes_b.zip", ZIP_MIME),
+        ("Classes date A", classes(analysis.a, ch.a, "classes_a.tif"), "classes_a.zip", ZIP_MIME),
+        ("Classes date B", classes(analysis.b, ch.b, "classes_b.tif"), "classes_b.zip", ZIP_MIME),
         ("Change GeoTIFFs", lambda out: list(write_change_geotiffs(out, analysis)), "change.zip", ZIP_MIME),
         ("GeoJSON cells", lambda out: [write_geojson(out / "cells.geojson", ch)], "cells.geojson",
          "application/geo+json"),

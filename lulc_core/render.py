@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from lulc_core.bands import RGB_BANDS, display_rgb
-from lulc_core.change import ChangeResult, ChangeState
+from lulc_core.change import KIND_NAMES, ChangeKind, ChangeResult, ChangeState
 from lulc_core.classes import (CLASS_COLOURS, EUROSAT_CLASSES, GROUP_COLOURS, LAND_COVER_GROUPS, group_of_classes,
                                hex_to_rgb)
 from lulc_core.classify import ClassMap
@@ -24,6 +24,9 @@ NODATA_RGBA = (40, 40, 40, 200)
 STATE_COLOURS = {ChangeState.UNCHANGED: "#d9d9d9", ChangeState.CHANGED: "#e4003a", ChangeState.UNCERTAIN: "#f2b134",
                  ChangeState.OUTSIDE: "#00000000"}
 STATUS_LABELS = {"cloudy": "#ffffff", "no data": "#282828"}
+#: The change map's colour of each kind (counted kinds in strong colours).
+KIND_COLOURS = {ChangeKind.UNCHANGED: "#d9d9d9", ChangeKind.LAND_COVER: "#e4003a", ChangeKind.BUILT_UP: "#7a0177",
+                ChangeKind.NATURAL: "#9ecae1", ChangeKind.UNCERTAIN: "#f2b134"}
 
 
 
@@ -38,6 +41,12 @@ def legend_items(level: str = "group", extras: bool = True) -> list[tuple[str, s
         items += [(STATE_COLOURS[ChangeState.CHANGED], "changed (outline)"),
                   ("#%02x%02x%02x" % SPECTRAL_RGBA[:3], "10 m spectral change")]
     return items
+
+
+def change_legend_items() -> list[tuple[str, str]]:
+    """``(colour, label)`` pairs of the change map's kinds."""
+    return [(c, KIND_NAMES[k] + (" (counted)" if k in (ChangeKind.LAND_COVER, ChangeKind.BUILT_UP) else ""))
+            for k, c in KIND_COLOURS.items()]
 
 
 def legend_html(items: list[tuple[str, str]]) -> str:
@@ -85,11 +94,10 @@ def class_map_rgba(classes: ClassMap, opacity: float = 1.0, scale: int = 1, leve
 
 
 def change_map_rgba(change: ChangeResult, opacity: float = 1.0, scale: int = 1) -> np.ndarray:
-    """(rows*scale, cols*scale, 4) uint8: changed red, unchanged grey, uncertain amber."""
-    out = np.zeros(change.state.shape + (4,), dtype=np.uint8)
-    for state, colour in STATE_COLOURS.items():
-        if state != ChangeState.OUTSIDE:
-            out[change.state == state] = (*hex_to_rgb(colour), 255)
+    """(rows*scale, cols*scale, 4) uint8: each cell in the colour of its kind (:data:`KIND_COLOURS`)."""
+    out = np.zeros(change.kind.shape + (4,), dtype=np.uint8)
+    for kind, colour in KIND_COLOURS.items():
+        out[change.kind == kind] = (*hex_to_rgb(colour), 255)
     out[..., 3] = (out[..., 3] * opacity).astype(np.uint8)
     return _upscale(out, scale)
 
@@ -177,8 +185,8 @@ def map_layers(analysis, scale: int = 4) -> dict:
         "tc": (tc_a, tc_b),
         "tc_ll": tuple(to_latlon(only_cells(tc, inside, grid.cell_px), grid.crs, grid.transform)
                        for tc in (tc_a, tc_b)),
-        "cls_ll": {lv: tuple(to_latlon(class_map_rgba(r.classes, scale=scale, level=lv), grid.crs, ptr)
-                             for r in (a, b))
+        "cls_ll": {lv: tuple(to_latlon(class_map_rgba(m, scale=scale, level=lv), grid.crs, ptr)
+                             for m in (analysis.change.a, analysis.change.b))
                    for lv in ("group", "class")},
         "spec_ll": to_latlon(spec, grid.crs, grid.transform),
     }

@@ -12,7 +12,7 @@ import numpy as np
 
 from lulc_core.change import ChangeResult, measured_change_skill
 from lulc_core.grid import GEOMETRY
-from lulc_core.render import (change_map_rgba, class_map_rgba, joint_true_colour, legend_html, legend_items,
+from lulc_core.render import (change_legend_items, change_map_rgba, class_map_rgba, joint_true_colour, legend_html, legend_items,
                               only_cells, png_bytes, spectral_change_rgba)
 from lulc_core.texts import change_rule_text, change_skill_text
 
@@ -82,7 +82,7 @@ def html_report(analysis: Analysis, model_meta: WeightsMetadata | None = None) -
     tc_a, tc_b = (only_cells(tc, inside, grid.cell_px) for tc in joint_true_colour(a.scene, b.scene))
     scale = max(grid.cell_px // 8, 1)
     la, lb = f"A: {a.scene.label}", f"B: {b.scene.label}"
-    areas = ch.state_areas_ha()
+    kinds = ch.kind_areas_ha()
     skill_note = change_skill_text(measured_change_skill())
     legend = legend_html(legend_items("class", extras=False))
     glegend = legend_html(legend_items("group", extras=False))
@@ -115,11 +115,13 @@ table{{border-collapse:collapse;font-size:12px;margin:6px 0}} td,th{{border:1px 
 <h1>Land-cover change: {html.escape(analysis.aoi.name)}</h1>
 <p>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by LULC Change Explorer.</p>
 <h2>Headline ({'land-cover groups' if thr.level == 'group' else 'classes'})</h2>
-<table class="head"><tr><th>changed</th><td>{areas['changed']:,.1f} ha</td></tr>
-<tr><th>unchanged</th><td>{areas['unchanged']:,.1f} ha</td></tr>
-<tr><th>of which class changes inside a group</th><td>{ch.within_group_ha:,.1f} ha</td></tr>
-<tr><th>of which flips without spectral support</th><td>{ch.unsupported_flip_ha:,.1f} ha</td></tr>
-<tr><th>uncertain (left out of the tables)</th><td>{areas['uncertain']:,.1f} ha</td></tr></table>
+<table class="head"><tr><th>changed (counted)</th><td>{kinds['land-cover change'] + kinds['built-up change']:,.1f} ha</td></tr>
+<tr><th>of which land-cover change</th><td>{kinds['land-cover change']:,.1f} ha</td></tr>
+<tr><th>of which built-up change</th><td>{kinds['built-up change']:,.1f} ha</td></tr>
+<tr><th>natural dynamics (shown, not counted)</th><td>{kinds['natural dynamics']:,.1f} ha</td></tr>
+<tr><th>unchanged</th><td>{kinds['unchanged']:,.1f} ha</td></tr>
+<tr><th>uncertain (left out of the tables)</th><td>{kinds['uncertain']:,.1f} ha</td></tr>
+<tr><th>flips of the classifiers alone, kept by the joint decision</th><td>{ch.independent_flip_ha:,.1f} ha</td></tr></table>
 {season_html}
 <p>{change_rule_text(thr)}</p>
 <h2>Area and data</h2>
@@ -132,17 +134,17 @@ grid {grid.crs}, {grid.rows} x {grid.cols} cells of {cell_m:.0f} m (each classif
 <h2>True colour</h2><div class="pair"><figure>{_img(png_bytes(tc_a), la)}<figcaption>{html.escape(la)}</figcaption></figure>
 <figure>{_img(png_bytes(tc_b), lb)}<figcaption>{html.escape(lb)}</figcaption></figure></div>
 <h2>Land-cover groups</h2><p>{glegend}; white = cloudy, dark = no data.</p>
-<div class="pair"><figure>{_img(png_bytes(class_map_rgba(a.classes, scale=scale, level='group')), 'group map A')}<figcaption>{html.escape(la)}</figcaption></figure>
-<figure>{_img(png_bytes(class_map_rgba(b.classes, scale=scale, level='group')), 'group map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
+<div class="pair"><figure>{_img(png_bytes(class_map_rgba(ch.a, scale=scale, level='group')), 'group map A')}<figcaption>{html.escape(la)}</figcaption></figure>
+<figure>{_img(png_bytes(class_map_rgba(ch.b, scale=scale, level='group')), 'group map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
 <h2>Class maps</h2><p>{legend}</p>
-<div class="pair"><figure>{_img(png_bytes(class_map_rgba(a.classes, scale=scale)), 'class map A')}<figcaption>{html.escape(la)}</figcaption></figure>
-<figure>{_img(png_bytes(class_map_rgba(b.classes, scale=scale)), 'class map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
+<div class="pair"><figure>{_img(png_bytes(class_map_rgba(ch.a, scale=scale)), 'class map A')}<figcaption>{html.escape(la)}</figcaption></figure>
+<figure>{_img(png_bytes(class_map_rgba(ch.b, scale=scale)), 'class map B')}<figcaption>{html.escape(lb)}</figcaption></figure></div>
 <h2>Change</h2><div class="pair"><figure>{_img(png_bytes(change_map_rgba(ch, scale=scale)), 'change map')}
-<figcaption>red = changed, grey = unchanged, amber = uncertain</figcaption></figure>
+<figcaption>{legend_html(change_legend_items())}</figcaption></figure>
 <figure>{_img(png_bytes(spec_on_tc), '10 m spectral change')}<figcaption>magenta = 10 m pixels with spectral change
 (threshold {analysis.spectral.threshold:.2f}), over date A</figcaption></figure></div>
 <h2>Transitions between groups (hectares)</h2>{_matrix_table(ch.group_names, ch.group_transition_ha)}
-<p>Counted: {ch.compared_ha:,.1f} ha confident on both dates; left out: {ch.left_out_ha:,.1f} ha uncertain.</p>
+<p>In the tables: {ch.compared_ha:,.1f} ha (the most probable pair of each cell that is not uncertain); left out: {ch.left_out_ha:,.1f} ha uncertain.</p>
 <h2>Gains and losses</h2><div class="pair">{_gains_table(ch, 'group')}{_gains_table(ch, 'class')}</div>
 <h2>Transitions between classes (hectares)</h2><p>Amber: changes inside one group (e.g. crop rotation / season),
 not counted as land-cover change at group level. Red: land-cover change.</p>{_matrix_table(ch.class_names, ch.transition_ha, ch.transition_kind)}

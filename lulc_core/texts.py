@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lulc_core.change import ChangeThresholds
+import numpy as np
+
+from lulc_core.cells import STATUS_NAMES
+from lulc_core.change import KIND_NAMES, ChangeResult, ChangeThresholds
 from lulc_core.grid import GEOMETRY, PATCH_M, RESOLUTION_M
 from lulc_core.spectral import CHANGE_SD
 
@@ -12,14 +15,18 @@ CELL_M = GEOMETRY.cell_px * RESOLUTION_M
 def change_rule_text(thresholds: ChangeThresholds) -> str:
     """The change decision in one paragraph (dashboard and report)."""
     level = "land-cover group" if thresholds.level == "group" else "class"
-    return (f"A cell is <b>changed</b> when its top {level} differs between the dates, both dates are confident "
-            f"(top {level} probability at least {thresholds.confidence:.2f}) and at least "
-            f"{100 * thresholds.min_spectral:.0f}% of its comparable 10 m pixels show spectral change (date B "
-            "normalised onto date A by regression on pseudo-invariant pixels; a pixel changes above the "
-            f"scene's mean + {CHANGE_SD:g} standard deviations of the change magnitude, an unsupervised threshold). "
-            "<b>Uncertain</b>: cloudy or no data on either date, or not confident. Class flips inside a group "
-            "(for example crop rotation / season) and flips without spectral support are not counted as change. "
-            "Change score (0..1): the share of the cell's 10 m pixels with spectral change.")
+    return ("The two dates are classified <b>jointly</b>: a cell keeps one class on both dates unless its own "
+            "10 m change evidence makes a transition likely (date B normalised onto date A by regression on "
+            "pseudo-invariant pixels; a pixel changes above the scene's mean + "
+            f"{CHANGE_SD:g} standard deviations of the change magnitude). Each cell gets one kind: "
+            f"<b>land-cover change</b> (counted): the most probable pair of classes changes {level} with a joint "
+            f"probability of at least {thresholds.confidence:.2f}; <b>built-up change</b> (counted): at least "
+            f"{100 * thresholds.min_built_spectral:.0f}% of its 10 m pixels changed in a cell built-up on either "
+            "date (construction, demolition, new roads), even without a group change; <b>natural dynamics</b> "
+            f"(shown, not counted): at least {100 * thresholds.min_spectral:.0f}% of its 10 m pixels changed "
+            "otherwise (harvest, crop rotation, phenology, water level); <b>uncertain</b>: cloudy or no data on "
+            "either date, or not confident; <b>unchanged</b>: the rest. Change score (0..1): the share of the "
+            "cell's 10 m pixels with spectral change.")
 
 
 def change_skill_text(skill: dict | None) -> str:
@@ -31,3 +38,28 @@ def change_skill_text(skill: dict | None) -> str:
             f"'changed' {skill['f1']:.2f}; {CELL_M:.0f} m cells: AUROC {skill['cell_auroc']:.2f}, F1 {skill['cell_f1']:.2f} "
             f"(spectral baseline AUROC {skill['baseline_auroc']:.2f}). See docs/CHANGE_EVALUATION.md.")
 
+
+
+def why_cell(change: ChangeResult, row: int, col: int) -> str:
+    """Why a cell is what it is, in one paragraph (markdown): each date's classifier alone, the change
+    evidence, the joint pair and its probability, P(change) and the kind."""
+    names = change.class_names
+    kind = KIND_NAMES[int(change.kind[row, col])]
+    parts = []
+    for label, m in (("A", change.independent_a), ("B", change.independent_b)):
+        if m.classified[row, col]:
+            p = m.probs[row, col]
+            k = int(np.argmax(p))
+            parts.append(f"date {label}'s classifier alone: {names[k]} {p[k]:.2f}")
+        else:
+            parts.append(f"date {label}: {STATUS_NAMES[int(m.status[row, col])]}")
+    share = change.spectral_share[row, col]
+    if np.isfinite(share):
+        parts.append(f"{100 * share:.0f}% of its 10 m pixels changed, so P(change | evidence) "
+                     f"{change.p_evidence[row, col]:.2f}")
+    ka, kb = int(change.label_a[row, col]), int(change.label_b[row, col])
+    if ka >= 0 and kb >= 0:
+        level = "group" if change.thresholds.level == "group" else "class"
+        parts.append(f"jointly {names[ka]} -> {names[kb]} (pair probability at {level} level "
+                     f"{change.pair_probability[row, col]:.2f}; P({level} change) {change.p_change[row, col]:.2f})")
+    return f"**{kind.capitalize()}**: " + "; ".join(parts) + "."

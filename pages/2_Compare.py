@@ -6,13 +6,16 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from lulc_core.bands import eurosat_class_signatures
-from lulc_core.change import DEFAULT_CONFIDENCE, STATE_NAMES, ChangeThresholds, measured_change_skill, tuned_min_spectral
+from lulc_core.change import (DEFAULT_CONFIDENCE, KIND_DEFINITIONS, KIND_NAMES, ChangeKind, ChangeState,
+                              ChangeThresholds, measured_change_skill, tuned_min_built_spectral,
+                              tuned_min_spectral)
+from lulc_core.indices import spectral_indices
 from lulc_core.export import cell_features
 from lulc_core.cells import STATUS_NAMES, window_signature
 from lulc_core.grid import GEOMETRY
-from lulc_core.render import STATE_COLOURS, change_map_rgba
+from lulc_core.render import STATE_COLOURS, change_legend_items, change_map_rgba, legend_html
 from lulc_core.render import legend_items as legend_items_for
-from lulc_core.texts import change_rule_text, change_skill_text
+from lulc_core.texts import change_rule_text, change_skill_text, why_cell
 from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
 from ui.compare_maps import link_view, make_swipe_map
 from ui.map_overlays import add_geojson, add_image_overlay, add_legend
@@ -28,6 +31,7 @@ if st.session_state.get("analysis") is None:
     st.stop()
 
 PERSISTENT = {"thr_level": "group", "thr_conf": DEFAULT_CONFIDENCE, "thr_spectral": float(tuned_min_spectral()),
+              "thr_built": float(tuned_min_built_spectral()),
               "class_opacity": 0.6, "map_level": "group", "show_spectral": True, "cells_changed_only": False}
 for k, v in PERSISTENT.items():
     kept(k, v)
@@ -39,21 +43,24 @@ with st.sidebar:
                      help="Groups: built-up, agriculture and grassland, forest, water. Class changes inside a group "
                           "(e.g. crop rotation / season) are not land-cover change at group level.")
     conf = st.slider("Confidence threshold", 0.0, 1.0, step=0.05, key="thr_conf",
-                     help="A cell whose top probability (at the chosen level) is under this on either date is "
-                          "'uncertain' and left out of the transition tables.")
-    min_spectral = st.slider("Spectral support (share of 10 m pixels)", 0.0, 1.0, step=0.02, key="thr_spectral",
-                             help="A flip counts as change only when at least this share of the cell's comparable "
-                                  "10 m pixels shows spectral change. The default was tuned on OSCD change maps "
-                                  "(leave one area out).")
+                     help="A cell whose most probable pair of classes (decided jointly for the two dates, at the "
+                          "chosen level) is under this is 'uncertain' and left out of the transition tables.")
+    min_built = st.slider("Built-up change support (share of 10 m pixels)", 0.0, 1.0, step=0.02, key="thr_built",
+                          help="A cell built-up on either date counts as built-up change when at least this share "
+                               "of its comparable 10 m pixels changed. Tuned on OSCD change maps (leave one area out).")
+    min_spectral = st.slider("Natural dynamics support (share of 10 m pixels)", 0.0, 1.0, step=0.02,
+                             key="thr_spectral",
+                             help="Other cells with at least this share of changed 10 m pixels are shown as natural "
+                                  "dynamics (not counted). Tuned on OSCD change maps (leave one area out).")
     opacity = st.slider("Class map opacity", 0.0, 1.0, step=0.05, key="class_opacity")
     map_level = st.radio("Class layer shows", ["group", "class"], key="map_level", horizontal=True,
                          format_func=lambda v: "groups" if v == "group" else "classes")
     if text := change_skill_text(measured_change_skill()):
         st.caption(text)
 
-thresholds = ChangeThresholds(conf, min_spectral, level)
+thresholds = ChangeThresholds(conf, min_spectral, level, min_built)
 if link := st.session_state.get("analysis_link"):  # the page's URL describes this analysis: reload or share it
-    wanted = {**link, "level": level, "conf": f"{conf:g}", "spectral": f"{min_spectral:g}"}
+    wanted = {**link, "level": level, "conf": f"{conf:g}", "spectral": f"{min_spectral:g}", "built": f"{min_built:g}"}
     if {k: st.query_params.get(k) for k in wanted} != wanted:
         st.query_params.from_dict(wanted)
     st.session_state.restored_link = {k: v for k, v in wanted.items()}
@@ -66,24 +73,25 @@ label_a, label_b = f"A: {a.date}", f"B: {b.date}"
 
 images = map_images(key, an)
 
-areas = ch.state_areas_ha()
+kinds = ch.kind_areas_ha()
 m = st.columns(5)
 m[0].metric("Area", f"{an.aoi.area_ha:,.0f} ha", help=f"{int((a.classes.area_ha > 0).sum())} cells of "
             f"{grid.cell_px * grid.resolution:.0f} m on {grid.crs}")
-m[1].metric("Land-cover change" if level == "group" else "Class change", f"{areas['changed']:,.0f} ha",
-            help="Confident flip on both dates, supported by 10 m spectral change")
-m[2].metric("Unchanged", f"{areas['unchanged']:,.0f} ha",
-            help=f"of which class changes inside a group {ch.within_group_ha:,.0f} ha, flips without spectral "
-                 f"support {ch.unsupported_flip_ha:,.0f} ha")
-m[3].metric("Uncertain (left out)", f"{areas['uncertain']:,.0f} ha",
-            help=f"Cloudy / no data, or top probability under {conf:.2f} on either date")
-m[4].metric("Spectral change, same land cover", f"{ch.spectral_only_ha:,.0f} ha",
-            help="Confident cells with spectral change but no flip: construction, clearing, harvest, water state...")
+m[1].metric("Changed (counted)" if level == "group" else "Changed (counted, classes)", f"{kinds['land-cover change'] + kinds['built-up change']:,.0f} ha",
+            help=f"land-cover change {kinds['land-cover change']:,.0f} ha: "
+                 f"{KIND_DEFINITIONS[ChangeKind.LAND_COVER]}; built-up change {kinds['built-up change']:,.0f} ha: "
+                 f"{KIND_DEFINITIONS[ChangeKind.BUILT_UP]}")
+m[2].metric("Natural dynamics", f"{kinds['natural dynamics']:,.0f} ha", help=KIND_DEFINITIONS[ChangeKind.NATURAL])
+m[3].metric("Unchanged", f"{kinds['unchanged']:,.0f} ha",
+            help=f"{KIND_DEFINITIONS[ChangeKind.UNCHANGED]}. The two dates' classifiers alone would have changed "
+                 f"group on {ch.independent_flip_ha:,.0f} ha that the joint decision keeps")
+m[4].metric("Uncertain (left out)", f"{kinds['uncertain']:,.0f} ha", help=KIND_DEFINITIONS[ChangeKind.UNCERTAIN])
 if note := an.season_note:
     st.warning(note, icon=":material/calendar_month:")
 if level == "group" and ch.within_group_ha > 0:
     st.caption(f"Class changes inside a group ({ch.within_group_ha:,.0f} ha, e.g. crop rotation / season) are shown in "
                "the class transition table but not counted as land-cover change.")
+st.caption(" ".join(f"**{KIND_NAMES[k].capitalize()}**: {KIND_DEFINITIONS[k]}." for k in KIND_DEFINITIONS))
 st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.label} (window {b.window})"
            + (f" | processing units {an.processing_units:g}" if an.provider == "sentinelhub" else ""))
 for n in an.notes:
@@ -159,13 +167,13 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         add_image_overlay(fm, images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)
         add_image_overlay(fm, images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1],
                           "class map", opacity)
-        add_image_overlay(fm, *change_ll, "change state (red changed, grey unchanged, amber uncertain)", opacity,
+        add_image_overlay(fm, *change_ll, "change by kind (red land-cover, purple built-up, blue natural dynamics, grey unchanged, amber uncertain)", opacity,
                           show=False)
         if show_spectral:
             add_image_overlay(fm, images["spec_ll"][0], images["spec_ll"][1], "10 m spectral change", 0.9)
         if changed_features["features"]:
             add_geojson(fm, changed_features, "changed cells",
-                        {"color": STATE_COLOURS[1], "weight": 1.5, "fillOpacity": 0.0},
+                        {"color": STATE_COLOURS[ChangeState.CHANGED], "weight": 1.5, "fillOpacity": 0.0},
                         tooltip_fields=["class_a", "class_b", "transition", "change_score"],
                         tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
         add_geojson(fm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
@@ -211,12 +219,12 @@ if clicked is not None:
     select_from_click(clicked[1], clicked[0])
 only_changed = st.toggle("Changed cells only", key="cells_changed_only")
 keep(*PERSISTENT)
-pool = [rc for rc in ranked if ch.state[rc] == 1] if only_changed else ranked
+pool = [rc for rc in ranked if ch.state[rc] == ChangeState.CHANGED] if only_changed else ranked
 options = pool[:200]
 if st.session_state.cell not in options:
     options = [st.session_state.cell] + options
 st.session_state[select_key] = st.session_state.cell  # the list shows the selection, never overrides it
-la, lb = a.classes.labels, b.classes.labels
+la, lb = ch.label_a, ch.label_b  # the joint classification's pair
 
 
 def describe(rc):
@@ -224,7 +232,7 @@ def describe(rc):
     fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])].capitalize()
     fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])].capitalize()
     s = ch.score[r, c]
-    return (f"Row {r}, col {c}: {fa} -> {fb} ({STATE_NAMES[int(ch.state[r, c])]}"
+    return (f"Row {r}, col {c}: {fa} -> {fb} ({KIND_NAMES[int(ch.kind[r, c])]}"
             + ("" if np.isnan(s) else f", change score {s:.2f}") + ")")
 
 
@@ -234,9 +242,9 @@ r, c = st.session_state.cell
 y0, x0 = GEOMETRY.window_around(grid, r, c)
 pa, pb = window_probabilities(key, an, y0, x0)
 share = ch.spectral_share[r, c]
-st.caption(f"The {GEOMETRY.window_px} x {GEOMETRY.window_px} px ({GEOMETRY.window_px * grid.resolution:.0f} m) window centred on the cell, classified on its own by the per-window model. "
-           f"Cell: {STATE_NAMES[int(ch.state[r, c])]}"
-           + ("" if np.isnan(share) else f", {100 * share:.0f}% of its 10 m pixels with spectral change"))
+st.markdown(why_cell(ch, r, c))
+st.caption(f"Charts: the {GEOMETRY.window_px} x {GEOMETRY.window_px} px ({GEOMETRY.window_px * grid.resolution:.0f} m) "
+           "window centred on the cell, classified on its own by the per-window model.")
 d1, d2, d3 = st.columns([2, 2, 1])
 with d1:
     st.markdown("**Class probabilities** (calibrated)")
@@ -249,10 +257,15 @@ with d2:
     top = list(dict.fromkeys(names[int(np.argmax(p))] for p in (pa, pb) if p is not None))
     st.plotly_chart(spectral_signature(sig_a, sig_b, (label_a, label_b), eurosat_class_signatures(), top),
                     width="stretch", key="spectral_plot")
+    ia, ib = spectral_indices(sig_a), spectral_indices(sig_b)
+    st.markdown(" | ".join(f"**{k}** A {ia[k]:+.2f} / B {ib[k]:+.2f}" for k in ia),
+                help="NDVI = (B08-B04)/(B08+B04) vegetation; NDWI = (B03-B08)/(B03+B08) open water; "
+                     "NDBI = (B11-B08)/(B11+B08) built-up and bare soil")
 with d3:
     st.markdown("**True colour**")
     for img, lab in zip(images["tc"], (label_a, label_b)):
-        st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + 64, x0:x0 + 64], 2, 0), 2, 1), lab),
+        st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + GEOMETRY.window_px, x0:x0 + GEOMETRY.window_px], 2, 0),
+                                         2, 1), lab),
                     unsafe_allow_html=True)
 st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
            "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files).")
@@ -262,7 +275,7 @@ st.subheader("Change")
 st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
 c1, c2 = st.columns([1, 1])
 with c1:
-    st.markdown("**Change map**: red = changed, grey = unchanged, amber = uncertain")
+    st.markdown("**Change map** by kind: " + legend_html(change_legend_items()), unsafe_allow_html=True)
     st.markdown(image_html(change_map_rgba(ch, scale=max(grid.cell_px // 4, 1))), unsafe_allow_html=True)
 with c2:
     st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")

@@ -57,7 +57,7 @@ def test_compare_page_reruns_never_reclassify():
     calls = _clf_calls()
     assert calls == 2  # one dense pass per date
     labels = [m.label for m in at.metric]
-    assert labels[:4] == ["Area", "Land-cover change", "Unchanged", "Uncertain (left out)"]
+    assert labels[:5] == ["Area", "Changed (counted)", "Natural dynamics", "Unchanged", "Uncertain (left out)"]
     assert any("Different seasons" in w.value and "99 days" in w.value for w in at.warning)
     subheaders = [s.value for s in at.subheader]
     assert {"Cell details", "Change", "Downloads"} <= set(subheaders)
@@ -65,7 +65,7 @@ def test_compare_page_reruns_never_reclassify():
     at.sidebar.slider(key="thr_conf").set_value(0.3).run()
     at.sidebar.slider(key="thr_spectral").set_value(0.5).run()
     at.sidebar.radio(key="thr_level").set_value("class").run()
-    assert at.metric[1].label == "Class change"
+    assert at.metric[1].label == "Changed (counted, classes)"
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
     cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     cell_box.set_value(cell_box.options and cell_box.value).run()

@@ -7,7 +7,8 @@ import rasterio
 from affine import Affine
 
 from lulc_core.grid import Grid
-from lulc_core.change import ChangeState, ChangeThresholds, compare, tv_distance
+from lulc_core.change import ChangeKind, ChangeState, ChangeThresholds, compare, tv_distance
+from lulc_core.joint import EvidenceModel
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.classify import ClassMap
 from lulc_core.export import cell_features, write_classmap_geotiff, write_csvs
@@ -38,22 +39,30 @@ def make_map(labels, status=None, conf=None, area=None) -> ClassMap:
     return ClassMap(GRID, probs, status.astype(np.int8), area)
 
 
+#: P(change | evidence) = the cell's share of changed pixels: easy to reason about in hand-built cases
+SHARE_IS_P = EvidenceModel(0.0, 1.0)
+
+
 def hand_built_pair():
-    """Six cells: a group flip with spectral support, a within-group flip, a cloud, a flip
-    without spectral support and a cell outside the AOI."""
+    """Six cells: a group flip with strong evidence, a crop-season flip with evidence, a cloud, a
+    weak flip without evidence and a cell outside the AOI."""
     F, R, A, P, W = (CLASS_NAMES.index(n) for n in ("Forest", "Residential", "AnnualCrop", "Pasture", "SeaLake"))
     area = [[FULL, FULL, 20.48], [FULL, FULL, 0]]
     a = make_map([[F, F, A], [A, W, W]], status=[[OK, OK, OK], [OK, OK, CellStatus.OUTSIDE]], area=area)
-    b = make_map([[F, R, P], [A, R, W]], status=[[OK, OK, OK], [CLOUDY, OK, CellStatus.OUTSIDE]], area=area)
+    b = make_map([[F, R, P], [A, R, W]], conf=[[0.95, 0.95, 0.95], [0.95, 0.6, 0.95]],
+                 status=[[OK, OK, OK], [CLOUDY, OK, CellStatus.OUTSIDE]], area=area)
     share = np.array([[0.0, 0.5, 0.6], [np.nan, 0.0, np.nan]])
     return a, b, share, (F, R, A, P, W)
 
 
 def test_hand_built_pair_has_known_answers():
     a, b, share, (F, R, A, P, W) = hand_built_pair()
-    ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group"), share)
+    ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group", 0.2), share, SHARE_IS_P)
+    assert ch.kind.tolist() == [[ChangeKind.UNCHANGED, ChangeKind.LAND_COVER, ChangeKind.NATURAL],
+                                [ChangeKind.UNCERTAIN, ChangeKind.UNCHANGED, ChangeKind.OUTSIDE]]
     assert ch.state.tolist() == [[UNCHANGED, CHANGED, UNCHANGED], [UNCERTAIN, UNCHANGED, ChangeState.OUTSIDE]]
-    # transitions count confident cells only; the flip without spectral support is no change
+    # the weak flip without evidence keeps the class the two dates support jointly
+    assert (ch.label_a[1, 1], ch.label_b[1, 1]) == (W, W)
     assert ch.transition_cells[F, F] == 1 and ch.transition_cells[F, R] == 1
     assert ch.transition_cells[A, P] == 1 and ch.transition_cells[W, W] == 1 and ch.transition_cells[W, R] == 0
     assert ch.transition_cells.sum() == 4
@@ -61,8 +70,8 @@ def test_hand_built_pair_has_known_answers():
     assert ch.compared_ha == pytest.approx(3 * FULL + 20.48)
     assert ch.left_out_ha == pytest.approx(FULL)
     assert ch.within_group_ha == pytest.approx(20.48)
-    assert ch.unsupported_flip_ha == pytest.approx(FULL)
-    assert ch.spectral_only_ha == pytest.approx(20.48)  # the crop rotation has spectral change, no group flip
+    assert ch.independent_flip_ha == pytest.approx(FULL)  # W -> R by the argmaxes alone, kept as W
+    assert ch.kind_areas_ha()["natural dynamics"] == pytest.approx(20.48)  # crop season: shown, not counted
     assert ch.transition_kind(A, P) == "crop rotation / season"
     assert ch.transition_kind(F, R) == "land-cover change" and ch.transition_kind(F, F) == "no change"
     # groups: built-up, agriculture and grassland, forest, water
@@ -74,30 +83,81 @@ def test_hand_built_pair_has_known_answers():
     assert gains.sum() == pytest.approx(losses.sum())
     cnames, cgains, closses = ch.gains_losses("class")
     assert cgains[P] == pytest.approx(20.48) and closses[A] == pytest.approx(20.48)
-    # class areas still come from every classified cell
-    assert ch.area_a_ha[F] == pytest.approx(2 * FULL) and ch.area_b_ha[R] == pytest.approx(2 * FULL)
+    # class areas of each date come from the pairs of the counted cells
+    assert ch.area_a_ha[F] == pytest.approx(2 * FULL) and ch.area_b_ha[R] == pytest.approx(FULL)
     # the change score ranks the supported flip above the unchanged forest; NaN where cloudy
     assert ch.score[0, 1] > ch.score[0, 0] and np.isnan(ch.score[1, 0])
     assert ((ch.score[np.isfinite(ch.score)] >= 0) & (ch.score[np.isfinite(ch.score)] <= 1)).all()
-    assert ch.built_up_change[0, 1] == pytest.approx(0.95 - 0.05 / 9, abs=1e-6)
+    assert ch.p_change[0, 1] > 0.6 > 0.01 > ch.p_change[0, 0]
+    assert ch.built_up_change[0, 1] > 0.6
     assert ch.state_counts() == {"unchanged": 3, "changed": 1, "uncertain": 1, "outside": 1}
 
 
 def test_rule_settings_change_the_decision():
     a, b, share, (F, R, A, P, W) = hand_built_pair()
-    # class level: the within-group flip with spectral support is change
-    cls = compare(a, b, ChangeThresholds(0.6, 0.1, "class"), share)
+    # class level: the crop-season flip with evidence is a class change
+    cls = compare(a, b, ChangeThresholds(0.6, 0.1, "class", 0.2), share, SHARE_IS_P)
     assert cls.state[0, 2] == CHANGED and cls.within_group_ha == 0
     assert cls.transition_kind(A, P) == "land-cover change"
-    # more spectral support needed: the forest -> residential flip (50%) is no longer supported
-    assert compare(a, b, ChangeThresholds(0.6, 0.7), share).state[0, 1] == UNCHANGED
-    # without spectral evidence a confident flip suffices
-    assert compare(a, b, ChangeThresholds(0.6, 0.1)).state[1, 1] == CHANGED
-    # a high confidence threshold makes everything uncertain (and leaves it out of the tables)
-    strict = compare(a, b, ChangeThresholds(confidence=0.99), share)
-    assert (strict.state[0] == UNCERTAIN).all() and strict.compared_ha == 0
+    # weaker evidence: the forest -> residential flip (5% of pixels) stays forest on both dates
+    weak = share.copy()
+    weak[0, 1] = 0.05
+    kept = compare(a, b, ChangeThresholds(0.6, 0.1, "group", 0.2), weak, SHARE_IS_P)
+    assert kept.state[0, 1] != CHANGED and kept.label_a[0, 1] == kept.label_b[0, 1]
+    # without spectral evidence the transition prior is uninformative: confident flips go through
+    assert compare(a, b, ChangeThresholds(0.6, 0.1), None, SHARE_IS_P).state[0, 1] == CHANGED
+    # a high confidence threshold: the pair the dates disagree on is uncertain, the agreed one is not;
+    # the forest -> residential cell still counts as built-up change (strong evidence, built-up on B)
+    strict = compare(a, b, ChangeThresholds(0.99, 0.1, "group", 0.2), share, SHARE_IS_P)
+    assert strict.kind[1, 1] == ChangeKind.UNCERTAIN and strict.kind[0, 0] == ChangeKind.UNCHANGED
+    assert strict.kind[0, 1] == ChangeKind.BUILT_UP
     with pytest.raises(ValueError, match="level"):
         ChangeThresholds(level="pixel")
+
+
+def test_no_evidence_no_flip_whatever_the_argmaxes():
+    rng = np.random.default_rng(1)
+    pa = rng.dirichlet(np.full(10, 0.3), size=(2, 3)).astype(np.float32)
+    pb = rng.dirichlet(np.full(10, 0.3), size=(2, 3)).astype(np.float32)
+    a, b = make_map(np.zeros((2, 3), int)), make_map(np.zeros((2, 3), int))
+    a.probs[:], b.probs[:] = pa, pb
+    assert (pa.argmax(-1) != pb.argmax(-1)).any()  # the classifiers alone disagree somewhere
+    none = compare(a, b, ChangeThresholds(0.0, 0.1, "class"), np.zeros((2, 3)), SHARE_IS_P)
+    assert (none.label_a == none.label_b).all() and (none.kind != ChangeKind.LAND_COVER).all()
+    # the class kept is the one the two dates support jointly: argmax of pA(k) pB(k)
+    np.testing.assert_array_equal(none.label_a, (pa * pb).argmax(-1))
+    # strong evidence: each date's own answer goes through
+    strong = compare(a, b, ChangeThresholds(0.0, 0.1, "class"), np.full((2, 3), 0.95), SHARE_IS_P)
+    flips = pa.argmax(-1) != pb.argmax(-1)
+    np.testing.assert_array_equal(strong.label_a[flips], pa.argmax(-1)[flips])
+    np.testing.assert_array_equal(strong.label_b[flips], pb.argmax(-1)[flips])
+
+
+def test_transition_table_is_the_per_cell_pairs():
+    rng = np.random.default_rng(2)
+    a, b = make_map(np.zeros((2, 3), int)), make_map(np.zeros((2, 3), int))
+    a.probs[:] = rng.dirichlet(np.full(10, 0.2), size=(2, 3))
+    b.probs[:] = rng.dirichlet(np.full(10, 0.2), size=(2, 3))
+    ch = compare(a, b, ChangeThresholds(0.3, 0.1), rng.uniform(0, 1, (2, 3)), SHARE_IS_P)
+    counted = (ch.state == CHANGED) | (ch.state == UNCHANGED)
+    expected = np.zeros((10, 10), int)
+    for r, c in zip(*np.nonzero(counted)):
+        expected[ch.label_a[r, c], ch.label_b[r, c]] += 1
+    np.testing.assert_array_equal(ch.transition_cells, expected)
+    np.testing.assert_allclose(ch.transition_ha.sum(), a.area_ha[counted].sum())
+
+
+def test_kinds_on_a_synthetic_pair():
+    """Built-up texture in B over a town (no group flip): counted built-up change; a crop-season flip
+    with strong evidence: natural dynamics, not counted."""
+    R, I, A, H = (CLASS_NAMES.index(n) for n in ("Residential", "Industrial", "AnnualCrop", "HerbaceousVegetation"))
+    a = make_map([[R, A, R]])
+    b = make_map([[I, H, R]])
+    share = np.array([[0.45, 0.8, 0.01]])
+    ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group", 0.2), share, SHARE_IS_P)
+    assert ch.kind.tolist() == [[ChangeKind.BUILT_UP, ChangeKind.NATURAL, ChangeKind.UNCHANGED]]
+    assert ch.counted.tolist() == [[True, False, False]]
+    assert ch.state.tolist() == [[CHANGED, UNCHANGED, UNCHANGED]]
 
 
 def test_group_confidence_sums_the_classes_of_a_group():
@@ -108,6 +168,7 @@ def test_group_confidence_sums_the_classes_of_a_group():
     a = make_map([[A, A, A], [A, A, A]])
     a.probs[0, 0] = probs
     b = make_map([[A, A, A], [A, A, A]])
+    b.probs[0, 0] = probs  # both dates unsure between the two (a sure date B would settle date A jointly)
     assert compare(a, b, ChangeThresholds(0.6, 0.0, "group")).state[0, 0] == UNCHANGED
     assert compare(a, b, ChangeThresholds(0.6, 0.0, "class")).state[0, 0] == UNCERTAIN
 
@@ -140,7 +201,7 @@ def test_nodata_is_never_a_class():
 
 def test_exports_roundtrip(tmp_path):
     a, b, share, (F, R, A, P, W) = hand_built_pair()
-    ch = compare(a, b, ChangeThresholds(0.6, 0.1), share)
+    ch = compare(a, b, ChangeThresholds(0.6, 0.1, "group", 0.2), share, SHARE_IS_P)
     path = write_classmap_geotiff(tmp_path / "a.tif", a)
     with rasterio.open(path) as ds:
         assert ds.crs.to_epsg() == 32633
@@ -158,7 +219,10 @@ def test_exports_roundtrip(tmp_path):
     assert (f["class_a"], f["class_b"], f["change"]) == ("Forest", "Residential", "changed")
     assert (f["group_a"], f["group_b"], f["transition"]) == ("Forest", "Built-up", "land-cover change")
     assert f["spectral_share"] == pytest.approx(0.5) and 0 <= f["change_score"] <= 1
+    assert f["change_kind"] == "land-cover change" and f["p_change"] > 0.6
     assert fc["features"][2]["properties"]["transition"] == "crop rotation / season"
+    assert (fc["features"][2]["properties"]["change"], fc["features"][2]["properties"]["change_kind"]) == \
+        ("unchanged", "natural dynamics")
     assert len(f["prob_a"]) == 10 and f["area_ha"] == pytest.approx(FULL)
     assert fc["features"][3]["properties"]["class_b"] is None
     lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
@@ -207,9 +271,11 @@ def test_real_demo_pair_is_consistent():
     assert an.season_note is not None and "99 days" in an.season_note
     # a date against itself: zero changed hectares, no spectral change at all
     same = run_analysis(aoi, wa, wa, provider, dense)
-    assert same.change.state_areas_ha()["changed"] == 0 and same.change.spectral_only_ha == 0
+    kinds = same.change.kind_areas_ha()
+    assert same.change.state_areas_ha()["changed"] == 0 and kinds["natural dynamics"] == 0
     assert not same.spectral.changed.any() and same.season_note is None
     assert np.trace(same.change.transition_ha) == pytest.approx(same.change.compared_ha)
+    assert (same.change.label_a == same.change.label_b).all()
 
 
 def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_only_refined_cells():

@@ -171,7 +171,7 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
 
 
 # -- shareable links: the analysis as URL query parameters ---------------------------------------
-LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral")
+LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
 
 
 def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str, str]:
@@ -204,7 +204,8 @@ def restore_from_link(params: dict[str, str]) -> Analysis | None:
         aoi = AOI.from_bbox(west, south, east, north, name="shared area")
     wa, wb = DateWindow.parse(params["a"]), DateWindow.parse(params["b"])
     store = st.session_state.setdefault("_kept", {})
-    for key, name, cast in (("thr_level", "level", str), ("thr_conf", "conf", float), ("thr_spectral", "spectral", float)):
+    for key, name, cast in (("thr_level", "level", str), ("thr_conf", "conf", float), ("thr_spectral", "spectral", float),
+                            ("thr_built", "built", float)):
         if name in params:
             try:
                 store[key] = cast(params[name])
