@@ -89,3 +89,45 @@ def test_orthogonal_fit_is_symmetric_total_least_squares():
     s_xy, _ = orthogonal_fit(x, y)
     s_yx, _ = orthogonal_fit(y, x)
     assert s_xy * s_yx == pytest.approx(1.0)  # the same line whichever date is "x"
+
+
+def shifted_copy(scene, dy: int, dx: int):
+    """Date B = date A moved by (dy, dx) pixels (a misregistration), edges left as they were."""
+    data = scene.data.copy()
+    h, w = scene.height, scene.width
+    data[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        scene.data[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return replace(scene, data=data)
+
+
+@pytest.mark.parametrize("tolerance_px", [0, 1])
+def test_a_scene_against_itself_has_zero_changed_share(scene, tolerance_px):
+    sc = spectral_change(scene, scene, tolerance_px=tolerance_px)
+    assert not sc.changed.any() and np.nanmax(sc.magnitude) == 0
+    assert np.nanmax(sc.share(16)) == 0 and np.nanmax(sc.share(16, softness=0.05)) < 1e-6
+
+
+@pytest.mark.parametrize("bands", [None, ("B02", "B03", "B04", "B08")])
+def test_tolerance_absorbs_a_one_pixel_shift_but_not_a_real_change(scene, bands):
+    b = shifted_copy(scene, 1, -1)
+    strict = spectral_change(scene, b, tolerance_px=0, bands=bands)
+    tolerant = spectral_change(scene, b, tolerance_px=1, bands=bands)
+    inner = (slice(2, -2), slice(2, -2))  # the copied edge rows and columns are no shift
+    assert np.nanmax(tolerant.magnitude[inner]) < 0.5 * np.nanmax(strict.magnitude[inner])
+    assert tolerant.changed[inner].mean() < 0.002
+    data = b.data.copy()
+    data[:, 100:140, 200:240] = data[:, 20:60, 20:60]  # a 16 ha block of other land pasted in
+    pasted = spectral_change(scene, replace(b, data=data), tolerance_px=1, bands=bands)
+    block = np.zeros(pasted.changed.shape, bool)
+    block[100:140, 200:240] = True
+    assert pasted.changed[block].mean() > 0.3 and pasted.changed[~block][2:-2].mean() < 0.005
+    share = pasted.share(16)
+    assert share[7, 13] > 0.5 and np.nanmean(share[:4, 16:]) < 0.02
+
+
+def test_magnitude_bands_choose_what_counts(scene):
+    data = scene.data.copy()
+    data[12, 50:60, 50:60] += 3000  # B8A only (EuroSAT order: B8A last): not a 10 m band
+    b = replace(scene, data=data)
+    assert spectral_change(scene, b, bands=None).changed[50:60, 50:60].all()
+    assert not spectral_change(scene, b, bands=("B02", "B03", "B04", "B08")).changed.any()
