@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from lulc_core.change import (CHANGE_EVALUATION, CHANGE_MODEL, ChangeKind, ChangeResult, ChangeThresholds,
                               compare)
 from lulc_core.joint import EvidenceModel
+from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
@@ -170,6 +171,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
     grid = aoi.grid
     cm = truth_map(shared / "data" / "s2" / info["label"]["tif"], grid)
     sp = spectral_change(a, b)
+    sp_tol = spectral_change(a, b, tolerance_px=BUILT_TOLERANCE_PX)
     ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
     cva = np.sqrt(((b.data.astype(np.float32) - a.data.astype(np.float32)) ** 2).sum(0)) / 10_000
@@ -208,7 +210,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
             "class_conf": np.minimum(np.nan_to_num(A.probs).max(-1), np.nan_to_num(B.probs).max(-1))[use],
             "zscore": (block_sums(zs, px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "cva": (block_sums(np.where(sp.valid, cva, 0), px) / np.maximum(block_sums(sp.valid, px), 1))[use],
-            "maps": (A, B, share), "use": use,
+            "maps": (A, B, share), "use": use, "built_share": sp_tol.share(px),
         }
     return out
 
@@ -229,13 +231,27 @@ def joint_decision(f: dict, model: EvidenceModel, min_built: float, min_spectral
                    confidence: float) -> ChangeResult:
     """The product's decision (lulc_core.change.compare: joint classification, kinds) on one area's maps."""
     a, b, share = f["maps"]
-    return compare(a, b, ChangeThresholds(confidence, min_spectral, "group", min_built), share, model)
+    return compare(a, b, ChangeThresholds(confidence, min_spectral, "group", min_built), share, model,
+                   built_share=f["built_share"])
 
 
-def fit_evidence(train: list[dict], level: str) -> EvidenceModel:
-    """P(change | share) fitted on the training areas' units (logistic on logit(share))."""
-    return EvidenceModel.fit(np.concatenate([f[level]["share"] for f in train]),
-                             np.concatenate([f[level]["truth"] for f in train]))
+BIAS_GRID = np.arange(0.0, 4.01, 0.5)
+MAX_UNCHANGED_FLIPS = 0.01  # the tuning rule: confident group flips on at most 1% of unchanged training units
+
+
+def fit_evidence(train: list[dict], level: str, confidence: float) -> EvidenceModel:
+    """P(change | share) fitted on the training areas' units (logistic on logit(share)), then the
+    transition bias: the largest in :data:`BIAS_GRID` whose confident group flips stay on at most
+    :data:`MAX_UNCHANGED_FLIPS` of the training areas' unchanged units."""
+    model = EvidenceModel.fit(np.concatenate([f[level]["share"] for f in train]),
+                              np.concatenate([f[level]["truth"] for f in train]))
+    truth = np.concatenate([f[level]["truth"] for f in train])
+
+    def unchanged_flips(bias: float) -> float:
+        flips = np.concatenate([(joint_decision(f[level], model.with_bias(bias), 1.0, 1.0, confidence).kind
+                                 == ChangeKind.LAND_COVER)[f[level]["use"]] for f in train])
+        return float(flips[~truth].mean())
+    return model.with_bias(max([b for b in BIAS_GRID if unchanged_flips(b) <= MAX_UNCHANGED_FLIPS], default=0.0))
 
 
 def tune_min_built(train: list[dict], level: str, model: EvidenceModel, min_spectral: float,
@@ -303,7 +319,7 @@ def main() -> None:
         for level in ("cell", "patch"):
             g = f[level]
             s_only = tune_spectral_only(train, level)
-            model = fit_evidence(train, level)
+            model = fit_evidence(train, level, args.confidence)
             s_built = tune_min_built(train, level, model, s_only, args.confidence)
             ch = joint_decision(g, model, s_built, s_only, args.confidence)
             use = g["use"]
@@ -326,7 +342,7 @@ def main() -> None:
                           "auroc_cva": round(auroc(g["cva"], g["truth"]), 3),
                           "f1_changed": round(f1(changed, g["truth"])["f1"], 3),
                           "changed": int(changed.sum()), "min_spectral_tuned": s_only, "min_built_tuned": s_built,
-                          "evidence_model": [round(model.intercept, 3), round(model.slope, 3)],
+                          "evidence_model": [round(model.intercept, 3), round(model.slope, 3), model.transition_bias],
                           "joint_flip_unchanged": round(float((ch.kind == ChangeKind.LAND_COVER)[use][~g["truth"]].mean()), 4),
                           "auroc_p_change": round(auroc(ch.p_change[use], g["truth"]), 3)}
         rows.append(row)
@@ -372,11 +388,12 @@ def main() -> None:
     summary["pixel"] = {"f1": 2 * tp / max(2 * tp + fp + fn, 1), "precision": tp / max(tp + fp, 1),
                         "recall": tp / max(tp + fn, 1), "note": "10 m spectral change (unsupervised mean + 2 sd threshold), no tuning"}
     final = tune_spectral_only(feats, "cell")
-    final_model = fit_evidence(feats, "cell")
+    final_model = fit_evidence(feats, "cell", args.confidence)
     final_built = tune_min_built(feats, "cell", final_model, final, args.confidence)
     summary["shipped_min_spectral"] = final
     summary["shipped_min_built_spectral"] = final_built
-    summary["shipped_evidence_model"] = {"intercept": final_model.intercept, "slope": final_model.slope}
+    summary["shipped_evidence_model"] = {"intercept": final_model.intercept, "slope": final_model.slope,
+                                         "transition_bias": final_model.transition_bias}
     summary["per_area"] = rows
     summary["headline"] = {"auroc": summary["patch"]["change_score"]["auroc"],
                            "f1": summary["patch"]["changed_state"]["f1"],
@@ -393,9 +410,11 @@ def main() -> None:
         CHANGE_EVALUATION.write_text(text)
         CHANGE_MODEL.write_text(json.dumps({
             "min_spectral": final, "min_built_spectral": final_built,
-            "evidence_model": {"intercept": final_model.intercept, "slope": final_model.slope},
+            "evidence_model": {"intercept": final_model.intercept, "slope": final_model.slope,
+                               "transition_bias": final_model.transition_bias},
             "fitted_on": "OSCD change maps, 7 areas, 160 m cells (summary numbers only): min_spectral = best F1 of "
-                         "'share >= s' alone; evidence_model = logistic fit of truly changed on logit(share); "
+                         "'share >= s' alone; evidence_model = logistic fit of truly changed on logit(share), transition_bias = "
+                         "the largest keeping confident group flips on <= 1% of unchanged cells; "
                          "min_built_spectral = best F1 of the counted change (land-cover + built-up)",
             "confidence": args.confidence}, indent=1))
     if args.out:

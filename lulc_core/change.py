@@ -60,6 +60,7 @@ class ChangeState(IntEnum):
 
 STATE_NAMES = {s.value: s.name.lower() for s in ChangeState}
 BUILT_UP_CLASSES = LAND_COVER_GROUPS[0].classes
+BUILT_UP_SHARE = 0.5  # a date is built-up when its built-up classes hold at least this probability
 
 
 class ChangeKind(IntEnum):
@@ -162,6 +163,7 @@ class ChangeResult:
     p_change: np.ndarray  # P(change at the level) from the joint posterior, NaN unless classified on both
     p_evidence: np.ndarray  # P(change | the cell's own evidence), the transition prior's weight
     spectral_share: np.ndarray
+    built_share: np.ndarray  # the built-up change evidence (misregistration-tolerant share)
     label_a: np.ndarray
     label_b: np.ndarray
     pair_probability: np.ndarray  # joint probability of the most probable pair at the level
@@ -256,13 +258,16 @@ def _marginal_map(m: ClassMap, probs: np.ndarray) -> ClassMap:
 
 
 def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
-            spectral_share: np.ndarray | None = None, evidence: EvidenceModel | None = None) -> ChangeResult:
+            spectral_share: np.ndarray | None = None, evidence: EvidenceModel | None = None,
+            built_share: np.ndarray | None = None) -> ChangeResult:
     """Joint two-date classification and the kind of change of every cell (see the module docstring).
 
     ``spectral_share``: per cell, the share of comparable 10 m pixels with spectral change (NaN =
     no comparable pixel). Without it (None) the cells' evidence is unknown: the transition prior
     is uninformative (P(change) = 1/2) and only land-cover change can be found.
-    ``evidence``: P(change | share) (default: the shipped model)."""
+    ``evidence``: P(change | share) (default: the shipped model). ``built_share``: the evidence of
+    built-up change, the share measured tolerant of 1 px misregistration (built-up texture makes
+    a shifted date look changed); default ``spectral_share``."""
     thresholds = thresholds or ChangeThresholds()
     if a.grid != b.grid:
         raise ValueError("the two class maps are on different grids")
@@ -279,13 +284,14 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     pa, pb = np.nan_to_num(a.probs.astype(np.float64)), np.nan_to_num(b.probs.astype(np.float64))
     if spectral_share is None:
         share = np.full(shape, np.nan)
-        p_evidence = np.where(both, 0.5, np.nan)
+        p_evidence = p_prior = np.where(both, 0.5, np.nan)
         has_evidence = both
     else:
         share = spectral_share.astype(np.float64)
         p_evidence = np.where(both, evidence.p_change(share), np.nan)
+        p_prior = np.where(both, evidence.p_transition(share), np.nan)
         has_evidence = both & np.isfinite(share)
-    joint = joint_posterior(pa, pb, np.nan_to_num(p_evidence, nan=0.5))
+    joint = joint_posterior(pa, pb, np.nan_to_num(p_prior, nan=0.5))
     joint[~both] = np.nan
     # the most probable pair at the level, then the most probable class pair inside it
     if thresholds.level == "group":
@@ -304,13 +310,15 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     confident = both & (np.nan_to_num(pair_p) >= thresholds.confidence)
     marg_a, marg_b = np.nan_to_num(joint).sum(-1), np.nan_to_num(joint).sum(-2)
     built = [a.class_names.index(c) for c in BUILT_UP_CLASSES if c in a.class_names]
-    built_either = (marg_a[..., built].sum(-1) >= 0.5) | (marg_b[..., built].sum(-1) >= 0.5)
+    # built-up on either date, as that date's own classifier says (at least half the probability)
+    built_either = (pa[..., built].sum(-1) >= BUILT_UP_SHARE) | (pb[..., built].sum(-1) >= BUILT_UP_SHARE)
     s = np.nan_to_num(share, nan=-1.0)
     kind = np.full(shape, ChangeKind.UNCERTAIN, dtype=np.int8)
     ok = confident & has_evidence
     kind[ok] = ChangeKind.UNCHANGED
     kind[ok & (s >= thresholds.min_spectral)] = ChangeKind.NATURAL
-    kind[has_evidence & built_either & (s >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
+    sb = s if built_share is None else np.nan_to_num(built_share.astype(np.float64), nan=-1.0)
+    kind[has_evidence & built_either & (sb >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
     kind[ok & flip] = ChangeKind.LAND_COVER
     kind[a.area_ha <= 0] = ChangeKind.OUTSIDE
     state = np.full(shape, ChangeState.UNCERTAIN, dtype=np.int8)
@@ -328,7 +336,7 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     within = counted & (ka != kb) & (groups[np.clip(ka, 0, None)] == groups[np.clip(kb, 0, None)])
     return ChangeResult(
         _marginal_map(a, marg_a), _marginal_map(b, marg_b), a, b, thresholds, kind, state, score, p_change,
-        p_evidence, share, ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
+        p_evidence, share, share if built_share is None else built_share.astype(np.float64), ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
         float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0)
 
 

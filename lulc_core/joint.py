@@ -9,7 +9,7 @@ probabilities ``pA``, ``pB`` are combined with a transition prior into a joint p
     P(a, b) ∝ pA(a) · pB(b) · T(a -> b | evidence)
     T(a -> b) = (1 - π) · [a = b] + π · [a ≠ b] / (K - 1)
 
-where ``π = P(change | evidence)`` is the probability that the cell's land changed given its own
+where ``π`` is ``P(change | evidence)`` (plus a transition bias, :class:`EvidenceModel`), the probability that the cell's land changed given its own
 10 m change evidence (:class:`EvidenceModel`: a logistic curve of the logit of the cell's share
 of changed pixels, fitted leave one area out on the OSCD change maps: two summary numbers
 shipped in ``lulc_core/data/change_model.json``). With no evidence (``π`` near 0) the pair
@@ -33,15 +33,29 @@ SHARE_FLOOR = 0.002  # shares are clipped to [floor, 1 - floor] before the logit
 @dataclass(frozen=True)
 class EvidenceModel:
     """``π = sigmoid(intercept + slope · logit(share))``: P(change) of a cell from its share of
-    changed 10 m pixels (no evidence, NaN share: ``π`` at a share of 0)."""
+    changed 10 m pixels (no evidence, NaN share: ``π`` at a share of 0).
+
+    ``transition_bias`` is added to the logit for the transition prior only
+    (:meth:`p_transition`): the change mass ``π`` is spread over the K - 1 other classes, so
+    without it a flip needs one date to be about K times surer of its new class than of the old
+    one; the bias is tuned leave one area out so that confident group flips stay rare (<= 1%) on
+    land that did not change."""
 
     intercept: float = -4.0
     slope: float = 1.0
+    transition_bias: float = 0.0
+
+    def _logit(self, share: np.ndarray) -> np.ndarray:
+        s = np.clip(np.nan_to_num(np.asarray(share, dtype=np.float64), nan=0.0), SHARE_FLOOR, 1 - SHARE_FLOOR)
+        return self.intercept + self.slope * np.log(s / (1 - s))
 
     def p_change(self, share: np.ndarray) -> np.ndarray:
-        s = np.clip(np.nan_to_num(np.asarray(share, dtype=np.float64), nan=0.0), SHARE_FLOOR, 1 - SHARE_FLOOR)
-        z = self.intercept + self.slope * np.log(s / (1 - s))
-        return 1 / (1 + np.exp(-z))
+        """P(change | share)."""
+        return 1 / (1 + np.exp(-self._logit(share)))
+
+    def p_transition(self, share: np.ndarray) -> np.ndarray:
+        """The weight of change in the transition prior (P(change) with the transition bias)."""
+        return 1 / (1 + np.exp(-(self._logit(share) + self.transition_bias)))
 
     @classmethod
     def fit(cls, share: np.ndarray, changed: np.ndarray, iterations: int = 50) -> "EvidenceModel":
@@ -59,13 +73,16 @@ class EvidenceModel:
                 break
         return cls(float(w[0]), float(w[1]))
 
+    def with_bias(self, bias: float) -> "EvidenceModel":
+        return EvidenceModel(self.intercept, self.slope, float(bias))
+
 
 @lru_cache(maxsize=4)
 def shipped_evidence_model(path: Path = CHANGE_MODEL) -> EvidenceModel:
     """The evidence model fitted on the OSCD areas (``change_model.json``), else the default."""
     try:
         d = json.loads(Path(path).read_text())["evidence_model"]
-        return EvidenceModel(float(d["intercept"]), float(d["slope"]))
+        return EvidenceModel(float(d["intercept"]), float(d["slope"]), float(d.get("transition_bias", 0.0)))
     except (OSError, ValueError, KeyError, TypeError):
         return EvidenceModel()
 

@@ -21,6 +21,8 @@ from lulc_core.scene import Acquisition, DateWindow, Scene, check_window_order
 from lulc_core.season import representative_date, season_note
 from lulc_core.spectral import SpectralChange, spectral_change
 
+#: Built-up change is measured tolerant of this much misregistration between the dates (pixels).
+BUILT_TOLERANCE_PX = 1
 STAGES = ("search", "fetch A", "fetch B", "classify A", "classify B", "spectral change")
 StageProgress = Callable[[str, float, str], None]
 
@@ -66,7 +68,8 @@ class Analysis:
     def recompare(self, thresholds: ChangeThresholds) -> "Analysis":
         """The same analysis with other change thresholds (no refetch, no reclassification)."""
         return Analysis(self.aoi, self.a, self.b, self.spectral,
-                        compare(self.a.classes, self.b.classes, thresholds, self.change.spectral_share),
+                        compare(self.a.classes, self.b.classes, thresholds, self.change.spectral_share,
+                                built_share=self.change.built_share),
                         self.provider, self.notes)
 
 
@@ -116,7 +119,9 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
         out.append(DateResult(window, acqs, scene, classes))
     report("spectral change")(0.0, "normalising date B onto date A")
     spectral = spectral_change(out[0].scene, out[1].scene)
-    share = spectral.share(out[0].classes.grid.cell_px)
+    cell_px = out[0].classes.grid.cell_px
+    share = spectral.share(cell_px)
+    built_share = spectral_change(out[0].scene, out[1].scene, tolerance_px=BUILT_TOLERANCE_PX).share(cell_px)
     report("spectral change")(1.0, f"{100 * spectral.changed_share:.1f}% of comparable pixels changed")
     notes = []
     if domain_note := get_collection(provider.collection).domain_note:
@@ -124,5 +129,5 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     if not np.isfinite(spectral.threshold):
         notes.append("The two dates share too few clear pixels for spectral change evidence.")
     return Analysis(aoi, out[0], out[1], spectral,
-                    compare(out[0].classes, out[1].classes, thresholds, share),
+                    compare(out[0].classes, out[1].classes, thresholds, share, built_share=built_share),
                     getattr(provider, "name", "?"), notes)
