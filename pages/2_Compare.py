@@ -167,7 +167,7 @@ for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
         add_image_overlay(fm, images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)
         add_image_overlay(fm, images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1],
                           "class map", opacity)
-        add_image_overlay(fm, *change_ll, "change by kind (red land-cover, purple built-up, blue natural dynamics, grey unchanged, amber uncertain)", opacity,
+        add_image_overlay(fm, *change_ll, "change state by kind (red land-cover, purple built-up, blue natural dynamics, grey unchanged, amber uncertain)", opacity,
                           show=False)
         if show_spectral:
             add_image_overlay(fm, images["spec_ll"][0], images["spec_ll"][1], "10 m spectral change", 0.9)

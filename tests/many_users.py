@@ -115,8 +115,10 @@ async def _session(browser, url: str, plan: SessionPlan, windows: dict, places: 
         caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Date A:").first
         await caption.wait_for(timeout=120_000)
         res.caption = await caption.inner_text()
-        # the headline metric is named after the change level: "Land-cover change" (groups) or "Class change"
-        res.level_shown = "class" if await page.get_by_text("Class change", exact=True).count() else "group"
+        # the headline metric is named after the change level: "Changed (counted)" (groups) or
+        # "Changed (counted, classes)"
+        res.level_shown = ("class" if await page.get_by_text("Changed (counted, classes)", exact=True).count()
+                           else "group")
         step = "clicking a cell and the changed-only filter"
         frame = page.locator('iframe[title="streamlit_folium.st_folium"]').first
         await frame.wait_for(timeout=120_000)

@@ -117,11 +117,14 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
     assert an.a.classes.refined is not None and an.a.classes.refined.any()
     with rasterio.open(out_dir / "classes_a.tif") as ds:
         cli_a = ds.read(1).astype(int)
-    labels = an.a.classes.labels.astype(int)
+    labels = an.change.a.labels.astype(int)  # the class map of the joint two-date classification
     np.testing.assert_array_equal(np.where(labels < 0, 65535, labels), cli_a)
     with rasterio.open(out_dir / "change_cells.tif") as ds:
         state = ds.read(1)
     np.testing.assert_array_equal(np.where(np.isnan(state), 3, state).astype(int), an.change.state)
+    with rasterio.open(out_dir / "change_cells.tif") as ds:
+        kind = ds.read(4)
+    np.testing.assert_array_equal(np.where(np.isnan(kind), 5, kind).astype(int), an.change.kind)
     with rasterio.open(out_dir / "change_10m.tif") as ds:
         assert ds.res == (10, 10) and ds.descriptions == ("spectral_change_magnitude", "spectral_change")
         np.testing.assert_array_equal(np.nan_to_num(ds.read(2)) > 0, an.spectral.changed)
