@@ -631,3 +631,13 @@ def test_a_whole_fetch_has_a_total_deadline(fake_sh, small_aoi):
                                             r"deadline .*LULC_SH_DEADLINE_S"):
         p.fetch(small_aoi, JULY_2015)
     assert time.monotonic() - t0 < 2.0 + 0.5
+
+
+def test_a_run_searches_each_window_once_and_fetches_what_it_found(fake_sh, sh_provider, small_aoi, demo):
+    """run_analysis hands each window's search result to its fetch: two catalog searches, not four."""
+    from lulc_core.model.dense import DenseClassifier
+    from lulc_core.pipeline import run_analysis
+
+    an = run_analysis(small_aoi, JULY_2015, DateWindow.parse("2017-10-01/2017-10-31"), sh_provider, DenseClassifier())
+    assert fake_sh.count("catalog") == 2 and fake_sh.count("process") == 2
+    assert an.a.acquisitions and an.a.scene.acquisitions == tuple(an.a.acquisitions)
