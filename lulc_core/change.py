@@ -293,9 +293,10 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
         has_evidence = both & np.isfinite(share)
     joint = joint_posterior(pa, pb, np.nan_to_num(p_prior, nan=0.5))
     joint[~both] = np.nan
+    filled = np.nan_to_num(joint)  # 0 where either date is not classified
     # the most probable pair at the level, then the most probable class pair inside it
     if thresholds.level == "group":
-        jg = grouped(np.nan_to_num(joint), gm)
+        jg = grouped(filled, gm)
         ga, gb, pair_p = map_pair(np.where(both[..., None, None], jg, np.nan))
         block = (groups[:, None] == ga[..., None, None]) & (groups[None, :] == gb[..., None, None])
         ka, kb, _ = map_pair(np.where(block, joint, 0.0))
@@ -306,9 +307,9 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
         flip = ka != kb
         diff = ~np.eye(n, dtype=bool)
     ka, kb = np.where(both, ka, -1), np.where(both, kb, -1)
-    p_change = np.where(both, np.nan_to_num(joint)[..., diff].sum(-1) if diff.any() else 0.0, np.nan)
+    p_change = np.where(both, filled[..., diff].sum(-1), np.nan)
     confident = both & (np.nan_to_num(pair_p) >= thresholds.confidence)
-    marg_a, marg_b = np.nan_to_num(joint).sum(-1), np.nan_to_num(joint).sum(-2)
+    marg_a, marg_b = filled.sum(-1), filled.sum(-2)
     built = [a.class_names.index(c) for c in BUILT_UP_CLASSES if c in a.class_names]
     # built-up on either date, as that date's own classifier says (at least half the probability)
     built_either = (pa[..., built].sum(-1) >= BUILT_UP_SHARE) | (pb[..., built].sum(-1) >= BUILT_UP_SHARE)
