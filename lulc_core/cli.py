@@ -24,7 +24,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, bf16=not args.fp32, pretrained=args.pretrained,
                       resume=args.resume, limit_train=args.limit_train,
-                      stop_after=args.stop_after, init_from=Path(args.init_from) if args.init_from else None)
+                      stop_after=args.stop_after, init_from=Path(args.init_from) if args.init_from else None,
+                      cutmix=args.cutmix, label_smoothing=args.label_smoothing, ema=args.ema)
     train(cfg)
     return 0
 
@@ -235,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="start from these weights (e.g. a second cycle at a lower learning rate)")
     t.add_argument("--stop-after", type=int, default=0, help="stop after N epochs in this run (then --resume)")
     t.add_argument("--limit-train", type=int, default=0, help="train on only N images (smoke test)")
+    t.add_argument("--cutmix", type=float, default=0.0, help="share of batches trained as CutMix (0..1)")
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--ema", type=float, default=0.0,
+                   help="decay of an exponential moving average of the weights, shipped instead of the last "
+                        "weights (e.g. 0.999; 0: off)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate the classifier on a EuroSAT-layout zip or folder (JSON on stdout)")

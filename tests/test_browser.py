@@ -79,6 +79,23 @@ def _map_frame(pg, index: int):
     return frames.nth(index), pg.frame_locator('iframe[title="streamlit_folium.st_folium"]').nth(index)
 
 
+def _box(locator, timeout_s: float = 30.0) -> dict:
+    """The bounding box of an element, waiting while it has none (an iframe being replaced by a
+    rerun has no box for a moment; the replacement is looked up again)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            locator.scroll_into_view_if_needed(timeout=5_000)
+            box = locator.bounding_box(timeout=5_000)
+        except Exception:  # detached while being redrawn
+            box = None
+        if box is not None:
+            return box
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no bounding box for {locator} after {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
 def _set_date_range(pg, label: str, start: str, end: str) -> None:
     """Type a date range into a Streamlit date_input, segment by segment (year, month, day)."""
     for which, day in (("start", start), ("end", end)):
@@ -121,7 +138,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     frame.locator(".leaflet-container").wait_for(timeout=60_000)
     # draw a rectangle with the mouse over Pisa (the map opens centred on the Pisa demo scenes)
     frame.locator("a.leaflet-draw-draw-rectangle").click()
-    box = frame_el.bounding_box()
+    box = _box(frame_el)
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 70, cy - 50)
     page.mouse.down()
@@ -165,7 +182,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         for at in points:
             el, _ = _map_frame(page, index)
             el.scroll_into_view_if_needed()
-            page.mouse.click(*at(el.bounding_box()))
+            page.mouse.click(*at(_box(el)))
             for _ in range(30):
                 page.wait_for_timeout(500)
                 _wait_idle(page)
@@ -229,16 +246,22 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.wait_for_timeout(1000)
     _wait_idle(page)
     settle(lambda: view(0)[0] == zoom0 + 1, "a slider move must not reset the zoom")
-    el_a, _ = _map_frame(page, 0)
-    el_a.scroll_into_view_if_needed()
-    b = el_a.bounding_box()
     lat_before = view(1)[1]
-    page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.7)
-    page.mouse.down()
-    page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.3, steps=10)
-    page.mouse.up()
-    settle(lambda: abs(view(1)[1] - lat_before) > 1e-4 and abs(view(1)[1] - view(0)[1]) < 1e-4,
-           "panning map A must move map B's centre")
+    panned = lambda: abs(view(1)[1] - lat_before) > 1e-4 and abs(view(1)[1] - view(0)[1]) < 1e-4  # noqa: E731
+    for _ in range(3):  # a drag can fall in a redraw of map A (the slider move reran the page): try again
+        _wait_idle(page)
+        el_a, _ = _map_frame(page, 0)
+        b = _box(el_a)
+        page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.7)
+        page.mouse.down()
+        page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.3, steps=10)
+        page.mouse.up()
+        try:
+            settle(panned, "panning map A must move map B's centre")
+            break
+        except AssertionError:
+            pass
+    assert panned(), "panning map A must move map B's centre"
     # live: moving map A moves map B and the swipe map in the same instant, in the browser (no rerun)
     _wait_idle(page)
     _, fa = _map_frame(page, 0)
@@ -264,7 +287,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         assert before_a.startswith("rect(") and before_b.startswith("rect(")
         assert fs.locator(".leaflet-swipeA-pane img.leaflet-image-layer").count() >= 1
         assert fs.locator(".leaflet-swipeB-pane img.leaflet-image-layer").count() >= 1
-        rb = fs.locator(".leaflet-container").bounding_box()  # the divider's thumb sits at its centre
+        rb = _box(fs.locator(".leaflet-container"))  # the divider's thumb sits at its centre
         page.mouse.move(rb["x"] + rb["width"] / 2, rb["y"] + rb["height"] / 2)
         page.mouse.down()
         page.mouse.move(rb["x"] + rb["width"] * 0.8, rb["y"] + rb["height"] / 2, steps=8)

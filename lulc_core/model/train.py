@@ -50,6 +50,9 @@ class TrainConfig:
     limit_train: int = 0  # for smoke tests: use only this many training images
     stop_after: int = 0  # stop after this many epochs in this run (resume later with --resume)
     init_from: Path | None = None  # start from these weights (a second, fine-tuning cycle)
+    cutmix: float = 0.0  # probability that a batch is trained as CutMix (a box of another image pasted in)
+    label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); the average is shipped
 
 
 def _log(msg: str) -> None:
@@ -67,10 +70,42 @@ def test_report(logits: np.ndarray, labels: np.ndarray, temperature: float, mode
     return report
 
 
+def _hardware() -> str:
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores visible, torch {torch.__version__}"
+
+
 def _checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def cutmix_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al. 2019): a random box of each image is replaced by the same box of
+    another image of the batch; returns images, both labels and the share ``lam`` of the first."""
+    n, _, h, w = x.shape
+    lam = float(torch.rand(1, generator=generator))  # Beta(1, 1), as in the paper
+    perm = torch.randperm(n, generator=generator)
+    ch, cw = int(round(h * (1 - lam) ** 0.5)), int(round(w * (1 - lam) ** 0.5))
+    cy, cx = int(torch.randint(0, h, (1,), generator=generator)), int(torch.randint(0, w, (1,), generator=generator))
+    y0, y1 = max(0, cy - ch // 2), min(h, cy + ch // 2)
+    x0, x1 = max(0, cx - cw // 2), min(w, cx + cw // 2)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return x, y, y[perm], lam
 
 
 def train(cfg: TrainConfig) -> WeightsMetadata | None:
@@ -123,7 +158,14 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
         sched.load_state_dict(ck["sched"]); gen.set_state(ck["gen"])
         start_epoch, history = ck["epoch"] + 1, ck["history"]
         _log(f"resumed from {ckpt_path} after epoch {start_epoch}")
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    averaged = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.resume and ckpt_path.exists() and "ema" in ck:
+            averaged.load_state_dict(ck["ema"])
 
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.stop_after and epoch - start_epoch >= cfg.stop_after:
@@ -139,12 +181,19 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
             m = torch.tensor(mean).view(1, -1, 1, 1); s = torch.tensor(std).view(1, -1, 1, 1)
             x = ((x01 - m) / s).contiguous(memory_format=torch.channels_last)
             y = y_tr[b]
+            mixed = cfg.cutmix > 0 and float(torch.rand(1, generator=gen)) < cfg.cutmix
+            if mixed:
+                x, y, y2, lam = cutmix_batch(x, y, gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(x)
             loss = loss_fn(logits.float(), y)
+            if mixed:
+                loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step(); sched.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             tot_loss += loss.item() * len(b); seen += len(b)
             tot_correct += (logits.argmax(1) == y).sum().item()
             if step % 50 == 0:
@@ -154,11 +203,17 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
         val_acc = float((val_logits.argmax(1) == data.labels[va_idx]).mean())
         rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
                "val_acc": val_acc, "minutes": (time.time() - t0) / 60}
+        if averaged is not None:
+            z = predict_logits(averaged.module, all_x[va_idx], mean, std, bf16=cfg.bf16)
+            rec["val_acc_ema"] = float((z.argmax(1) == data.labels[va_idx]).mean())
         history.append(rec)
         _log("EPOCH " + json.dumps(rec))
         _checkpoint(ckpt_path, model=model.state_dict(), opt=opt.state_dict(),
-                    sched=sched.state_dict(), gen=gen.get_state(), epoch=epoch, history=history)
+                    sched=sched.state_dict(), gen=gen.get_state(), epoch=epoch, history=history,
+                    **({"ema": averaged.state_dict()} if averaged is not None else {}))
 
+    if averaged is not None:  # the averaged weights are what is calibrated, tested and shipped
+        model = averaged.module
     train_minutes = sum(h["minutes"] for h in history)
     # Calibration on validation, then the one and only look at the test part.
     model = model.to(memory_format=torch.contiguous_format).eval()
@@ -198,7 +253,11 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
                   "lr_schedule": f"one-cycle, max lr {cfg.lr}", "weight_decay": cfg.weight_decay,
                   "precision": "bf16 autocast" if cfg.bf16 else "fp32",
                   "augmentations": "dihedral (flips both axes, 90-degree rotations), "
-                                   "brightness +-0.04, contrast +-10%",
+                                   "brightness +-0.04, contrast +-10%"
+                                   + (f", CutMix on {cfg.cutmix:.0%} of batches" if cfg.cutmix else ""),
+                  "label_smoothing": cfg.label_smoothing,
+                  "weight_averaging": f"EMA decay {cfg.ema} (shipped)" if cfg.ema else "none",
+                  "seed": cfg.seed, "hardware": _hardware(),
                   "pretrained": cfg.pretrained or "none (from scratch)",
                   "minutes": round(train_minutes + (previous.get("minutes") or 0), 1),
                   "threads": cfg.threads, "history": history,
