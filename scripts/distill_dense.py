@@ -60,24 +60,64 @@ def scenes(shared: Path):
             yield area, day.isoformat(), eurosat_rgb_recipe(rgb, scene.valid), scene.valid
 
 
+def teacher_targets(clf: Classifier, recipe: np.ndarray, valid: np.ndarray, step: int):
+    """The teacher's probabilities (rows, cols, classes) of every window at ``step`` and each
+    window's missing-pixel share."""
+    win = windows_at(recipe, step)
+    rows, cols = win.shape[:2]
+    probs = clf.predict_recipe(np.ascontiguousarray(win.reshape(-1, 3, WINDOW_PX, WINDOW_PX))).reshape(rows, cols, -1)
+    vwin = windows_at(valid[None].astype(np.uint8), step)
+    return probs, 1 - vwin.reshape(rows, cols, -1).mean(-1)
+
+
+def eurosat_mosaics(zip_path: Path, count: int, side: int, seed: int = 0):
+    """``count`` mosaics of ``side`` x ``side`` EuroSAT images of the training part (seed-0 split, as
+    the classifier's; never validation or test), placed at random: (name, recipe (3, H, W), valid).
+    The JPEG values are the recipe's; windows straddling images are mixed scenes, as in real imagery."""
+    from lulc_core.model.eurosat_data import load_image_set, stratified_split
+
+    data = load_image_set(zip_path)
+    train, _, _ = stratified_split(data.labels, seed=0)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pick = rng.choice(train, side * side, replace=False)
+        tiles = data.images[pick].reshape(side, side, WINDOW_PX, WINDOW_PX, 3)
+        recipe = tiles.transpose(4, 0, 2, 1, 3).reshape(3, side * WINDOW_PX, side * WINDOW_PX)
+        yield f"eurosat-mosaic_{i:03d}", np.ascontiguousarray(recipe), np.ones(recipe.shape[1:], bool)
+
+
 def cmd_targets(args) -> None:
     out = RUN / f"targets_{'tta' if args.tta else 'plain'}"
     out.mkdir(parents=True, exist_ok=True)
     clf = Classifier(tta=args.tta, threads=2, tta_threshold=float("inf"), bf16=False)  # as distilled: fp32, full TTA
+    rng = np.random.default_rng(1)
+    step = args.step
     for area, day, recipe, valid in scenes(Path(args.shared)):
-        path = out / f"{area}_{day}.npz"
-        if path.exists():
-            continue
-        step = args.step
-        win = windows_at(recipe, step)
-        rows, cols = win.shape[:2]
-        t0 = time.time()
-        probs = clf.predict_recipe(np.ascontiguousarray(win.reshape(-1, 3, WINDOW_PX, WINDOW_PX)))
-        probs = probs.reshape(rows, cols, -1)
-        vwin = windows_at(valid[None].astype(np.uint8), step)
-        nodata = 1 - vwin.reshape(rows, cols, -1).mean(-1)
-        np.savez_compressed(path, recipe=recipe, probs=probs, step=step, nodata=nodata)
-        log(f"{area} {day}: {rows}x{cols} windows in {time.time() - t0:.0f} s")
+        # the scene itself, then (training areas only) copies turned by a flip / rotation and shifted by
+        # 8 px, the teacher recomputed on them: more positions and orientations for the student
+        versions = [("", recipe, valid)]
+        if area not in HELD_OUT:
+            for j in range(args.augment):
+                k, dy, dx = int(rng.integers(1, 8)), int(rng.choice([0, 8])), int(rng.choice([0, 8]))
+                rec = dihedral(torch.from_numpy(recipe[:, dy:, dx:].copy())[None], k)[0].numpy()
+                val = dihedral(torch.from_numpy(valid[dy:, dx:].copy())[None, None], k)[0, 0].numpy()
+                versions.append((f"_aug{j}", np.ascontiguousarray(rec), np.ascontiguousarray(val)))
+        for suffix, rec, val in versions:
+            path = out / f"{area}_{day}{suffix}.npz"
+            if path.exists():
+                continue
+            t0 = time.time()
+            probs, nodata = teacher_targets(clf, rec, val, step)
+            np.savez_compressed(path, recipe=rec, probs=probs, step=step, nodata=nodata)
+            log(f"{area} {day}{suffix}: {probs.shape[0]}x{probs.shape[1]} windows in {time.time() - t0:.0f} s")
+    if args.eurosat_mosaics:
+        for name, rec, val in eurosat_mosaics(Path(args.eurosat), args.eurosat_mosaics, args.mosaic_side):
+            path = out / f"{name}.npz"
+            if path.exists():
+                continue
+            probs, nodata = teacher_targets(clf, rec, val, step)
+            np.savez_compressed(path, recipe=rec, probs=probs, step=step, nodata=nodata)
+            log(f"{name}: {probs.shape[0]}x{probs.shape[1]} windows")
 
 
 def load_targets(held_out: bool, teacher: str = "plain"):
@@ -310,6 +350,10 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("targets"); p.add_argument("--shared", default=str(ROOT.parent / "shared"))
     p.add_argument("--step", type=int, default=16); p.add_argument("--tta", action="store_true")
+    p.add_argument("--augment", type=int, default=0, help="turned and shifted copies of each training scene")
+    p.add_argument("--eurosat-mosaics", type=int, default=0, help="mosaics of EuroSAT training images")
+    p.add_argument("--mosaic-side", type=int, default=8)
+    p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
     p = sub.add_parser("train"); p.add_argument("--minutes", type=float, default=40)
     p.add_argument("--lr", type=float, default=1e-4); p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
