@@ -10,7 +10,7 @@ for the same area (e.g. the whole-archive listing) from that result, without a p
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Protocol
+from typing import Any, Protocol
 
 import shapely
 
@@ -64,3 +64,17 @@ class SearchCache:
 
     def __len__(self) -> int:
         return len(self._store)
+
+
+class CachedSearchProvider:
+    """A provider whose :meth:`search` goes through a :class:`SearchCache`; everything else
+    (``fetch``, ``collection``, ...) is the provider's own."""
+
+    def __init__(self, provider: Any, cache: SearchCache) -> None:
+        self._provider, self._cache = provider, cache
+
+    def search(self, aoi: AOI, window: DateWindow, max_cloud: float = 100.0) -> list[Acquisition]:
+        return self._cache.search(self._provider, aoi, window, max_cloud)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)

@@ -71,3 +71,15 @@ def test_errors_are_not_cached_and_the_cache_is_bounded(norcia):
     for w in ("2015-07-01/2015-07-31", "2015-08-01/2015-08-31", "2015-09-01/2015-09-30"):
         cache.search(provider, norcia, DateWindow.parse(w))
     assert len(cache) == 2
+
+
+def test_a_cached_search_provider_searches_through_the_cache_and_fetches_as_the_provider(norcia):
+    from lulc_core.catalog import CachedSearchProvider
+
+    provider, cache = Counting(), SearchCache()
+    cache.search(provider, norcia, EVERYTHING)
+    wrapped = CachedSearchProvider(provider, cache)
+    july = DateWindow.parse("2015-07-01/2015-07-31")
+    assert [a.date for a in wrapped.search(norcia, july)] == [dt.date(2015, 7, 11)]
+    assert len(provider.calls) == 1 and wrapped.collection == provider.collection
+    assert wrapped.inner is provider.inner  # anything else is the provider's own
