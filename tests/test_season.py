@@ -88,3 +88,19 @@ def test_best_matched_pair_and_demo_presets():
                             "near": {"dates": [D(2015, 8, 12), D(2017, 8, 30)]}})
     assert list(presets) == ["near", "far"]
     assert str(presets["near"][0]) == "2015-08-01/2015-08-31" and str(presets["near"][1]) == "2017-08-01/2017-08-31"
+
+
+def test_a_timeline_click_gives_its_acquisition_date():
+    from ui.charts import acquisition_timeline, clicked_date
+
+    assert clicked_date([{"x": "2017-10-18", "y": 3.0, "customdata": "2017-10-18", "point_index": 1}]) == D(2017, 10, 18)
+    assert clicked_date([{"x": "2016-11-30 00:00", "y": 1.0}]) == D(2016, 11, 30)  # no customdata: the x
+    assert clicked_date([{"customdata": ["2015-07-04"]}]) == D(2015, 7, 4)
+    assert clicked_date([]) is None and clicked_date([{"x": None}]) is None
+    from lulc_core.providers.demo import DemoProvider
+    from lulc_core.scene import DateWindow as W
+
+    acqs = DemoProvider().search(DemoProvider().area_aoi("norcia"), W.parse("2015-06-23/2018-01-01"))
+    fig = acquisition_timeline(acqs, {"A": W.parse("2015-07-01/2015-07-31")})
+    assert list(fig.data[0].customdata) == ["2015-07-11", "2017-10-18"]
+    assert fig.layout.shapes[0].x0 == "2015-07-01" and fig.layout.shapes[0].x1 == "2015-08-01"
