@@ -215,6 +215,8 @@ def read_aoi_file(path: str, data: bytes | None = None) -> AOI:
     if len(raw) > MAX_AOI_FILE_BYTES:
         raise AOIError(f"{p.name} is larger than {MAX_AOI_FILE_BYTES // 2**20} MB; an area outline needs "
                        "far less (simplify it in your GIS)")
+    if not raw.strip() or raw.strip() == b"\xef\xbb\xbf":  # nothing, or only a UTF-8 byte-order mark
+        raise AOIError("the file is empty; export the area again from your GIS or map tool")
     try:
         if suffix in (".geojson", ".json"):
             return aoi_from_geojson(raw, name=p.stem)

@@ -44,15 +44,22 @@ def matched_window(window_a: DateWindow, year: int) -> DateWindow:
                       _same_day_in(window_a.end.year + shift, window_a.end))
 
 
-def suggest_window_b(window_a: DateWindow, window_b: DateWindow) -> DateWindow:
-    """A date B window in date A's season: A's days in B's year (or the first later year that
-    keeps B after A)."""
-    year = window_b.start.year
-    w = matched_window(window_a, year)
-    while w.start <= window_a.end:
-        year += 1
-        w = matched_window(window_a, year)
-    return w
+def suggest_window_b(window_a: DateWindow, window_b: DateWindow, dates: Sequence[dt.date],
+                     today: dt.date | None = None) -> DateWindow | None:
+    """A date B window around a real acquisition after date A, closer to date A's season than
+    date B's window now is; None when there is none (it never names an empty window).
+
+    ``dates``: the acquisition dates over the area (those within the cloud limit); a window's
+    season is its middle acquisition (else its middle day). Among the dates after ``window_a``
+    the one closest to A's season wins, then the one nearest date B's window."""
+    mid_a = representative_date([d for d in dates if window_a.contains(d)], window_a)
+    mid_b = representative_date([d for d in dates if window_b.contains(d)], window_b)
+    now = day_of_year_gap(mid_a, mid_b)
+    better = [d for d in sorted(set(dates)) if d > window_a.end and day_of_year_gap(mid_a, d) < now]
+    if not better:
+        return None
+    best = min(better, key=lambda d: (day_of_year_gap(mid_a, d), abs((d - mid_b).days)))
+    return window_around(best, avoid=window_a, today=today)
 
 
 def season_note(date_a: dt.date, date_b: dt.date, threshold: int = SEASON_GAP_DAYS) -> str | None:
@@ -72,6 +79,20 @@ def month_window(day: dt.date) -> DateWindow:
     return DateWindow(start, end)
 
 
+def window_around(day: dt.date, avoid: DateWindow | None = None, today: dt.date | None = None) -> DateWindow:
+    """A window holding the acquisition ``day``: its calendar month (ending no later than ``today``),
+    narrowed to the days between ``day`` and ``avoid`` (the other date's window) where the month
+    would overlap it, so that the two windows share no day."""
+    w = month_window(day)
+    start, end = w.start, (min(w.end, today) if today is not None and today >= day else w.end)
+    if avoid is not None and start <= avoid.end and avoid.start <= end and not avoid.contains(day):
+        if avoid.end < day:  # the other window lies before ``day``
+            start = max(start, avoid.end + dt.timedelta(days=1))
+        else:
+            end = min(end, avoid.start - dt.timedelta(days=1))
+    return DateWindow(start, end)
+
+
 def best_matched_pair(dates: Sequence[dt.date], min_years: float = 1.0) -> tuple[dt.date, dt.date] | None:
     """The pair of dates (earlier, later), at least ``min_years`` apart, closest in the season
     (then the longest apart); None with fewer than two such dates."""
@@ -80,6 +101,32 @@ def best_matched_pair(dates: Sequence[dt.date], min_years: float = 1.0) -> tuple
     if not pairs:
         return None
     return min(pairs, key=lambda p: (day_of_year_gap(*p), -(p[1] - p[0]).days))
+
+
+def default_windows(dates: Sequence[dt.date], today: dt.date | None = None) -> tuple[DateWindow, DateWindow] | None:
+    """Default date A and date B windows, each holding real acquisitions, whatever their spacing.
+
+    The best-matched pair a year or more apart (:func:`best_matched_pair`), else the first and the
+    last date; each gets its month (:func:`window_around`), narrowed where the two would overlap.
+    With a single date both windows hold it; None without any date."""
+    days = sorted(set(dates))
+    if not days:
+        return None
+    first, last = best_matched_pair(days) or (days[0], days[-1])
+    if first == last:
+        w = window_around(first, today=today)
+        return w, w
+    wa = window_around(first, today=today)
+    wb = window_around(last, avoid=wa, today=today)
+    if wb.contains(first):  # both in one month: B kept the month, so narrow A to before B
+        wb = window_around(last, avoid=DateWindow(first, first), today=today)
+        wa = window_around(first, avoid=wb, today=today)
+    return wa, wb
+
+
+def holds_any(window: DateWindow, dates: Sequence[dt.date]) -> bool:
+    """Whether any of ``dates`` falls in ``window``."""
+    return any(window.contains(d) for d in dates)
 
 
 def demo_presets(areas: dict[str, dict]) -> dict[str, tuple[DateWindow, DateWindow]]:

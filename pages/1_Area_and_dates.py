@@ -15,12 +15,14 @@ from lulc_core.grid import GEOMETRY, PATCH_HA
 from lulc_core.pipeline import STAGES
 from lulc_core.providers.base import MAX_RUN_AREA_KM2, check_area_size
 from lulc_core.scene import DateWindow, check_window_order
-from lulc_core.season import (SEASON_GAP_DAYS, best_matched_pair, day_of_year_gap, month_window,
-                              representative_date, suggest_window_b)
-from ui.charts import acquisition_timeline
+from lulc_core.gazetteer import search_places
+from lulc_core.season import (SEASON_GAP_DAYS, day_of_year_gap, default_windows, holds_any, representative_date,
+                              suggest_window_b, window_around)
+from ui.charts import acquisition_timeline, clicked_date
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
-from ui.session import analyse, demo_place, demo_presets, basemap_enabled, get_provider, provider_kind, show_error
+from ui.session import (analyse, basemap_enabled, demo_place, demo_place_list, demo_presets, get_provider,
+                        provider_kind, search_cache, show_error)
 
 
 st.title("Area and dates")
@@ -38,6 +40,41 @@ def demo_previews() -> dict:
     return {name: demo.preview(name) for name in demo.areas()}
 
 
+def use_demo_area(area: str) -> None:
+    """Make a demo area the AOI, with the windows around its two acquisitions (a button callback)."""
+    st.session_state.aoi = get_provider("demo").area_aoi(area)
+    st.session_state.window_a, st.session_state.window_b = demo_presets()[area]
+    for label, w in zip("AB", demo_presets()[area]):
+        st.session_state[f"dates_{label}"] = (w.start, w.end)
+        st.session_state.pop(f"acq_choice_{label}", None)
+    st.session_state.aoi_how, st.session_state.aoi_demo_area = "Demo area", area
+
+
+def window_of(label: str) -> DateWindow | None:
+    """Date ``label``'s window as the page holds it now (its date field, else the last one used)."""
+    rng = st.session_state.get(f"dates_{label}")
+    if isinstance(rng, (tuple, list)) and len(rng) == 2 and rng[0] <= rng[1]:
+        return DateWindow(rng[0], rng[1])
+    return st.session_state.get(f"window_{label.lower()}")
+
+
+def set_window(label: str, w: DateWindow) -> None:
+    st.session_state[f"dates_{label}"] = (w.start, w.end)
+    st.session_state[f"window_{label.lower()}"] = w
+    st.session_state.pop(f"acq_choice_{label}", None)
+
+
+def timeline_clicked() -> None:
+    """A click on an acquisition of the timeline: its month (narrowed off the other window) becomes
+    the window of the date the "Clicking a date sets" choice names."""
+    event = st.session_state.get("acq_timeline") or {}
+    day = clicked_date((event.get("selection") or {}).get("points") or [])
+    if day is None:
+        return
+    label = "B" if st.session_state.get("timeline_sets") == "date B" else "A"
+    set_window(label, window_around(day, avoid=window_of("B" if label == "A" else "A"), today=dt.date.today()))
+
+
 # -- 1. the area ------------------------------------------------------------------------------
 st.subheader("1. Area of interest")
 how = st.radio("How", ["Draw on the map", "Upload GeoJSON / KML", "Type a bounding box", "Demo area"],
@@ -46,8 +83,26 @@ aoi, aoi_error = st.session_state.get("aoi"), None
 
 if how == "Draw on the map":
     view = aoi.geometry.centroid if aoi is not None else None
-    center = (view.y, view.x) if view is not None else (43.72, 10.40)
-    m = make_map(center, 12, draw=True, basemap=basemap_enabled())
+    center, zoom, place = ((view.y, view.x) if view is not None else (43.72, 10.40)), 12, None
+    find = st.columns([2, 3])
+    query = find[0].text_input("Find a place", key="place_query", placeholder="a city or a demo area, e.g. Pisa",
+                               help="Cities of 15,000 people or more (GeoNames, offline) and the demo areas; "
+                                    "the map moves there")
+    if query.strip():
+        places = search_places(query, limit=8, demo=demo_place_list())
+        if places:
+            pick = find[1].selectbox("Places found", range(len(places)), format_func=lambda i: places[i].label,
+                                     key="place_pick")
+            place = places[pick if pick is not None and pick < len(places) else 0]
+            center, zoom = (place.lat, place.lon), 13 if place.area else 12
+        else:
+            find[1].info(f"No place starts with {query.strip()!r}.")
+    m = make_map(center, zoom, draw=True, basemap=basemap_enabled())
+    if place is not None:
+        import folium
+
+        folium.CircleMarker((place.lat, place.lon), radius=7, color="#d7301f", weight=2, fill=True,
+                            fill_opacity=0.6, tooltip=place.label).add_to(m)
     if aoi is not None:
         add_geojson(m, aoi.to_geojson(), "current AOI", {"color": "#1f6b2a", "weight": 2, "fillOpacity": 0.05})
     if kind == "demo":
@@ -81,6 +136,8 @@ elif how == "Upload GeoJSON / KML":
         except Exception as exc:  # AOIError by contract; anything else still gets a message, not a traceback
             aoi_error = f"{up.name}: {exc}" if isinstance(exc, LulcError) else \
                 f"{up.name} could not be read ({type(exc).__name__}: {exc})"
+            aoi = None  # a failed upload leaves no area behind (the previous one would read as this file's)
+            st.session_state.pop("aoi", None)
 elif how == "Type a bounding box":
     b = aoi.bounds if aoi is not None else (10.37, 43.68, 10.43, 43.75)
     c = st.columns(4)
@@ -98,12 +155,15 @@ else:
         st.session_state.window_a, st.session_state.window_b = demo_presets()[area]
         for label, w in zip("AB", demo_presets()[area]):
             st.session_state[f"dates_{label}"] = (w.start, w.end)
+        aoi_error = None
 
 if aoi is not None and aoi is not st.session_state.get("aoi"):
     try:
         check_area_size(aoi)  # what one analysis may cover (the providers' limit)
     except LulcError as exc:
-        aoi, aoi_error = st.session_state.get("aoi"), str(exc)
+        aoi, aoi_error = (None if how.startswith("Upload") else st.session_state.get("aoi")), str(exc)
+        if aoi is None:
+            st.session_state.pop("aoi", None)
 if aoi_error:
     st.error(aoi_error)
 if aoi is not None and aoi is not st.session_state.get("aoi"):
@@ -129,7 +189,8 @@ if kind == "sentinelhub":  # processing units matter only where they are spent
                          "of several acquisitions is a median composite costing one unit per acquisition read. "
                          "The CDSE free tier has 10,000 PU a month")
 else:
-    facts[2].metric("Source", "Bundled demo scenes", help="Offline: nothing is fetched and nothing is charged")
+    facts[2].metric("Imagery", "Demo scenes", help="The bundled demo scenes: offline, nothing is fetched and "
+                                                   "nothing is charged")
 facts[3].metric("UTM grid", g.crs)
 st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)} (W, S, E, N); "
            f"limit {MAX_RUN_AREA_KM2:,.0f} km2.")
@@ -137,22 +198,42 @@ st.caption(f"AOI: {aoi.name}; bounds {', '.join(f'{v:.4f}' for v in aoi.bounds)}
 # -- imagery that exists over the AOI ------------------------------------------------------------
 EVERYTHING = DateWindow(dt.date(2015, 6, 23), dt.date.today())
 listing_key = (aoi.geometry.wkt, kind)
-if st.session_state.get("acq_listing", (None,))[0] != listing_key:
+new_listing = st.session_state.get("acq_listing", (None,))[0] != listing_key
+if new_listing:
     try:
-        st.session_state.acq_listing = (listing_key, provider.search(aoi, EVERYTHING, 100.0), None)
+        st.session_state.acq_listing = (listing_key, search_cache().search(provider, aoi, EVERYTHING, 100.0), None)
     except OutsideCoverageError as exc:
-        st.error(str(exc))
+        if kind != "demo":
+            st.error(str(exc))
+            st.stop()
+        st.error(f"This area is outside the demo scenes: offline, imagery exists for {len(demo_presets())} demo "
+                 "areas only (Sentinel Hub credentials open the whole archive). Go to a demo area:")
+        jump = st.columns(len(demo_presets()))
+        for col, name in zip(jump, demo_presets()):
+            col.button(demo_place(name), key=f"jump_{name}", on_click=use_demo_area, args=(name,),
+                       icon=":material/travel_explore:")
         st.stop()
     except LulcError as exc:
         st.session_state.acq_listing = (listing_key, [], f"Search failed: {exc}")
 _, all_acqs, listing_error = st.session_state.acq_listing
 available = sorted({a.date for a in all_acqs})
+defaults = default_windows(available, today=dt.date.today())
+if new_listing and defaults:  # a new area: windows that hold none of its acquisitions move to the defaults
+    for label, w in zip("AB", defaults):
+        current = window_of(label)
+        if current is None or not holds_any(current, available):
+            set_window(label, w)
 with st.expander(f"Imagery over this area: {len(all_acqs)} acquisition(s)"
                  + (f", {available[0]} to {available[-1]}" if available else ""), expanded=True):
     if listing_error:
         st.warning(listing_error)
     elif all_acqs:
-        st.plotly_chart(acquisition_timeline(all_acqs), width="stretch", key="acq_timeline")
+        st.radio("Clicking a date on the timeline sets", ["date A", "date B"], key="timeline_sets", horizontal=True,
+                 help="Click a point: the window of that date becomes its month (or the days of it that do not "
+                      "overlap the other date's window)")
+        shown = {k: w for k in "AB" if (w := window_of(k)) is not None}
+        st.plotly_chart(acquisition_timeline(all_acqs, shown), width="stretch", key="acq_timeline",
+                        on_select=timeline_clicked, selection_mode="points")
     else:
         st.info("No acquisition covers this area.")
 
@@ -167,11 +248,10 @@ def nearest_dates(window: DateWindow, days: list[dt.date]) -> str:
 
 # -- 2. the dates -----------------------------------------------------------------------------
 st.subheader("2. Two dates")
-default_pair = best_matched_pair(available)
-wa0 = st.session_state.get("window_a") or (month_window(default_pair[0]) if default_pair
-                                           else DateWindow.parse("2015-07-01/2015-08-31"))
-wb0 = st.session_state.get("window_b") or (month_window(default_pair[1]) if default_pair
-                                           else DateWindow.parse("2017-07-01/2017-10-31"))
+# windows around real acquisitions (:func:`default_windows`); fixed ones only where none exists
+fallback = defaults or (DateWindow.parse("2015-07-01/2015-08-31"), DateWindow.parse("2017-07-01/2017-10-31"))
+wa0 = st.session_state.get("window_a") or fallback[0]
+wb0 = st.session_state.get("window_b") or fallback[1]
 max_cloud = st.slider("Maximum scene cloud cover (%)", 0, 100, int(st.session_state.get("max_cloud", 100)), key="max_cloud_slider")
 cols = st.columns(2)
 choices, windows, reasons = {}, {}, []
@@ -193,7 +273,7 @@ for col, label, w0 in ((cols[0], "A", wa0), (cols[1], "B", wb0)):
             continue
         windows[label] = window
         try:
-            acqs = provider.search(aoi, window, float(max_cloud))
+            acqs = search_cache().search(provider, aoi, window, float(max_cloud))  # once per area and window
         except OutsideCoverageError as exc:
             st.error(str(exc))
             st.stop()
@@ -227,18 +307,22 @@ if ready:
 if len(windows) == 2 and (same := same_window_note(windows["A"], windows["B"])):
     st.warning(same)
 if len(windows) == 2:
-    mid = {k: representative_date([], w) for k, w in windows.items()}
+    clear_days = sorted({a.date for a in all_acqs if a.cloud_cover <= max_cloud})
+    mid = {k: representative_date([d for d in clear_days if w.contains(d)], w) for k, w in windows.items()}
     gap = day_of_year_gap(mid["A"], mid["B"])
     if gap > SEASON_GAP_DAYS:
-        suggestion = suggest_window_b(windows["A"], windows["B"])
-
-        def use_suggestion(w=suggestion) -> None:
-            st.session_state["dates_B"] = (w.start, w.end)
-            st.session_state.window_b = w
-
-        st.warning(f"The two windows are {gap} days apart in the year: crops, pasture and grass change class with "
-                   f"the seasons. A date B window in date A's season: {suggestion}.", icon=":material/calendar_month:")
-        st.button(f"Use {suggestion} for date B", key="use_season_b", on_click=use_suggestion)
+        suggestion = suggest_window_b(windows["A"], windows["B"], clear_days, today=dt.date.today())
+        text = (f"The two dates are {gap} days apart in the year: crops, pasture and grass change class with "
+                "the seasons. ")
+        if suggestion is None:
+            st.warning(text + "No acquisition after date A is closer to date A's season"
+                       + (f" with cloud <= {max_cloud}%" if max_cloud < 100 else "") + ".",
+                       icon=":material/calendar_month:")
+        else:
+            n = sum(suggestion.contains(d) for d in clear_days)
+            st.warning(text + f"Closer to date A's season: {suggestion} ({n} acquisition(s)).",
+                       icon=":material/calendar_month:")
+            st.button(f"Use {suggestion} for date B", key="use_season_b", on_click=set_window, args=("B", suggestion))
 
 # -- 3. run -----------------------------------------------------------------------------------
 st.subheader("3. Run")

@@ -90,6 +90,11 @@ def test_kml():
     (lambda: aoi_from_kml("<kml><Document/></kml>"), "no Polygon"),
     (lambda: aoi_from_kml("<kml"), "not valid KML"),
     (lambda: read_aoi_file("area.shp", b""), "unsupported file type"),
+    (lambda: read_aoi_file("area.geojson", b""), "^the file is empty"),  # was "not valid JSON"
+    (lambda: read_aoi_file("area.json", b"  \n\t"), "^the file is empty"),
+    (lambda: read_aoi_file("area.geojson", b"\xef\xbb\xbf"), "^the file is empty"),
+    (lambda: read_aoi_file("area.kml", b""), "^the file is empty"),
+    (lambda: read_aoi_file("area.zip", b""), "^the file is empty"),
 ])
 def test_invalid_aois_have_clear_messages(maker, message):
     with pytest.raises(AOIError, match=message):

@@ -1,5 +1,6 @@
 """Page logic with streamlit.testing.v1.AppTest (no browser): home, area and dates, compare, model."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -77,20 +78,75 @@ def test_compare_page_reruns_never_reclassify():
     assert an.change.thresholds.confidence == 0.6
 
 
-def test_area_page_suggests_a_date_b_in_date_a_season():
+def test_area_page_suggests_only_windows_that_hold_scenes():
     from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.session_state["aoi"] = DemoProvider().area_aoi("pisa")
+    at.session_state["aoi"] = DemoProvider().area_aoi("pisa")  # acquisitions 2015-07-04 and 2018-02-11
     at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
     at.session_state["window_b"] = DateWindow.parse("2018-02-01/2018-02-28")
     at.switch_page("pages/1_Area_and_dates.py").run()
-    assert any("days apart in the year" in w.value and "2018-07-01/2018-07-31" in w.value for w in at.warning)
+    # no July 2018 scene over Pisa: the old suggestion ("Use 2018-07-01/2018-07-31") named an empty window
+    assert any("days apart in the year" in w.value and "No acquisition after date A is closer" in w.value
+               for w in at.warning)
+    assert not [b for b in at.button if b.key == "use_season_b"]
+    assert not any("2018-07" in w.value for w in at.warning)
+    # an empty date B window further from A's season: the suggestion is the window of a real scene
+    at.date_input(key="dates_B").set_value((DateWindow.parse("2017-01-01/2017-01-31").start,
+                                            DateWindow.parse("2017-01-01/2017-01-31").end)).run()
+    assert any("Closer to date A's season: 2018-02-01/2018-02-28 (1 acquisition(s))" in w.value for w in at.warning)
     at.button(key="use_season_b").click().run()
-    assert str(at.session_state["window_b"]) == "2018-07-01/2018-07-31"
-    assert tuple(at.date_input(key="dates_B").value) == (DateWindow.parse("2018-07-01/2018-07-31").start,
-                                                         DateWindow.parse("2018-07-01/2018-07-31").end)
+    assert str(at.session_state["window_b"]) == "2018-02-01/2018-02-28"
+    assert tuple(at.date_input(key="dates_B").value) == (DateWindow.parse("2018-02-01/2018-02-28").start,
+                                                         DateWindow.parse("2018-02-01/2018-02-28").end)
+    assert not at.button(key="run_analysis").disabled
+
+
+def test_area_page_a_new_area_gets_windows_around_its_own_acquisitions():
+    """Windows left from another area that hold none of the new area's acquisitions move to windows
+    around them (they once fell back to fixed, empty windows); windows that hold one stay."""
+    from lulc_core.providers.demo import DemoProvider
+    from lulc_core.scene import DateWindow
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = DemoProvider().area_aoi("norcia")  # 2015-07-11 and 2017-10-18
+    at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")  # holds norcia's first date
+    at.session_state["window_b"] = DateWindow.parse("2018-02-01/2018-02-28")  # Pisa's: nothing over Norcia
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert not _errors(at)
+    oct17 = DateWindow.parse("2017-10-01/2017-10-31")
+    assert tuple(at.date_input(key="dates_B").value) == (oct17.start, oct17.end)
+    assert tuple(at.date_input(key="dates_A").value)[0].isoformat() == "2015-07-01"
+    assert not at.button(key="run_analysis").disabled
+    assert not any("No scene" in w.value for w in at.warning)
+
+
+def test_area_page_searches_each_window_once_per_session(monkeypatch):
+    """Reruns (a cloud limit moved, a window typed back) are answered from the session's searches."""
+    from lulc_core.providers.demo import DemoProvider
+    from lulc_core.scene import DateWindow
+
+    from ui.session import _analysis_store
+
+    _analysis_store.clear()  # the run below really runs (and would search)
+    calls = []
+    real = DemoProvider.search
+    monkeypatch.setattr(DemoProvider, "search", lambda self, *a, **k: calls.append(str(a[1])) or real(self, *a, **k))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = DemoProvider().area_aoi("norcia")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.slider(key="max_cloud_slider").set_value(50).run()
+    at.slider(key="max_cloud_slider").set_value(100).run()
+    may = DateWindow.parse("2016-05-01/2016-05-31")
+    at.date_input(key="dates_B").set_value((may.start, may.end)).run()
+    at.date_input(key="dates_B").set_value((DateWindow.parse("2017-10-01/2017-10-31").start,
+                                            DateWindow.parse("2017-10-01/2017-10-31").end)).run()
+    assert not _errors(at)
+    assert len(calls) == 1, calls  # the listing of everything over the area; every window is inside it
+    at.button(key="run_analysis").click().run()
+    assert any("Analysis ready" in s.value for s in at.success)
+    assert len(calls) == 1, calls  # the run's own searches too
 
 
 def test_selection_has_one_source_of_truth():
@@ -196,7 +252,14 @@ def test_area_page_outside_demo_and_reversed_dates():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.session_state["aoi"] = AOI.from_bbox(5.0, 45.0, 5.05, 45.05, name="elsewhere")
     at.switch_page("pages/1_Area_and_dates.py").run()
-    assert any("outside the demo scenes" in e and "pisa" in e for e in _errors(at))
+    message = next(e for e in _errors(at) if "outside the demo scenes" in e)
+    assert "saclay_e" not in message and "(W, S, E, N)" not in message
+    jumps = {b.label: b for b in at.button if b.key and b.key.startswith("jump_")}
+    assert {"Pisa, Italy", "Saclay, France", "Norcia, Italy"} <= set(jumps)
+    jumps["Saclay, France"].click().run()
+    assert not _errors(at)
+    assert at.session_state["aoi"].name == "saclay_e" and at.radio(key="aoi_how").value == "Demo area"
+    assert str(at.session_state["window_a"]).startswith("2016-03") and not at.button(key="run_analysis").disabled
     at2 = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
@@ -206,6 +269,43 @@ def test_area_page_outside_demo_and_reversed_dates():
     at2.switch_page("pages/1_Area_and_dates.py").run()
     assert any("before date A" in e for e in _errors(at2))
     assert at2.button(key="run_analysis").disabled
+
+
+def test_area_page_a_failed_upload_clears_the_area_and_an_empty_file_says_so():
+    import json
+
+    from lulc_core.providers.demo import DemoProvider
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.radio(key="aoi_how").set_value("Upload GeoJSON / KML").run()
+    box = DemoProvider().area_aoi("norcia").to_geojson()
+    at.file_uploader(key="aoi_upload").set_value(("norcia.geojson", json.dumps(box).encode(), "application/json")).run()
+    assert not _errors(at) and at.session_state["aoi"].name == "norcia"
+    at.file_uploader(key="aoi_upload").set_value(("empty.geojson", b"", "application/json")).run()
+    assert _errors(at) == ["empty.geojson: the file is empty; export the area again from your GIS or map tool"]
+    assert "aoi" not in at.session_state  # the previous area is gone with the failed upload
+    assert not [m for m in at.metric if m.label == "Area"]
+    assert any("No area yet" in i.value for i in at.info)
+    at.file_uploader(key="aoi_upload").set_value(("bad.geojson", b"{nope", "application/json")).run()
+    assert len(_errors(at)) == 1 and "not valid JSON" in _errors(at)[0]  # only this file's error
+
+
+def test_area_page_place_search_moves_the_draw_map():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.text_input(key="place_query").set_value("saclay").run()
+    assert not _errors(at)
+    pick = at.selectbox(key="place_pick")
+    assert pick.options[0] == "Saclay, France (demo area)"
+    def map_center() -> tuple[float, float]:  # the draw map's initial view, from its st_folium HTML
+        lat, lon = re.search(r"center: \[([-0-9.]+), ([-0-9.]+)\]", str(at.get("component_instance")[0].proto)).groups()
+        return float(lat), float(lon)
+
+    assert abs(map_center()[0] - 48.70) < 0.01 and abs(map_center()[1] - 2.26) < 0.01  # Saclay, not Pisa
+    at.text_input(key="place_query").set_value("qxzqxz").run()
+    assert any("No place starts with" in i.value for i in at.info)
+    assert map_center() == (43.72, 10.4)  # nothing found: the map stays where it opens
 
 
 def test_area_page_runs_analysis_on_demo_area():

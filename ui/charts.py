@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -115,17 +116,42 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], class_names: Sequence[str
     return fig
 
 
-def acquisition_timeline(acquisitions) -> go.Figure:
-    """Acquisitions over an area: date against scene cloud cover, one point each (hover: source, tile)."""
+def acquisition_timeline(acquisitions, windows: dict[str, Any] | None = None) -> go.Figure:
+    """Acquisitions over an area: date against scene cloud cover, one point each (hover: source, tile;
+    each point's ``customdata`` is its ISO date, see :func:`clicked_date`). ``windows``: label ->
+    :class:`~lulc_core.scene.DateWindow`, shaded behind the points (e.g. the date A and B windows)."""
     fig = go.Figure(go.Scatter(
         x=[a.date.isoformat() for a in acquisitions], y=[a.cloud_cover for a in acquisitions], mode="markers",
-        marker=dict(size=9, color=[a.cloud_cover for a in acquisitions], colorscale="Blues_r", cmin=0, cmax=100,
+        marker=dict(size=11, color=[a.cloud_cover for a in acquisitions], colorscale="Blues_r", cmin=0, cmax=100,
                     line=dict(width=1, color="#333")),
+        customdata=[a.date.isoformat() for a in acquisitions],
         text=[f"{a.provider}, tile {a.tile_id}" for a in acquisitions],
-        hovertemplate="%{x}: cloud %{y:.1f}% (%{text})<extra></extra>"))
-    fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(title="cloud %", range=[-5, 105]),
-                      xaxis=dict(title=None, type="date"))
+        hovertemplate="%{x}: cloud %{y:.1f}% (%{text}); click to use this date<extra></extra>"))
+    for label, w in (windows or {}).items():
+        end = w.end + dt.timedelta(days=1)  # the window's last day included
+        fig.add_vrect(x0=w.start.isoformat(), x1=end.isoformat(), fillcolor=WINDOW_COLOURS.get(label, "#999"),
+                      opacity=0.25, line_width=0, layer="below", annotation_text=f"date {label}",
+                      annotation_position="top left")
+    fig.update_layout(height=200, margin=dict(l=10, r=10, t=20, b=10), yaxis=dict(title="cloud %", range=[-5, 105]),
+                      xaxis=dict(title=None, type="date"), clickmode="event+select")
     return fig
+
+
+WINDOW_COLOURS = {"A": "#f2b134", "B": "#1b3f8f"}
+
+
+def clicked_date(points: Sequence[dict]) -> dt.date | None:
+    """The acquisition date of the first clicked point of :func:`acquisition_timeline` (a Streamlit
+    selection's ``points``), None when there is none."""
+    for p in points or ():
+        raw = p.get("customdata") or p.get("x")
+        if isinstance(raw, (list, tuple)):
+            raw = raw[0] if raw else None
+        try:
+            return dt.date.fromisoformat(str(raw)[:10])
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def image_html(img: np.ndarray, caption: str = "") -> str:

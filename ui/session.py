@@ -19,10 +19,12 @@ import numpy as np
 import streamlit as st
 
 from lulc_core.aoi import AOI
+from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.errors import LulcError
 from lulc_core.export_set import download_bundles
+from lulc_core.gazetteer import Place, demo_places
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
 from lulc_core.cells import classify_window
@@ -48,6 +50,18 @@ def demo_presets() -> dict[str, tuple[DateWindow, DateWindow]]:
 def demo_place(area: str) -> str:
     """A demo area's place name, e.g. "Pisa, Italy"."""
     return get_provider("demo").areas().get(area, {}).get("place", area)
+
+
+@st.cache_data(show_spinner=False)
+def demo_place_list() -> list[Place]:
+    """The demo areas as places for the place search (:func:`lulc_core.gazetteer.demo_places`)."""
+    return demo_places(get_provider("demo").areas())
+
+
+def search_cache() -> SearchCache:
+    """This session's catalog searches (:class:`lulc_core.catalog.SearchCache`): an area and window
+    is searched once per session, whatever reruns and runs follow."""
+    return st.session_state.setdefault("_search_cache", SearchCache())
 
 
 TILE_HOST = ("tile.openstreetmap.org", 443)
@@ -155,7 +169,8 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
         provider = get_provider(kind, collection)
         cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
         seen = len(cache_warnings)
-        result = run_analysis(aoi, wa, wb, provider, get_dense_classifier(), acq_a, acq_b, max_cloud,
+        searched = CachedSearchProvider(provider, search_cache())  # the page's searches answer the run's
+        result = run_analysis(aoi, wa, wb, searched, get_dense_classifier(), acq_a, acq_b, max_cloud,
                               progress=progress, classifier=get_classifier())  # refines low-confidence windows
         # a scene that could not be cached is a warning on the page, never the end of the run
         result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
