@@ -137,7 +137,7 @@ elif how == "Upload GeoJSON / KML":
             aoi_error = f"{up.name}: {exc}" if isinstance(exc, LulcError) else \
                 f"{up.name} could not be read ({type(exc).__name__}: {exc})"
             aoi = None  # a failed upload leaves no area behind (the previous one would read as this file's)
-            st.session_state.pop("aoi", None)
+            st.session_state.aoi = None
 elif how == "Type a bounding box":
     b = aoi.bounds if aoi is not None else (10.37, 43.68, 10.43, 43.75)
     c = st.columns(4)
@@ -163,7 +163,7 @@ if aoi is not None and aoi is not st.session_state.get("aoi"):
     except LulcError as exc:
         aoi, aoi_error = (None if how.startswith("Upload") else st.session_state.get("aoi")), str(exc)
         if aoi is None:
-            st.session_state.pop("aoi", None)
+            st.session_state.aoi = None
 if aoi_error:
     st.error(aoi_error)
 if aoi is not None and aoi is not st.session_state.get("aoi"):
