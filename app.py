@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.session import (LINK_KEYS, demo_place, demo_presets, get_classifier, model_summary, provider_kind,
-                        restore_from_link, sentinelhub_configured, show_error, start_demo)
+                        queue_notice, restore_from_link, sentinelhub_configured, show_error, start_demo)
 
 
 def home() -> None:
@@ -59,8 +59,10 @@ def home() -> None:
                                   "dates are closest in the season come first.")
     if cols[1].button("Analyse demo area", type="primary", key="home_start"):
         try:
+            on_wait = queue_notice()
             with st.spinner(f"Analysing {demo_place(area)}: fetch, classify and compare both dates..."):
-                start_demo(area)
+                start_demo(area, on_wait)
+            on_wait.slot.empty()
             st.switch_page("pages/2_Compare.py")
         except Exception as exc:
             show_error(exc)
@@ -79,8 +81,10 @@ link = {k: st.query_params[k] for k in LINK_KEYS if k in st.query_params}
 if link and st.session_state.get("restored_link") != link:  # a shared link: open its analysis once
     st.session_state.restored_link = link
     try:
+        on_wait = queue_notice()
         with st.spinner("Opening the shared analysis..."):
-            restore_from_link(link)
+            restore_from_link(link, on_wait)
+        on_wait.slot.empty()
     except Exception as exc:
         show_error(exc)
 nav.run()

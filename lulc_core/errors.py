@@ -56,6 +56,10 @@ class OutsideCoverageError(ProviderError):
     """The AOI lies outside what a provider can serve (e.g. the bundled demo extents)."""
 
 
+class BudgetError(LulcError):
+    """A fetch would pass this server's processing-unit budget (per session or per day)."""
+
+
 class CacheError(LulcError):
     """A cache entry was unreadable (the cache discards it and the scene is fetched again)."""
 

@@ -24,6 +24,12 @@ from typing import Any, Mapping
 from lulc_core.errors import SettingsError
 
 DEFAULT_CACHE_MAX_MB = 2048.0
+#: Processing units one dashboard session may spend: about six two-date analyses of 100 km2
+#: (about 40 PU each with 13 bands + the cloud mask)
+DEFAULT_PU_PER_SESSION = 250.0
+#: Processing units the whole dashboard may spend per UTC day: a tenth of the CDSE free tier's
+#: 10,000 a month
+DEFAULT_PU_PER_DAY = 1000.0
 #: Seconds one Sentinel Hub request (a catalog search, one Process API request) may take in all,
 #: retries and rate-limit waits included.
 DEFAULT_SH_DEADLINE_S = 120.0
@@ -49,6 +55,9 @@ class Settings:
     sh_token_url: str = ""
     sh_deadline_raw: str = ""
     weights_raw: str = ""
+    pu_per_session_raw: str = ""
+    pu_per_day_raw: str = ""
+    max_analyses_raw: str = ""
 
     @property
     def cache_dir(self) -> Path:
@@ -72,6 +81,29 @@ class Settings:
         """``LULC_SH_DEADLINE_S``: seconds one Sentinel Hub request may take in all, and a whole fetch per
         Process API part (default 120)."""
         return _positive_number("LULC_SH_DEADLINE_S", self.sh_deadline_raw, DEFAULT_SH_DEADLINE_S, "seconds")
+
+    @property
+    def pu_per_session(self) -> float | None:
+        """``LULC_PU_PER_SESSION``: processing units one dashboard session may spend (default
+        250; ``off`` for no limit)."""
+        return _optional_limit("LULC_PU_PER_SESSION", self.pu_per_session_raw, DEFAULT_PU_PER_SESSION)
+
+    @property
+    def pu_per_day(self) -> float | None:
+        """``LULC_PU_PER_DAY``: processing units the dashboard may spend per UTC day, all sessions
+        together (default 1000, a tenth of the CDSE free tier's month; ``off`` for no limit)."""
+        return _optional_limit("LULC_PU_PER_DAY", self.pu_per_day_raw, DEFAULT_PU_PER_DAY)
+
+    @property
+    def max_analyses(self) -> int:
+        """``LULC_MAX_ANALYSES``: analyses the dashboard runs at once, the others wait in order
+        (default: one per two cores, at least one)."""
+        if not self.max_analyses_raw:
+            return max(1, (os.cpu_count() or 2) // 2)
+        n = _positive_number("LULC_MAX_ANALYSES", self.max_analyses_raw, 1, "analyses")
+        if n != int(n):
+            raise SettingsError(f"LULC_MAX_ANALYSES must be a whole number, got {self.max_analyses_raw!r}")
+        return int(n)
 
     @property
     def has_sh_credentials(self) -> bool:
@@ -101,7 +133,9 @@ def load_settings(env: Mapping[str, Any] | None = None, secrets: Mapping[str, An
                     sh_client_secret=pick("SH_CLIENT_SECRET", "client_secret"),
                     sh_endpoint=pick("SH_ENDPOINT", "endpoint"), sh_base_url=pick("SH_BASE_URL", "base_url"),
                     sh_token_url=pick("SH_TOKEN_URL", "token_url"),
-                    sh_deadline_raw=pick("LULC_SH_DEADLINE_S", "deadline_s"), weights_raw=pick("LULC_WEIGHTS"))
+                    sh_deadline_raw=pick("LULC_SH_DEADLINE_S", "deadline_s"), weights_raw=pick("LULC_WEIGHTS"),
+                    pu_per_session_raw=pick("LULC_PU_PER_SESSION"), pu_per_day_raw=pick("LULC_PU_PER_DAY"),
+                    max_analyses_raw=pick("LULC_MAX_ANALYSES"))
 
 
 def debug_enabled(env: Mapping[str, Any] | None = None) -> bool:
@@ -146,6 +180,13 @@ def _positive_number(name: str, raw: str, default: float, unit: str) -> float:
     if not value > 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}; unset it for the default ({default:g})")
     return value
+
+
+def _optional_limit(name: str, raw: str, default: float) -> float | None:
+    """A positive limit, None for ``off`` / ``none`` (no limit), ``default`` when unset."""
+    if raw.strip().lower() in ("off", "none", "unlimited"):
+        return None
+    return _positive_number(name, raw, default, "processing units (or off)")
 
 
 def _get(source: Any, key: str) -> Any:

@@ -22,7 +22,7 @@ from ui.charts import acquisition_timeline, clicked_date
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
 from ui.session import (analyse, basemap_enabled, demo_place, demo_place_list, demo_presets, get_provider,
-                        provider_kind, search_cache, show_error)
+                        provider_kind, pu_budget, queue_notice, search_cache, session_spend, show_error)
 
 
 st.title("Area and dates")
@@ -188,6 +188,11 @@ if kind == "sentinelhub":  # processing units matter only where they are spent
                     help="Processing units for both dates with one acquisition each (13 bands + masks); a window "
                          "of several acquisitions is a median composite costing one unit per acquisition read. "
                          "The CDSE free tier has 10,000 PU a month")
+    budget = pu_budget()
+    if budget.per_session is not None:
+        left = max(budget.per_session - session_spend().pu, 0.0)
+        st.caption(f"This session has {left:,.1f} of its {budget.per_session:,g} processing units left "
+                   "(scenes already in the cache cost nothing).")
 else:
     facts[2].metric("Imagery", "Demo scenes", help="The bundled demo scenes: offline, nothing is fetched and "
                                                    "nothing is charged")
@@ -343,8 +348,10 @@ if st.button("Run analysis", type="primary", disabled=not ready, key="run_analys
     try:
         st.session_state.window_a, st.session_state.window_b = windows["A"], windows["B"]
         st.session_state.max_cloud = max_cloud
+        on_wait = queue_notice()
         analyse(aoi, windows["A"], windows["B"], kind, DEFAULT_COLLECTION, choices["A"], choices["B"],
-                float(max_cloud), progress=progress)
+                float(max_cloud), progress=progress, on_wait=on_wait)
+        on_wait.slot.empty()
         for s in STAGES:
             bars[s].progress(1.0, text=f"{s}: done")
         st.success("Analysis ready.")

@@ -379,3 +379,28 @@ def test_a_cache_that_cannot_be_written_is_a_warning_on_the_page(tmp_path, monke
     assert not _errors(at)  # the analysis ran
     assert at.title[0].value == "Compare two dates"
     assert any("scene cache could not be written" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_dashboard_spends_no_more_than_the_session_budget(fake_sh, monkeypatch, tmp_path):
+    """A session's processing-unit budget: shown before the run, and a run that would pass it is
+    refused with a message before any Process API request (the per-day ledger sits in the cache)."""
+    import streamlit as st
+
+    from lulc_core.scene import DateWindow
+
+    for k, v in (("SH_CLIENT_ID", fake_sh.client_id), ("SH_CLIENT_SECRET", fake_sh.client_secret),
+                 ("SH_BASE_URL", fake_sh.base_url), ("SH_TOKEN_URL", fake_sh.token_url),
+                 ("LULC_PU_PER_SESSION", "0.5"), ("LULC_CACHE_DIR", str(tmp_path / "cache"))):
+        monkeypatch.setenv(k, v)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = AOI.from_bbox(13.080, 42.785, 13.100, 42.796, name="norcia-box")
+    at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
+    at.session_state["window_b"] = DateWindow.parse("2017-10-01/2017-10-31")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    assert any("This session has 0.5 of its 0.5 processing units left" in c.value for c in at.caption)
+    at.button(key="run_analysis").click().run()
+    errors = _errors(at)
+    assert len(errors) == 1 and "processing units" in errors[0] and "LULC_PU_PER_SESSION" in errors[0], errors
+    assert fake_sh.count("process") == 0 and "analysis" not in at.session_state
+    st.cache_resource.clear()

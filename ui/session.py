@@ -18,6 +18,7 @@ from typing import Any, Callable, Hashable, TypeVar
 import numpy as np
 import streamlit as st
 
+from lulc_core.admission import AnalysisSlots, BudgetedProvider, PUBudget, SessionSpend
 from lulc_core.aoi import AOI
 from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
@@ -30,6 +31,7 @@ from lulc_core.model.dense import DenseClassifier
 from lulc_core.cells import classify_window
 from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
+from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.factory import make_provider
 from lulc_core.render import change_layer, map_layers
 from lulc_core import season
@@ -159,19 +161,52 @@ def signature(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: s
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@st.cache_resource(show_spinner=False)
+def analysis_slots(slots: int) -> AnalysisSlots:
+    """The server's analyses at once (``LULC_MAX_ANALYSES``), shared by every session."""
+    return AnalysisSlots(slots)
+
+
+def pu_budget() -> PUBudget:
+    """The processing-unit limits (``LULC_PU_PER_SESSION``, ``LULC_PU_PER_DAY``) and the day's ledger."""
+    s = settings()
+    return PUBudget(s.pu_per_session, s.pu_per_day, s.cache_dir / "pu_ledger.json")
+
+
+def session_spend() -> SessionSpend:
+    """Processing units this browser session has spent."""
+    if "pu_spent" not in st.session_state:
+        st.session_state.pu_spent = SessionSpend()
+    return st.session_state.pu_spent
+
+
+def budgeted(provider: Any, kind: str) -> Any:
+    """Sentinel Hub fetches checked against the budget and charged to this session and the day;
+    the wrapper sits inside the disk cache, so cached scenes are free and never refused."""
+    if kind != "sentinelhub" or not isinstance(provider, CachingProvider):
+        return provider  # bundled or local scenes cost nothing
+    return CachingProvider(BudgetedProvider(provider.provider, pu_budget(), session_spend()), provider.cache)
+
+
 def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str,
             acq_a: Acquisition | None, acq_b: Acquisition | None, max_cloud: float,
-            progress=None) -> Analysis:
-    """Run (or reuse) the analysis for these inputs and make it the session's current one."""
+            progress=None, on_wait: Callable[[int], None] | None = None) -> Analysis:
+    """Run (or reuse) the analysis for these inputs and make it the session's current one.
+
+    New analyses take a turn among the server's slots (``on_wait(place)`` while queued) and spend
+    this session's processing-unit budget."""
     key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
     store = _analysis_store()
     if key not in store:
         provider = get_provider(kind, collection)
         cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
         seen = len(cache_warnings)
-        searched = CachedSearchProvider(provider, search_cache())  # the page's searches answer the run's
-        result = run_analysis(aoi, wa, wb, searched, get_dense_classifier(), acq_a, acq_b, max_cloud,
-                              progress=progress, classifier=get_classifier())  # refines low-confidence windows
+        # the page's searches answer the run's
+        searched = CachedSearchProvider(budgeted(provider, kind), search_cache())
+        with analysis_slots(settings().max_analyses).turn(on_wait):
+            result = store.get(key) or run_analysis(  # another session may have run it meanwhile
+                aoi, wa, wb, searched, get_dense_classifier(), acq_a, acq_b, max_cloud,
+                progress=progress, classifier=get_classifier())  # refines low-confidence windows
         # a scene that could not be cached is a warning on the page, never the end of the run
         result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
         store[key] = result
@@ -200,7 +235,7 @@ def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str
     return params
 
 
-def restore_from_link(params: dict[str, str]) -> Analysis | None:
+def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | None = None) -> Analysis | None:
     """Open the analysis a shared link describes (reused from memory or the scene cache: no
     refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders.
     Returns None when the parameters don't describe an analysis; raises LulcError on bad values."""
@@ -230,7 +265,7 @@ def restore_from_link(params: dict[str, str]) -> Analysis | None:
     st.session_state.provider_kind = kind
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0)
+    return analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
 
 
 def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
@@ -292,7 +327,21 @@ def window_probabilities(key: str, analysis: Analysis, y0: int, x0: int) -> tupl
                  lambda: tuple(classify_window(clf, d.scene, y0, x0) for d in (analysis.a, analysis.b)))
 
 
-def start_demo(area: str) -> Analysis:
+def queue_notice() -> Callable[[int], None]:
+    """An ``on_wait`` for :func:`analyse`: a line on the page with this analysis' place in the
+    server's queue (call ``.clear()`` on the returned function's ``slot`` when the run starts)."""
+    slot = st.empty()
+
+    def on_wait(place: int) -> None:
+        ahead = "1 analysis is" if place == 1 else f"{place} analyses are"
+        slot.info(f"The server is busy: {ahead} ahead of yours. It starts by itself; "
+                  "you can leave this page open or cancel.", icon=":material/hourglass_top:")
+
+    on_wait.slot = slot  # type: ignore[attr-defined]
+    return on_wait
+
+
+def start_demo(area: str, on_wait: Callable[[int], None] | None = None) -> Analysis:
     """One click: the demo area's AOI and its two dates, analysed on the bundled scenes."""
     provider = get_provider("demo")
     aoi = provider.area_aoi(area)
@@ -300,7 +349,7 @@ def start_demo(area: str) -> Analysis:
     st.session_state.provider_kind = "demo"
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, "demo", DEFAULT_COLLECTION, None, None, 100.0)
+    return analyse(aoi, wa, wb, "demo", DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
 
 
 def kept(key: str, default: Any) -> str:
