@@ -47,7 +47,10 @@ def main() -> int:
         lines.append(f"user {r.plan.user}: {r.plan.area:<12} via {r.plan.via:<4} level {r.plan.level:<5} "
                      f"{r.seconds:6.1f} s  {'ok' if not r.problems else '; '.join(r.problems)}")
     problems = check(results)
-    lines += [f"slowest session: {max(r.seconds for r in results):.1f} s (all {len(results)} started together; "
+    secs = sorted(r.seconds for r in results)
+    lines += [f"analyses at once (LULC_MAX_ANALYSES): {os.environ.get('LULC_MAX_ANALYSES') or 'default'}",
+              f"median session: {secs[len(secs) // 2]:.1f} s; fastest {secs[0]:.1f} s",
+              f"slowest session: {max(r.seconds for r in results):.1f} s (all {len(results)} started together; "
               f"wall {wall:.1f} s)",
               f"server peak RSS: {peak_mb:,.0f} MB (after start: {idle_mb:,.0f} MB)",
               f"model loads in the server log: {len(loads)} (per-window and dense model, shared by all sessions)",
