@@ -21,6 +21,7 @@ from lulc_core.season import (SEASON_GAP_DAYS, day_of_year_gap, default_windows,
 from ui.charts import acquisition_timeline, clicked_date
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
+from ui.date_keys import enter_commits_dates
 from ui.session import (analyse, basemap_enabled, demo_place, demo_place_list, demo_presets, get_provider,
                         provider_kind, pu_budget, queue_notice, search_cache, session_spend, show_error)
 
@@ -257,6 +258,7 @@ st.subheader("2. Two dates")
 fallback = defaults or (DateWindow.parse("2015-07-01/2015-08-31"), DateWindow.parse("2017-07-01/2017-10-31"))
 wa0 = st.session_state.get("window_a") or fallback[0]
 wb0 = st.session_state.get("window_b") or fallback[1]
+enter_commits_dates()  # a typed date applies on Enter, not only when the field loses focus
 max_cloud = st.slider("Maximum scene cloud cover (%)", 0, 100, int(st.session_state.get("max_cloud", 100)), key="max_cloud_slider")
 cols = st.columns(2)
 choices, windows, reasons = {}, {}, []
