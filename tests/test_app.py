@@ -284,7 +284,7 @@ def test_area_page_a_failed_upload_clears_the_area_and_an_empty_file_says_so():
     assert not _errors(at) and at.session_state["aoi"].name == "norcia"
     at.file_uploader(key="aoi_upload").set_value(("empty.geojson", b"", "application/json")).run()
     assert _errors(at) == ["empty.geojson: the file is empty; export the area again from your GIS or map tool"]
-    assert "aoi" not in at.session_state  # the previous area is gone with the failed upload
+    assert at.session_state["aoi"] is None  # the previous area is gone with the failed upload
     assert not [m for m in at.metric if m.label == "Area"]
     assert any("No area yet" in i.value for i in at.info)
     at.file_uploader(key="aoi_upload").set_value(("bad.geojson", b"{nope", "application/json")).run()
