@@ -25,18 +25,26 @@ JULY_2015 = DateWindow.parse("2015-07-01/2015-07-31")
 SMALL = AOI.from_bbox(13.085, 42.790, 13.095, 42.796, name="norcia-small")
 
 
-def _run_queue(slots: AnalysisSlots, n: int, hold_s: float = 0.15):
-    """n threads arriving 30 ms apart, each holding a slot ``hold_s``: start order, max at once, places seen."""
+def _wait_until(cond, timeout_s: float = 10.0) -> None:
+    deadline = time.time() + timeout_s
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def _queue(slots: AnalysisSlots, n: int):
+    """n threads arriving one after the other (each queued before the next starts), each holding its
+    slot until released: start order, most running at once, the places each was told."""
     started, places, lock = [], {i: [] for i in range(n)}, threading.Lock()
-    running, peak = [0], [0]
+    running, peak, release = [0], [0], threading.Event()
 
     def work(i: int) -> None:
-        with slots.turn(lambda place: places[i].append(place), poll_s=0.02):
+        with slots.turn(lambda place: places[i].append(place), poll_s=0.01):
             with lock:
                 started.append(i)
                 running[0] += 1
                 peak[0] = max(peak[0], running[0])
-            time.sleep(hold_s)
+            release.wait(10)
             with lock:
                 running[0] -= 1
 
@@ -44,25 +52,27 @@ def _run_queue(slots: AnalysisSlots, n: int, hold_s: float = 0.15):
     for i in range(n):
         threads.append(threading.Thread(target=work, args=(i,)))
         threads[-1].start()
-        time.sleep(0.03)
+        _wait_until(lambda: len(started) + slots.waiting == i + 1)  # running or queued before the next comes
+    _wait_until(lambda: all(places[i] for i in range(slots.slots, n)))  # every waiter told its place
+    first_places = {i: places[i][0] for i in range(n) if places[i]}
+    release.set()
     for t in threads:
         t.join(10)
-    return started, peak[0], places
+    return started, peak[0], places, first_places
 
 
 def test_one_slot_runs_one_at_a_time_in_arrival_order_and_tells_each_its_place():
     slots = AnalysisSlots(1)
-    started, peak, places = _run_queue(slots, 4)
+    started, peak, places, first = _queue(slots, 4)
     assert started == [0, 1, 2, 3] and peak == 1
     assert places[0] == []  # the first never waits
-    assert places[3][0] == 3 and places[3][-1] == 1  # three ahead on arrival, then next to start
-    assert sorted(set(places[3]), reverse=True) == [3, 2, 1]
+    assert first == {1: 1, 2: 2, 3: 3}  # on arrival: how many analyses are ahead in the queue
     assert slots.running == 0 and slots.waiting == 0
 
 
 def test_two_slots_run_two_at_once():
-    started, peak, _ = _run_queue(AnalysisSlots(2), 4, hold_s=0.3)
-    assert peak == 2 and sorted(started) == [0, 1, 2, 3]
+    started, peak, _, first = _queue(AnalysisSlots(2), 4)
+    assert peak == 2 and sorted(started) == [0, 1, 2, 3] and first == {2: 1, 3: 2}
 
 
 def test_a_waiter_that_gives_up_leaves_the_queue():
