@@ -48,6 +48,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.grid import STEP_PX, share_in_blocks
@@ -229,7 +230,8 @@ def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> 
     from types import SimpleNamespace
 
     d = _change_bands(cfg, tile)
-    gain, offset, noise = (np.asarray(norm[k]) for k in ("gain", "offset", "noise"))
+    sel = [list(EUROSAT_BAND_ORDER).index(n) for n in CHANGE_BANDS]  # the normalisation covers all 13 bands
+    gain, offset, noise = (np.asarray(norm[k])[sel] for k in ("gain", "offset", "noise"))
     a = SimpleNamespace(data=d["a"], bands=CHANGE_BANDS)
     b = SimpleNamespace(data=d["b"], bands=CHANGE_BANDS)
     mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
