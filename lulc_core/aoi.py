@@ -10,9 +10,11 @@ the type: a larger region is a matter of tiling.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyproj
@@ -25,6 +27,20 @@ from lulc_core.errors import AOIError
 from lulc_core.grid import PATCH_HA, PATCH_M, Grid, lattice_grid, reproject_geometry, utm_epsg
 
 _GEOD = pyproj.Geod(ellps="WGS84")
+#: The widest span of longitude an AOI may have: one UTM zone (see :func:`wide_areas` for regions).
+MAX_LON_SPAN = 6.0
+_LON_SPAN = ContextVar("lon_span", default=MAX_LON_SPAN)
+
+
+@contextmanager
+def wide_areas(max_lon_span: float = 180.0) -> Iterator[None]:
+    """Within this block, areas may span up to ``max_lon_span`` degrees of longitude: a region read
+    for tiling (:mod:`lulc_core.region`), never analysed in one piece."""
+    token = _LON_SPAN.set(max_lon_span)
+    try:
+        yield
+    finally:
+        _LON_SPAN.reset(token)
 
 
 @dataclass(frozen=True)
@@ -105,9 +121,11 @@ def validate_geometry(geom: BaseGeometry) -> None:
                        f"got bounds {minx:.3f}, {miny:.3f}, {maxx:.3f}, {maxy:.3f}")
     if miny < -80 or maxy > 84:
         raise AOIError("latitudes beyond 80 S / 84 N are outside the UTM grids used here")
-    if maxx - minx > 6:
-        raise AOIError(f"the area spans {maxx - minx:.1f} degrees of longitude; keep it within one "
-                       "UTM zone (under 6 degrees), and don't cross the antimeridian")
+    if maxx - minx > _LON_SPAN.get():
+        within = ("one UTM zone (under 6 degrees)" if _LON_SPAN.get() == MAX_LON_SPAN
+                  else f"{_LON_SPAN.get():g} degrees")
+        raise AOIError(f"the area spans {maxx - minx:.1f} degrees of longitude; keep it within {within}, "
+                       "and don't cross the antimeridian")
     if not geom.is_valid:
         raise AOIError(f"invalid polygon: {explain_validity(geom)}")
     area_km2 = abs(_GEOD.geometry_area_perimeter(geom)[0]) / 1e6

@@ -51,7 +51,7 @@ class ClassMap:
 
 def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE,
                    max_cloud_share: float = MAX_CLOUD_SHARE, progress=None, classifier=None,
-                   refine_below: float | None = None) -> ClassMap:
+                   refine_below: float | None = None, dense_origin_px: tuple[int, int] = (0, 0)) -> ClassMap:
     """Dense class map of a Scene: calibrated probabilities per cell of the AOI grid.
 
     One fully convolutional pass (``dense``: a :class:`~lulc_core.model.dense.DenseClassifier`)
@@ -64,7 +64,8 @@ def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE
     dense top probability is under ``refine_below`` (None: the shipped threshold for these two
     weights files, refinement off when none ships) and with at most ``max_nodata_share`` missing
     pixels are classified again one by one (:func:`~lulc_core.model.dense.refine_windows`).
-    Without a classifier the map is the dense pass alone.
+    Without a classifier the map is the dense pass alone. ``dense_origin_px``: where the dense
+    pass's tiles start (:meth:`~lulc_core.model.dense.DenseClassifier.predict_scene`; a region's tiles).
     """
     from lulc_core.model.cascades import refine_threshold
     from lulc_core.model.dense import refine_windows
@@ -78,7 +79,7 @@ def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE
     refine = classifier is not None and refine_below is not None and refine_below > 0
     dense_part = 0.7 if refine else 1.0
     dp = dense.predict_scene(scene.data, scene.bands, scene.valid,
-                             (lambda f: progress(dense_part * f)) if progress else None)
+                             (lambda f: progress(dense_part * f)) if progress else None, dense_origin_px)
     n_win = float(geo.window_px * geo.window_px)
     valid_w = geo.window_sums(scene.valid)
     cloud_w = geo.window_sums(scene.cloud & scene.valid)

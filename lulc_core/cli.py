@@ -41,14 +41,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_aoi(path: str):
+def _load_aoi(path: str, wide: bool = False):
+    from lulc_core.aoi import wide_areas
     from lulc_core.aoi_readers import read_aoi_file
     from lulc_core.errors import AOIError
 
     p = Path(path)
     if not p.exists():
         raise AOIError(f"AOI file {p} not found")
-    aoi = read_aoi_file(str(p))
+    if wide:  # a region for compare: tiled per UTM zone, so it may span several
+        with wide_areas():
+            aoi = read_aoi_file(str(p))
+    else:
+        aoi = read_aoi_file(str(p))
     for note in aoi.notes:
         print(f"note: {note}", file=sys.stderr)
     return aoi
@@ -144,8 +149,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from lulc_core.scene import DateWindow
 
     check_output_folder(args.out, _inputs(args)[1:])
-    aoi = _load_aoi(args.aoi)
+    aoi = _load_aoi(args.aoi, wide=True)
     wa, wb = DateWindow.parse(args.date_a), DateWindow.parse(args.date_b)
+    if _as_region(args, aoi):
+        return _compare_region(args, aoi)
     warnings = [n for n in (same_window_note(wa, wb),) if n]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -194,6 +201,59 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                "season_note": analysis.season_note, "notes": list(aoi.notes) + analysis.notes,
                "warnings": warnings, "outputs": [str(p) for p in paths]}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _as_region(args: argparse.Namespace, aoi) -> bool:
+    """Whether compare runs as tiles on Dask: asked for, or the AOI is larger than one analysis."""
+    from lulc_core.aoi import MAX_LON_SPAN
+    from lulc_core.providers.base import MAX_RUN_AREA_KM2
+
+    west, _, east, _ = aoi.bounds
+    return bool(args.tiles or args.workers or args.scheduler or aoi.area_km2 > MAX_RUN_AREA_KM2
+                or east - west > MAX_LON_SPAN)
+
+
+def _compare_region(args: argparse.Namespace, aoi) -> int:
+    """compare over a region: tiles on a Dask cluster (a local one sized to this machine, or --scheduler)."""
+    import json
+    import logging as _logging
+
+    from distributed import Client, LocalCluster
+
+    from lulc_core.change import ChangeThresholds
+    from lulc_core.region import RegionConfig, local_cluster_size, run_region
+
+    kw = {k: v for k, v in (("min_spectral", args.min_spectral), ("min_built_spectral", args.min_built_spectral))
+          if v is not None}
+    thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
+    cache_dir = args.cache_dir or str(__import__("lulc_core.settings", fromlist=["x"]).default_cache_dir())
+    cfg = RegionConfig(args.date_a, args.date_b, provider=args.provider,
+                       scenes=str(Path(args.scenes).resolve()) if args.scenes else None,
+                       cache_dir=str(Path(cache_dir).resolve()), collection=args.collection,
+                       max_cloud=args.max_cloud, dense_weights=str(Path(args.dense_weights).resolve()),
+                       refine_below=args.refine_below, torch_threads=args.threads)
+    _logging.getLogger("distributed").setLevel(_logging.ERROR)
+    if args.scheduler:
+        client, cluster = Client(args.scheduler), None
+    else:
+        n, threads = local_cluster_size(args.workers)
+        cfg = RegionConfig(**{**cfg.__dict__, "torch_threads": args.threads or threads})
+        print(f"note: local Dask cluster of {n} worker process(es), one tile at a time each, "
+              f"{cfg.torch_threads} torch thread(s) each", file=sys.stderr)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        client = Client(cluster)
+    try:
+        result = run_region(aoi.geometry, cfg, args.out, client, thresholds, name=aoi.name)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(json.dumps({"aoi": aoi.name, "area_km2": round(aoi.area_km2, 1), **result.summary()}, indent=2))
+    if result.failed:
+        print(f"error: {len(result.failed)} tile(s) failed (see tiles_failed); rerun the same command to "
+              "compute only the missing tiles", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -287,7 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--refine-below", type=float, default=None,
                    help="dense windows under this top probability are classified again one by one by the "
                         "per-window classifier (default: the tuned value in lulc_core/data/dense_refine.json; 0: off)")
-    c.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    c.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: all cores; on a region: cores / workers)")
+    c.add_argument("--tiles", action="store_true",
+                   help="run as tiles on Dask even when the AOI fits one analysis (regions above 2,500 km2 "
+                        "or spanning UTM zones always do)")
+    c.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the local Dask cluster (default: one per core, at most one per 3 GB)")
+    c.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786) to use "
+                                                    "instead of a local cluster")
     _add_provider_args(c)
     c.set_defaults(func=_cmd_compare)
     return p

@@ -107,6 +107,14 @@ def _fit_normalisation(a: Scene, b: Scene, valid: np.ndarray, pif_share: float,
     del idx  # 8 bytes a pixel: not kept while the magnitude is computed
     xa = a.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
     xb = b.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
+    return fit_normalisation_samples(xa, xb, pif_share)
+
+
+def fit_normalisation_samples(xa: np.ndarray, xb: np.ndarray,
+                              pif_share: float = PIF_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B's per-band gain and offset onto A and the per-band noise, fitted on the invariant pixels of
+    a (bands, N) float64 sample of jointly valid pixels of each date (a region pools its tiles' samples)."""
+    nb = xa.shape[0]
     # first guess of invariant pixels: each date standardised on its own
     za = (xa - xa.mean(1, keepdims=True)) / np.maximum(xa.std(1, keepdims=True), 1e-6)
     zb = (xb - xb.mean(1, keepdims=True)) / np.maximum(xb.std(1, keepdims=True), 1e-6)
@@ -184,6 +192,17 @@ def change_magnitude(a: Scene, b: Scene, valid: np.ndarray, gain: np.ndarray, of
     return magnitude
 
 
+def threshold_from_sums(n: int, total: float, total_sq: float, change_sd: float = CHANGE_SD,
+                        min_threshold: float = MIN_THRESHOLD) -> float:
+    """The change threshold, mean + ``change_sd`` sd of the magnitude, from its count, sum and sum of
+    squares over the comparable pixels (a region adds its tiles' sums); NaN under :data:`MIN_PIXELS`."""
+    if n < MIN_PIXELS:
+        return float("nan")
+    mean = total / n
+    std = float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))
+    return max(mean + change_sd * std, min_threshold)
+
+
 def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd: float = CHANGE_SD,
                     min_threshold: float = MIN_THRESHOLD, tolerance_px: int = TOLERANCE_PX,
                     bands: tuple[str, ...] | None = CHANGE_BANDS, seed: int = 0) -> SpectralChange:
@@ -205,9 +224,7 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
         m = m[np.isfinite(m)].astype(np.float64)
         total += float(m.sum())
         total_sq += float(np.square(m).sum())
-    mean = total / n
-    std = float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))
-    threshold = max(mean + change_sd * std, min_threshold)
+    threshold = threshold_from_sums(n, total, total_sq, change_sd, min_threshold)
     with np.errstate(invalid="ignore"):
         changed = magnitude > threshold  # NaN (not comparable) is never changed
     return SpectralChange(magnitude, changed, valid, threshold, gain, offset, a.bands)

@@ -164,9 +164,14 @@ class DenseClassifier:
         return self.meta.temperature
 
     def predict_scene(self, dn: np.ndarray, bands: Sequence[str], valid: np.ndarray | None = None,
-                      progress: Callable[[float], None] | None = None) -> DenseProbabilities:
+                      progress: Callable[[float], None] | None = None,
+                      origin_px: tuple[int, int] = (0, 0)) -> DenseProbabilities:
         """Probabilities of every window of a (bands, H, W) DN image (the weights' recipe is applied
-        tile by tile; windows of tiles without valid pixels get uniform probabilities)."""
+        tile by tile; windows of tiles without valid pixels get uniform probabilities).
+
+        ``origin_px``: the pixel (y, x) where the partition into tiles starts (tiles then start at
+        every ``tile_px`` from it, with partial tiles before it): a region's tile passes the offset of
+        its core, so that its windows are computed in the tiles a single run over the region uses."""
         idx = band_indices(list(bands), self.recipe.bands)
         dn = np.asarray(dn)
 
@@ -176,7 +181,8 @@ class DenseClassifier:
                 return None
             return self.recipe.apply(dn[idx, y0:y1, x0:x1], v)
 
-        probs = softmax(self._run_tiles(dn.shape[1], dn.shape[2], tile_recipe, progress), self.temperature)
+        probs = softmax(self._run_tiles(dn.shape[1], dn.shape[2], tile_recipe, progress, origin_px),
+                        self.temperature)
         return DenseProbabilities(probs.astype(np.float32))
 
     def logits_recipe(self, recipe: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
@@ -185,15 +191,19 @@ class DenseClassifier:
         return self._run_tiles(h, w, lambda y0, y1, x0, x1: recipe[:, y0:y1, x0:x1], progress)
 
     def _run_tiles(self, h: int, w: int, read: Callable[[int, int, int, int], np.ndarray | None],
-                   progress: Callable[[float], None] | None) -> np.ndarray:
+                   progress: Callable[[float], None] | None, origin_px: tuple[int, int] = (0, 0)) -> np.ndarray:
         """Logits of every window of an (h, w) image whose recipe values ``read(y0, y1, x0, x1)``
-        gives tile by tile (None: no valid pixel there, logits stay 0)."""
+        gives tile by tile (None: no valid pixel there, logits stay 0); tiles start at ``origin_px``
+        (see :meth:`predict_scene`)."""
         rows, cols = self.geometry.window_count(h), self.geometry.window_count(w)
         out = np.zeros((rows, cols, len(self.class_names)), dtype=np.float32)
         if rows == 0 or cols == 0:
             return out
-        tiles = [(r0, c0) for r0 in range(0, rows * STEP_PX, self.tile_px)
-                 for c0 in range(0, cols * STEP_PX, self.tile_px)]
+        if any(o % STEP_PX for o in origin_px):
+            raise ValueError(f"the tiles' origin must be a multiple of {STEP_PX} px, got {origin_px}")
+        oy, ox = (-(o % self.tile_px) if o % self.tile_px else 0 for o in origin_px)
+        tiles = [(r0, c0) for r0 in range(oy, rows * STEP_PX, self.tile_px)
+                 for c0 in range(ox, cols * STEP_PX, self.tile_px)]
         with exclusive_threads(self._lock, self.threads), torch.inference_mode():
             self.calls += 1
             for k, (r0, c0) in enumerate(tiles):
@@ -204,11 +214,15 @@ class DenseClassifier:
 
     def _tile(self, read: Callable[[int, int, int, int], np.ndarray | None], h: int, w: int,
               out: np.ndarray, r0: int, c0: int) -> None:
-        """Windows with origin in [r0, r0 + tile) x [c0, c0 + tile), computed with context around."""
+        """Windows with origin in [r0, r0 + tile) x [c0, c0 + tile), computed with context around
+        (a tile starting before the image, r0 or c0 < 0, holds only its windows inside it)."""
         rows, cols = out.shape[:2]
-        wr0, wc0 = r0 // STEP_PX, c0 // STEP_PX
         wr1 = min(rows, (r0 + self.tile_px) // STEP_PX)
         wc1 = min(cols, (c0 + self.tile_px) // STEP_PX)
+        r0, c0 = max(r0, 0), max(c0, 0)
+        wr0, wc0 = r0 // STEP_PX, c0 // STEP_PX
+        if wr1 <= wr0 or wc1 <= wc0:
+            return
         y0, x0 = max(0, r0 - self.context_px), max(0, c0 - self.context_px)
         y1 = min(h, (wr1 - 1) * STEP_PX + WINDOW_PX + self.context_px)
         x1 = min(w, (wc1 - 1) * STEP_PX + WINDOW_PX + self.context_px)

@@ -1,0 +1,506 @@
+"""Regions larger than one analysis: ``compare`` as tiles (:mod:`lulc_core.tiles`) on Dask distributed.
+
+**Workers.** Each tile is a task; a worker fetches its own tiles (local files, or Sentinel Hub with
+the credentials of the worker's own environment: the tasks carry a :class:`RegionConfig`, which
+holds no secret) through its scene cache, and loads the models once per worker process
+(:func:`worker_models`, counted by :func:`model_loads`), never shipped with a task.
+
+**The same answer as one run.** The single-run method has two global steps, both in the 10 m
+spectral change (:mod:`lulc_core.spectral`): the radiometric normalisation of date B onto date A
+(fitted on a sample of the jointly valid pixels) and the change threshold (mean + 2 sd of the
+magnitude over all comparable pixels). A region computes them over the whole region, in three
+passes:
+
+1. *classify* (the heavy pass): fetch both dates, the dense class maps of the tile (cropped to its
+   core), and a random sample of the core's jointly valid pixels with their count; the tile's
+   change bands are kept on the worker's local disk for the next passes;
+2. *measure*: with the normalisation fitted on the pooled samples (each tile's share in
+   proportion to its valid pixels), each tile's change magnitudes (plain and tolerant of 1 px of
+   misregistration) and their count, sum and sum of squares over its core;
+3. *decide*: with the region's two thresholds, each core cell's share of changed pixels; the
+   client then runs the (per-cell) change decision and writes the mosaics.
+
+Everything else (the recipe, the dense windows, the refine cascade, the cell status, the joint
+decision) is per window or per cell, and the tile geometry makes those equal a single run's.
+
+**Long runs.** Every pass's result is one file per tile under ``OUT/tiles/<run key>/`` written by
+the client, so a rerun computes only the tiles still missing (the normalisation, and with it passes
+2-3, is recomputed when the set of classified tiles changed). A task is retried
+(:data:`RETRIES`), then its tile is reported with its bounds while the rest completes. Progress
+lines give tiles done / total, km2/s and the time left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
+from lulc_core.classify import ClassMap, classify_cells
+from lulc_core.grid import STEP_PX, share_in_blocks
+from lulc_core.pipeline import BUILT_TOLERANCE_PX
+from lulc_core.spectral import (CHANGE_BANDS, MIN_PIXELS, PIF_SHARE, SAMPLE_PIXELS, change_magnitude,
+                                fit_normalisation_samples, threshold_from_sums)
+from lulc_core.tiles import DENSE_TILE_PX, Tile, plan_tiles
+
+RETRIES = 2  # a failing tile is tried this many more times (on any worker) before it is reported
+FORMAT = 1  # of the per-tile files
+GB = 2**30
+#: Memory a worker is given per process when the local cluster is sized (peak ~1.5 GB a tile).
+WORKER_MEMORY = 3 * GB
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """What a tile's tasks need, picklable and free of secrets (credentials come from each worker's
+    environment). ``torch_threads``: None = the worker's cores over its task slots."""
+
+    window_a: str
+    window_b: str
+    provider: str = "demo"
+    scenes: str | None = None
+    cache_dir: str | None = None
+    collection: str = "sentinel-2-l1c"
+    max_cloud: float = 100.0
+    dense_weights: str | None = None
+    dense_tile_px: int = DENSE_TILE_PX
+    refine_below: float | None = None
+    max_cloud_share: float = MAX_CLOUD_SHARE
+    max_nodata_share: float = MAX_NODATA_SHARE
+    torch_threads: int | None = None
+
+    def run_key(self) -> str:
+        """What determines the tiles' results (not where or how fast they are computed)."""
+        parts = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cache_dir", "torch_threads")}
+        parts["format"] = FORMAT
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- on the workers ---------------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_MODELS: dict[tuple, tuple] = {}
+_PROVIDERS: dict[tuple, Any] = {}
+_LOADS = [0]
+
+
+def model_loads() -> int:
+    """How many times this process loaded the models (once per worker process and configuration)."""
+    return _LOADS[0]
+
+
+def _torch_threads(cfg: RegionConfig) -> int:
+    if cfg.torch_threads:
+        return cfg.torch_threads
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        slots = 1
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
+def worker_models(cfg: RegionConfig) -> tuple[Any, Any]:
+    """(dense classifier, refine classifier or None), loaded once per process and kept. Torch's
+    threads are set here: Dask's nanny sets OMP_NUM_THREADS=1 in its workers."""
+    refine = cfg.refine_below is None or cfg.refine_below > 0
+    key = (cfg.dense_weights, cfg.dense_tile_px, refine, _torch_threads(cfg))
+    with _LOCK:
+        if key not in _MODELS:
+            import torch
+
+            from lulc_core.model.classifier import Classifier
+            from lulc_core.model.dense import DenseClassifier
+
+            threads = key[-1]
+            torch.set_num_threads(threads)
+            dense = DenseClassifier(cfg.dense_weights, threads=threads, tile_px=cfg.dense_tile_px)
+            _MODELS[key] = (dense, Classifier(threads=threads, tta=False) if refine else None)
+            _LOADS[0] += 1
+        return _MODELS[key]
+
+
+def worker_provider(cfg: RegionConfig):
+    """The cached provider of this process (Sentinel Hub credentials from its environment)."""
+    from lulc_core.cache import SceneCache
+    from lulc_core.providers.factory import make_provider
+
+    key = (cfg.provider, cfg.scenes, cfg.cache_dir, cfg.collection)
+    with _LOCK:
+        if key not in _PROVIDERS:
+            cache = SceneCache(cfg.cache_dir) if cfg.cache_dir else SceneCache()
+            _PROVIDERS[key] = make_provider(cfg.provider, scenes=cfg.scenes, cache=cache, collection=cfg.collection)
+        return _PROVIDERS[key]
+
+
+def _stash_dir(cfg: RegionConfig) -> Path:
+    """This worker's local folder for the tiles' change bands between passes."""
+    try:
+        from distributed import get_worker
+
+        base = Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        base = Path(tempfile.gettempdir())
+    return base / "lulc-region" / cfg.run_key()
+
+
+def _fetch(cfg: RegionConfig, tile: Tile):
+    from lulc_core.scene import DateWindow
+
+    provider, aoi = worker_provider(cfg), tile.aoi()
+    scenes = []
+    for w in (cfg.window_a, cfg.window_b):
+        window = DateWindow.parse(w)
+        found = provider.search(aoi, window, cfg.max_cloud)
+        scenes.append(provider.fetch(aoi, window, None, cfg.max_cloud, None, found=found))
+    return aoi, scenes
+
+
+def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.ndarray]:
+    """The change bands of both dates and the comparable pixels of a tile: from this worker's stash,
+    else fetched (through the scene cache) and stashed."""
+    path = _stash_dir(cfg) / f"{tile.key}.npz"
+    if scenes is None:
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            scenes = _fetch(cfg, tile)[1]
+    a, b = scenes
+    idx = [list(a.bands).index(n) for n in CHANGE_BANDS]
+    out = {"a": a.data[idx], "b": b.data[idx], "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **out)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a stash is a convenience: the next pass fetches again
+    return out
+
+
+def tile_classify(cfg: RegionConfig, tile: Tile, sample_quota: int) -> dict[str, Any]:
+    """Pass 1: both dates' class maps over the core cells and a sample of the core's comparable pixels."""
+    dense, refiner = worker_models(cfg)
+    aoi, scenes = _fetch(cfg, tile)
+    rows, cols = tile.core_cells
+    out: dict[str, Any] = {"key": tile.key, "pid": os.getpid()}
+    for label, scene in zip("ab", scenes):
+        cm = classify_cells(scene, aoi, dense, cfg.max_nodata_share, cfg.max_cloud_share, classifier=refiner,
+                            refine_below=cfg.refine_below, dense_origin_px=tile.core_in_tile[:2])
+        out[f"probs_{label}"] = cm.probs[rows, cols]
+        out[f"status_{label}"] = cm.status[rows, cols]
+        out[f"refined_{label}"] = (cm.refined[rows, cols] if cm.refined is not None
+                                   else np.zeros(cm.status[rows, cols].shape, bool))
+        out[f"dates_{label}"] = [d.isoformat() for d in scene.dates]
+        out["area_ha"] = cm.area_ha[rows, cols]
+        out["class_names"] = list(cm.class_names)
+    out["pu"] = float(sum(s.processing_units for s in scenes))
+    y0, x0, y1, x1 = tile.core_in_tile
+    a, b = scenes
+    valid = (a.valid & b.valid & ~a.cloud & ~b.cloud)[y0:y1, x0:x1]
+    idx = np.flatnonzero(valid.ravel())
+    out["n_valid"] = int(idx.size)
+    if idx.size > sample_quota:
+        seed = int.from_bytes(hashlib.sha256(tile.key.encode()).digest()[:4], "little")
+        idx = np.sort(np.random.default_rng(seed).choice(idx, sample_quota, replace=False))
+    for label, s in zip("ab", scenes):
+        out[f"sample_{label}"] = s.data[:, y0:y1, x0:x1].reshape(len(s.bands), -1)[:, idx]
+    _change_bands(cfg, tile, scenes)
+    return out
+
+
+def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> tuple[np.ndarray, ...]:
+    from types import SimpleNamespace
+
+    d = _change_bands(cfg, tile)
+    sel = [list(EUROSAT_BAND_ORDER).index(n) for n in CHANGE_BANDS]  # the normalisation covers all 13 bands
+    gain, offset, noise = (np.asarray(norm[k])[sel] for k in ("gain", "offset", "noise"))
+    a = SimpleNamespace(data=d["a"], bands=CHANGE_BANDS)
+    b = SimpleNamespace(data=d["b"], bands=CHANGE_BANDS)
+    mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
+                 for tol in (0, BUILT_TOLERANCE_PX))
+    return d["valid"], *mags
+
+
+def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> dict[str, Any]:
+    """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant)."""
+    y0, x0, y1, x1 = tile.core_in_tile
+    valid, *mags = _magnitudes(cfg, tile, norm)
+    out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
+    for name, m in zip(("plain", "tolerant"), mags):
+        v = m[y0:y1, x0:x1]
+        v = v[np.isfinite(v)].astype(np.float64)
+        out[name] = [float(v.sum()), float(np.square(v).sum())]
+    return out
+
+
+def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | None,
+                thresholds: tuple[float, float]) -> dict[str, Any]:
+    """Pass 3: each core cell's share of changed pixels (plain and tolerant) and the core's 10 m change
+    (1 changed, 0 not, 255 not comparable)."""
+    y0, x0, y1, x1 = tile.core_in_tile
+    if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
+        valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
+        shares = [share_in_blocks(np.zeros_like(valid), valid, STEP_PX)] * 2
+        changed10 = np.where(valid, 0, 255).astype(np.uint8)
+    else:
+        valid, *mags = _magnitudes(cfg, tile, norm)
+        valid = valid[y0:y1, x0:x1]
+        shares, changed10 = [], None
+        for m, thr in zip(mags, thresholds):
+            with np.errstate(invalid="ignore"):
+                changed = m[y0:y1, x0:x1] > thr
+            shares.append(share_in_blocks(changed, valid, STEP_PX))
+            if changed10 is None:
+                changed10 = np.where(valid, changed, 255).astype(np.uint8)
+    return {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "change_10m": changed10}
+
+
+def clear_stash(run_key: str) -> bool:
+    """Delete this worker's stash of a run (called on every worker at the end)."""
+    try:
+        from distributed import get_worker
+
+        base = Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        base = Path(tempfile.gettempdir())
+    shutil.rmtree(base / "lulc-region" / run_key, ignore_errors=True)
+    return True
+
+
+# -- on the client ------------------------------------------------------------------------------
+
+def local_cluster_size(workers: int | None = None, cores: int | None = None,
+                       memory_bytes: int | None = None) -> tuple[int, int]:
+    """(worker processes, torch threads each) for a local cluster on this machine.
+
+    Workers: ``workers`` if given, else as many as both the cores and the memory allow (one per core,
+    at most one per :data:`WORKER_MEMORY` of memory). Each worker runs one tile at a time (one task
+    thread) and gives torch its share of the cores (cores // workers): processes, not threads, since
+    fetching and the spectral change are single-threaded numpy/GDAL work."""
+    cores = cores or os.cpu_count() or 1
+    if memory_bytes is None:
+        try:
+            import psutil
+
+            memory_bytes = psutil.virtual_memory().total
+        except ImportError:
+            memory_bytes = 4 * GB
+    n = workers or max(1, min(cores, memory_bytes // WORKER_MEMORY))
+    return n, max(1, cores // n)
+
+
+@dataclass
+class RegionResult:
+    """What a region run wrote and found (also written as ``region.json``)."""
+
+    out: Path
+    tiles: int
+    done: list[str]
+    failed: dict[str, dict[str, Any]]
+    area_km2: float
+    wall_s: float
+    outputs: list[Path]
+    totals: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0  # tiles whose pass-1 result an earlier run had left
+
+    def summary(self) -> dict[str, Any]:
+        return {"tiles": self.tiles, "tiles_done": len(self.done), "tiles_reused": self.skipped,
+                "tiles_failed": self.failed, "area_km2": round(self.area_km2, 1), "wall_s": round(self.wall_s, 1),
+                "km2_per_s": round(self.area_km2 / max(self.wall_s, 1e-9), 2), **self.totals,
+                "outputs": [str(p) for p in self.outputs]}
+
+
+class _Progress:
+    """One line per finished tile: pass, tiles done / total, km2/s, time left."""
+
+    def __init__(self, stream: TextIO | None, total_km2: float) -> None:
+        self.stream, self.total_km2, self.t0 = stream, total_km2, time.monotonic()
+        self.km2 = 0.0
+
+    def line(self, text: str) -> None:
+        if self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+    def tile(self, stage: str, done: int, total: int, km2: float = 0.0) -> None:
+        self.km2 += km2
+        dt = max(time.monotonic() - self.t0, 1e-9)
+        rate = self.km2 / dt
+        left = (self.total_km2 - self.km2) / rate if rate > 0 else float("nan")
+        eta = f"{left / 60:.1f} min left" if math.isfinite(left) and stage.startswith("1/") else ""
+        self.line(f"{stage}: tiles {done}/{total}  {rate:,.1f} km2/s  {eta}".rstrip())
+
+
+def _save(path: Path, data: dict[str, Any]) -> None:
+    """A per-tile result, written whole (temporary file, then renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
+    meta = {k: v for k, v in data.items() if not isinstance(v, np.ndarray)}
+    with open(tmp, "wb") as f:
+        np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in z.files if k != "_meta"}
+            out.update(json.loads(bytes(z["_meta"]).decode()))
+        return out
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _run_pass(client, stage: str, fn: Callable, tiles: list[Tile], args: Callable[[Tile], tuple],
+              save: Callable[[Tile, dict], None], progress: _Progress, failed: dict[str, dict[str, Any]],
+              workers: dict[str, str] | None = None, count_area: bool = False) -> None:
+    """Submit ``fn(*args(tile))`` for each tile (retried), saving results as they come."""
+    from distributed import as_completed
+
+    if not tiles:
+        return
+    futures = {}
+    for t in tiles:
+        where = {"workers": [workers[t.key]], "allow_other_workers": True} if workers and t.key in workers else {}
+        fut = client.submit(fn, *args(t), retries=RETRIES, pure=False, key=f"{fn.__name__}-{t.key}-{time.time_ns()}",
+                            **where)
+        futures[fut] = t
+    done = 0
+    for fut in as_completed(futures):
+        t = futures[fut]
+        try:
+            result = fut.result()
+            if workers is not None:
+                who = client.who_has([fut]).get(fut.key)
+                if who:
+                    workers[t.key] = who[0]
+            save(t, result)
+        except Exception as exc:  # reported with the tile's bounds; the rest goes on
+            failed[t.key] = {"bounds_wgs84": list(t.bounds_wgs84), "crs": t.crs, "pass": stage,
+                             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]}
+            progress.line(f"warning: tile {t.key} failed after {RETRIES + 1} tries (W, S, E, N "
+                          f"{', '.join(f'{v:.4f}' for v in t.bounds_wgs84)}): {failed[t.key]['error']}")
+        done += 1
+        progress.tile(stage, done, len(tiles), t.area_km2 if count_area else 0.0)
+        fut.release()
+
+
+def pool_normalisation(p1: list[dict[str, Any]]) -> dict[str, list[float]] | None:
+    """The normalisation fitted on the tiles' samples, each in proportion to its comparable pixels
+    (None under :data:`~lulc_core.spectral.MIN_PIXELS` comparable pixels in the region)."""
+    total = sum(int(r["n_valid"]) for r in p1)
+    if total < MIN_PIXELS:
+        return None
+    target = min(SAMPLE_PIXELS, total)
+    xa, xb = [], []
+    for r in p1:
+        k = min(r["sample_a"].shape[1], int(round(target * int(r["n_valid"]) / total)))
+        step = r["sample_a"].shape[1] / max(k, 1)
+        take = np.floor(np.arange(k) * step).astype(int)  # evenly through the tile's random sample
+        xa.append(r["sample_a"][:, take])
+        xb.append(r["sample_b"][:, take])
+    gain, offset, noise = fit_normalisation_samples(np.concatenate(xa, 1).astype(np.float64),
+                                                    np.concatenate(xb, 1).astype(np.float64), PIF_SHARE)
+    return {"gain": gain.tolist(), "offset": offset.tolist(), "noise": noise.tolist()}
+
+
+def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=None,
+               tiles: list[Tile] | None = None, core_px: int | None = None,
+               stream: TextIO | None = sys.stderr, name: str = "region") -> RegionResult:
+    """Analyse a region (lon/lat polygon) as tiles on a Dask ``client`` and write its outputs to ``out``
+    (see :mod:`lulc_core.region_outputs`)."""
+    from lulc_core.change import ChangeThresholds
+    from lulc_core.region_outputs import RegionWriter
+
+    t0 = time.monotonic()
+    thresholds = thresholds or ChangeThresholds()
+    tiles = tiles if tiles is not None else plan_tiles(geometry, core_px, dense_tile_px=cfg.dense_tile_px)
+    out = Path(out)
+    work = out / "tiles" / cfg.run_key()
+    work.mkdir(parents=True, exist_ok=True)
+    total_km2 = sum(t.area_km2 for t in tiles)
+    progress = _Progress(stream, total_km2)
+    progress.line(f"region {name}: {total_km2:,.0f} km2 in {len(tiles)} tiles over "
+                  f"{len({t.crs for t in tiles})} UTM zone(s); Dask dashboard: {client.dashboard_link}")
+    failed: dict[str, dict[str, Any]] = {}
+    p1_path = {t.key: work / f"{t.key}.classes.npz" for t in tiles}
+    todo = [t for t in tiles if not p1_path[t.key].exists()]
+    skipped = len(tiles) - len(todo)
+    if skipped:
+        progress.line(f"{skipped} tile(s) already classified by an earlier run: reused")
+    core_px_total = sum((t.core[2] - t.core[0]) * (t.core[3] - t.core[1]) for t in tiles)
+    quota = {t.key: int(math.ceil(2 * SAMPLE_PIXELS * (t.core[2] - t.core[0]) * (t.core[3] - t.core[1])
+                                  / core_px_total)) for t in tiles}
+    workers: dict[str, str] = {}
+    _run_pass(client, "1/3 classify", tile_classify, todo, lambda t: (cfg, t, quota[t.key]),
+              lambda t, r: _save(p1_path[t.key], r), progress, failed, workers, count_area=True)
+    ok = [t for t in tiles if p1_path[t.key].exists()]
+    p1 = {t.key: _load(p1_path[t.key]) for t in ok}
+    ok = [t for t in ok if p1[t.key] is not None]
+    norm = pool_normalisation([p1[t.key] for t in ok])
+    for r in p1.values():  # the samples are not needed any more
+        if r is not None:
+            r.pop("sample_a", None), r.pop("sample_b", None)
+    nkey = hashlib.sha256(json.dumps(norm).encode()).hexdigest()[:12]
+    p2_path = {t.key: work / f"{t.key}.measure-{nkey}.json" for t in ok}
+    if norm is not None:
+        _run_pass(client, "2/3 measure", tile_measure, [t for t in ok if not p2_path[t.key].exists()],
+                  lambda t: (cfg, t, norm), lambda t, r: p2_path[t.key].write_text(json.dumps(r)),
+                  progress, failed, workers)
+        ok = [t for t in ok if p2_path[t.key].exists()]
+        sums = [json.loads(p2_path[t.key].read_text()) for t in ok]
+        n = sum(s["n"] for s in sums)
+        thr = tuple(threshold_from_sums(n, sum(s[k][0] for s in sums), sum(s[k][1] for s in sums))
+                    for k in ("plain", "tolerant"))
+    else:
+        thr = (float("nan"), float("nan"))
+    tkey = hashlib.sha256(json.dumps([nkey, thr]).encode()).hexdigest()[:12]
+    p3_path = {t.key: work / f"{t.key}.decide-{tkey}.npz" for t in ok}
+    _run_pass(client, "3/3 decide", tile_decide, [t for t in ok if not p3_path[t.key].exists()],
+              lambda t: (cfg, t, norm, thr), lambda t, r: _save(p3_path[t.key], r), progress, failed, workers)
+    ok = [t for t in ok if p3_path[t.key].exists()]
+    try:
+        client.run(clear_stash, cfg.run_key())
+    except Exception:  # a worker gone: its stash goes with it
+        pass
+    progress.line(f"writing the mosaics of {len(ok)} tile(s)")
+    writer = RegionWriter(out, tiles, thresholds)
+    for t in ok:
+        writer.add(t, tile_change(t, p1[t.key], _load(p3_path[t.key]), thresholds))
+    spectral = {"normalisation": norm, "threshold": thr[0], "built_threshold": thr[1]}
+    result = RegionResult(out, len(tiles), [t.key for t in ok], failed, sum(t.area_km2 for t in ok),
+                          time.monotonic() - t0, [], skipped=skipped)
+    result.outputs = writer.finish(name, spectral, failed)
+    result.totals = writer.totals()
+    result.wall_s = time.monotonic() - t0
+    (out / "region.json").write_text(json.dumps({"name": name, "config": dataclasses.asdict(cfg),
+                                                  "spectral": spectral, **result.summary()}, indent=2, default=str))
+    return result
+
+
+def tile_change(tile: Tile, p1: dict[str, Any], p3: dict[str, Any], thresholds):
+    """The change decision over a tile's core cells (the single run's :func:`~lulc_core.change.compare`)."""
+    from lulc_core.change import compare
+
+    grid = tile.core_grid
+    names = tuple(p1["class_names"])
+    maps = [ClassMap(grid, p1[f"probs_{k}"], p1[f"status_{k}"], p1["area_ha"], names, p1[f"refined_{k}"])
+            for k in "ab"]
+    return compare(maps[0], maps[1], thresholds, p3["spectral_share"], built_share=p3["built_share"]), p3["change_10m"]
