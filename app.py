@@ -76,6 +76,7 @@ nav = st.navigation([
     st.Page("pages/1_Area_and_dates.py", title="Area and dates", icon=":material/draw:"),
     st.Page("pages/2_Compare.py", title="Compare", icon=":material/compare:"),
     st.Page("pages/3_Model.py", title="Model", icon=":material/model_training:"),
+    st.Page("pages/4_Regions.py", title="Regions", icon=":material/grid_view:"),
 ])
 link = {k: st.query_params[k] for k in LINK_KEYS if k in st.query_params}
 if link and st.session_state.get("restored_link") != link:  # a shared link: open its analysis once

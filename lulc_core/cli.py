@@ -227,7 +227,9 @@ def _compare_region(args: argparse.Namespace, aoi) -> int:
     kw = {k: v for k, v in (("min_spectral", args.min_spectral), ("min_built_spectral", args.min_built_spectral))
           if v is not None}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
-    cache_dir = args.cache_dir or str(__import__("lulc_core.settings", fromlist=["x"]).default_cache_dir())
+    from lulc_core.settings import load_settings
+
+    cache_dir = args.cache_dir or str(load_settings().cache_dir)  # LULC_CACHE_DIR, as a single run reads it
     cfg = RegionConfig(args.date_a, args.date_b, provider=args.provider,
                        scenes=str(Path(args.scenes).resolve()) if args.scenes else None,
                        cache_dir=str(Path(cache_dir).resolve()), collection=args.collection,

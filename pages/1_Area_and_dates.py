@@ -22,6 +22,7 @@ from ui.charts import acquisition_timeline, clicked_date
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
 from ui.date_keys import enter_commits_dates
+from ui.regions import region_batch_offer
 from ui.session import (analyse, basemap_enabled, demo_place, demo_place_list, demo_presets, get_provider,
                         provider_kind, pu_budget, queue_notice, search_cache, session_spend, show_error)
 
@@ -162,13 +163,17 @@ if aoi is not None and aoi is not st.session_state.get("aoi"):
     try:
         check_area_size(aoi)  # what one analysis may cover (the providers' limit)
     except LulcError as exc:
+        st.session_state.region_aoi = aoi  # too large for one analysis: offered as a regional batch below
         aoi, aoi_error = (None if how.startswith("Upload") else st.session_state.get("aoi")), str(exc)
         if aoi is None:
             st.session_state.aoi = None
 if aoi_error:
     st.error(aoi_error)
+if st.session_state.get("region_aoi") is not None:
+    region_batch_offer(st.session_state.region_aoi, kind)
 if aoi is not None and aoi is not st.session_state.get("aoi"):
     st.session_state.aoi = aoi
+    st.session_state.region_aoi = None
     st.session_state.pop("acq_choice_A", None)
     st.session_state.pop("acq_choice_B", None)
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Hashable, TypeVar
 
 import numpy as np
@@ -20,6 +21,7 @@ import streamlit as st
 
 from lulc_core.admission import AnalysisSlots, BudgetedProvider, PUBudget, SessionSpend
 from lulc_core.aoi import AOI
+from lulc_core.batch import batches_root
 from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
@@ -171,6 +173,11 @@ def pu_budget() -> PUBudget:
     """The processing-unit limits (``LULC_PU_PER_SESSION``, ``LULC_PU_PER_DAY``) and the day's ledger."""
     s = settings()
     return PUBudget(s.pu_per_session, s.pu_per_day, s.cache_dir / "pu_ledger.json")
+
+
+def batch_root() -> Path:
+    """Where the server's regional batches live (``<LULC_CACHE_DIR>/batches``)."""
+    return batches_root(settings().cache_dir)
 
 
 def session_spend() -> SessionSpend:
