@@ -16,7 +16,7 @@ import leafmap.foliumap as leafmap
 import numpy as np
 from branca.utilities import write_png
 
-__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "checked_bounds"]
+__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "checked_bounds", "png_bytes"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -50,6 +50,12 @@ def _mercator_rows(rgba: np.ndarray, south: float, north: float) -> np.ndarray:
     lat = np.degrees(2 * np.arctan(np.exp(y)) - np.pi / 2)
     src = np.clip(((north - lat) / (north - south) * h).astype(int), 0, h - 1)
     return rgba[src]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 image (HxW grey, HxWx3 RGB or HxWx4 RGBA) as PNG bytes, colours unchanged: encode an
+    image once and hand the bytes to :func:`add_image_overlay` on every rerun."""
+    return write_png(_to_rgba_uint8(image))
 
 
 def image_data_url(image: np.ndarray | bytes, bounds: list[list[float]], mercator_project: bool) -> str:
@@ -95,6 +101,7 @@ def add_image_overlay(
     *,
     show: bool = True,
     mercator_project: bool = False,
+    **options: Any,
 ) -> folium.raster_layers.ImageOverlay:
     """Add an image embedded as a ``data:image/png;base64`` URL (no tile server).
 
@@ -103,7 +110,8 @@ def add_image_overlay(
     ``((south, west), (north, east))``.  ``mercator_project=True`` (arrays only)
     resamples rows from a regular lat/lon grid to Web Mercator (nearest neighbour);
     irrelevant for small AOIs.  The PNG travels inside the map HTML, so keep images
-    modest (a few hundred pixels a side).
+    modest (a few hundred pixels a side).  ``m`` may also be a ``folium.FeatureGroup``;
+    ``options`` are further Leaflet options (e.g. :func:`ui.compare_maps.layer_options`).
     """
     if not 0.0 <= float(opacity) <= 1.0:
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
@@ -118,6 +126,7 @@ def add_image_overlay(
         show=show,
         interactive=False,
         pixelated=True,
+        **options,
     )
     layer.add_to(m)
     return layer

@@ -35,6 +35,8 @@ from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.factory import make_provider
 from lulc_core.render import change_layer, map_layers
 from lulc_core import season
+from ui.compare_maps import parse_view
+from ui.map_overlays import png_bytes
 from lulc_core.scene import Acquisition, DateWindow
 from lulc_core.settings import Settings, load_settings
 
@@ -222,6 +224,8 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
 
 # -- shareable links: the analysis as URL query parameters ---------------------------------------
 LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
+#: What a link adds about the Compare page: the selected cell (``row,col``) and the maps' view (``lat,lng,zoom``).
+VIEW_KEYS = ("cell", "view")
 
 
 def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str, str]:
@@ -237,7 +241,8 @@ def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str
 
 def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | None = None) -> Analysis | None:
     """Open the analysis a shared link describes (reused from memory or the scene cache: no
-    refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders.
+    refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders, ``cell``
+    (``row,col``) selects a cell and ``view`` (``lat,lng,zoom``) is where the Compare maps open.
     Returns None when the parameters don't describe an analysis; raises LulcError on bad values."""
     if not {"a", "b"} <= set(params) or not ({"area", "bbox"} & set(params)):
         return None
@@ -265,7 +270,25 @@ def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | N
     st.session_state.provider_kind = kind
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
+    cell = view = None
+    if "cell" in params:
+        try:
+            cell = tuple(int(v) for v in params["cell"].split(","))
+        except ValueError:
+            cell = ()
+        if len(cell) != 2 or min(cell) < 0:
+            raise LulcError(f"bad cell {params['cell']!r} in the link; use row,col")
+    if "view" in params:
+        try:
+            view = parse_view(params["view"])
+        except ValueError as exc:
+            raise LulcError(f"{exc} in the link") from None
+    an = analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
+    if cell is not None:
+        st.session_state.cell = cell  # the Compare page falls back to the top cell if it is outside the area
+    if view is not None:
+        st.session_state.setdefault("map_home", {})[st.session_state.analysis_key] = view
+    return an
 
 
 def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
@@ -306,6 +329,29 @@ def map_images(key: str, analysis: Analysis) -> dict:
     """The analysis' map images (:func:`lulc_core.render.map_layers`), rendered once per analysis:
     they depend neither on the thresholds nor on the widgets."""
     return _once(_analysis_cache(key), "layers", lambda: map_layers(analysis))
+
+
+def map_pngs(key: str, analysis: Analysis) -> dict:
+    """The map images of :func:`map_images` (``tc_ll``, ``cls_ll``, ``spec_ll``) as PNG bytes, encoded once per
+    analysis (the maps take PNG bytes, so a rerun does not encode them again)."""
+    def build() -> dict:
+        images = map_images(key, analysis)
+        return {"tc_ll": tuple(png_bytes(img) for img, _ in images["tc_ll"]),
+                "cls_ll": {lv: tuple(png_bytes(img) for img, _ in pair) for lv, pair in images["cls_ll"].items()},
+                "spec_ll": png_bytes(images["spec_ll"][0])}
+    return _once(_analysis_cache(key), "pngs", build)
+
+
+def change_state_png(key: str, analysis: Analysis) -> bytes:
+    """:func:`change_state_image` as PNG bytes, once per analysis and thresholds."""
+    return _once(_thresholds_cache(key, analysis.change.thresholds), "change_png",
+                 lambda: png_bytes(change_state_image(key, analysis)[0]))
+
+
+def map_home(key: str) -> dict | None:
+    """The view the Compare maps of analysis ``key`` open at: a shared link's ``{"center", "zoom"}``, or
+    None (fit to the area). After that the maps keep their view in the browser."""
+    return st.session_state.get("map_home", {}).get(key)
 
 
 def change_state_image(key: str, analysis: Analysis) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
