@@ -60,9 +60,9 @@ with st.sidebar:
     st.header("Maps")
     map_level = st.radio("Class map colours", ["group", "class"], key="map_level", horizontal=True,
                          format_func=lambda v: "4 groups" if v == "group" else "10 classes",
-                         help="What the maps' class layer colours; the change decision above is not affected.")
-    opacity = st.slider("Class map opacity", 0.0, 1.0, step=0.05, key="class_opacity",
-                        help="Of the class layer and the change state layer on the maps.")
+                         help="What the maps' class layer colours; the change decision above is not affected. The "
+                              "opacity below is that of the class layer and of the change state layer.")
+    opacity = st.slider("Class map opacity", 0.0, 1.0, step=0.05, key="class_opacity")
     if text := change_skill_text(measured_change_skill()):
         st.caption(text)
 
