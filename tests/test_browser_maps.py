@@ -5,16 +5,12 @@ where Chromium is missing, except in CI)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.test_browser import ARGS, CHROMIUM, SHOTS, _box, _wait_idle, playwright  # noqa: F401 (skips as it does)
 from tests.app_server import start_app, stop_app
-
-FRAMES = 'iframe[title="streamlit_folium.st_folium"]'
-N_MAPS = 4  # date A, date B, swipe, change
-
+from tests.compare_page import (FRAMES, N_MAPS, click_until_selected, divider, in_map, maps_ready, new_page, open_demo,
+                                selection, views, wait_for)
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
@@ -30,93 +26,6 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
-
-
-def new_page(browser):
-    """A page in a fresh context (its own sessionStorage) that records errors, outside requests and the
-    messages it sends to the server (each rerun is one)."""
-    pg = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
-    pg.errors, pg.sent, pg.not_found, pg.outside = [], [], [], []
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("response", lambda r: pg.not_found.append(r.url) if r.status == 404 else None)
-    pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:"))
-          else pg.outside.append(r.url))
-    pg.on("websocket", lambda ws: ws.on("framesent", lambda payload: pg.sent.append(time.monotonic())))
-    return pg
-
-
-def maps_ready(pg, timeout_s: float = 120) -> None:
-    """Wait until the four maps are drawn and linked (each publishes ``window.__lulcMap``)."""
-    frames = pg.locator(FRAMES)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if frames.count() == N_MAPS and all(
-                    frames.nth(i).evaluate("f => !!(f.contentWindow.__lulcMap && f.contentWindow.__lulcMap.__lulcSettings)")
-                    for i in range(N_MAPS)):
-                return
-        except Exception:  # a frame being attached
-            pass
-        pg.wait_for_timeout(300)
-    raise AssertionError("the Compare maps were not drawn")
-
-
-def in_map(pg, i: int, js: str):
-    """Evaluate ``js`` (an expression of ``w``, the map iframe's window, and ``m``, its map) in map ``i``."""
-    return pg.locator(FRAMES).nth(i).evaluate(f"f => {{ const w = f.contentWindow, m = w.__lulcMap; return ({js}); }}")
-
-
-def views(pg) -> list[tuple[int, float, float]]:
-    return [tuple(in_map(pg, i, "[m.getZoom(), m.getCenter().lat, m.getCenter().lng]")) for i in range(N_MAPS)]
-
-
-def selection(pg) -> str:
-    box = pg.locator('[data-testid="stSelectbox"]').filter(has_text="Cell (or click").first
-    inputs = box.locator("input")
-    return box.inner_text() + " " + " ".join(inputs.nth(k).input_value() for k in range(inputs.count()))
-
-
-def divider(pg) -> float:
-    return float(in_map(pg, 2, "m.__lulcSwipe._range.value"))
-
-
-def wait_for(pg, predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except Exception:  # a frame being redrawn
-            pass
-        pg.wait_for_timeout(100)
-    raise AssertionError(what)
-
-
-def open_demo(pg, url: str) -> None:
-    pg.goto(url)
-    _wait_idle(pg)
-    pg.get_by_role("button", name="Analyse demo area").click()
-    pg.get_by_text("Cell details").wait_for(timeout=120_000)
-    maps_ready(pg)
-    _wait_idle(pg)
-
-
-def click_until_selected(pg, index: int, fractions) -> float:
-    """Click map ``index`` at ``fractions`` of its box until the cell list changes; seconds the change took."""
-    for fx, fy in fractions:
-        before = selection(pg)
-        el = pg.locator(FRAMES).nth(index)
-        el.scroll_into_view_if_needed()
-        b = _box(el)
-        t0 = time.monotonic()
-        pg.mouse.click(b["x"] + b["width"] * fx, b["y"] + b["height"] * fy)
-        try:
-            wait_for(pg, lambda: selection(pg) != before, 10, "no selection")
-            return time.monotonic() - t0
-        except AssertionError:  # the cell already selected, or outside the area: another point
-            continue
-    raise AssertionError(f"a click on map {index} must select the cell under it")
 
 
 def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
