@@ -64,8 +64,9 @@ class _LinkedView(MacroElement):
     others through ``window.parent``: every linked map publishes itself as ``window.__lulcMap`` with
     its group. On a move it sets the view of the other maps of its group (a flag on the map being
     moved stops the echo); at the end of a move it keeps the view in ``sessionStorage`` and in the
-    page's URL. A history patch in the page (installed once) puts the view back into any URL that
-    Streamlit writes for an analysis, since Streamlit only knows the query parameters it set.
+    page's URL; a click is reported to the page at once. A history patch in the page (installed
+    once) puts the view back into any URL that Streamlit writes for an analysis, since Streamlit
+    only knows the query parameters it set.
     Layers tagged by :func:`layer_options` are found among the script's globals; switching a tagged
     layer on a layer control switches the same kind on the other maps and is remembered.
     ``window.__lulcMap.__lulcSettings({opacity, level})`` (called by :func:`page_layer`) fades the
@@ -133,6 +134,16 @@ class _LinkedView(MacroElement):
                     W.__lulcView = [view.lat.toFixed(5), view.lng.toFixed(5), view.zoom].join(",");
                     W.history.replaceState(W.history.state, "", W.location.href);
                 } catch (e) {}
+            });
+            // a click goes to the page at once (st_folium's own report waits 250 ms for more events);
+            // st_folium's state is told, so that its report finds nothing new to send
+            map.on("click", function (e) {
+                var g = window.__GLOBAL_DATA__;
+                if (!g || !window.Streamlit || JSON.stringify(g.returned_objects) !== '["last_clicked"]') return;
+                var data = {last_clicked: e.latlng};
+                g.lat_lng_clicked = e.latlng;
+                g.previous_data = data;
+                window.Streamlit.setComponentValue(data);
             });
             // tagged layers (see ui.compare_maps.layer_options)
             var layers = [];
