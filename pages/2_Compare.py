@@ -3,7 +3,6 @@
 
 from functools import partial
 
-import folium
 import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium
@@ -20,7 +19,7 @@ from lulc_core.render import STATE_COLOURS, change_legend_items, legend_html
 from lulc_core.render import legend_items as legend_items_for
 from lulc_core.texts import change_rule_text, change_skill_text, why_cell
 from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
-from ui.compare_maps import Overlay, layer_options, link_view, make_swipe_map, page_layer
+from ui.compare_maps import LayerGroup, Overlay, layer_options, link_view, make_swipe_map, page_layer
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
 from ui.session import (basemap_enabled, change_state_image, change_state_png, current_analysis, download_files, keep,
@@ -170,7 +169,7 @@ def show_map(fm, map_key: str, selected: dict) -> None:
 def date_map(i: int):
     fm = new_map()
     add_image_overlay(fm, pngs["tc_ll"][i], images["tc_ll"][i][1], LAYER_NAMES["tc"], 1.0, **layer_options("tc"))
-    classes = folium.FeatureGroup(name=LAYER_NAMES["cls"], **layer_options("cls"))
+    classes = LayerGroup(LAYER_NAMES["cls"], "cls")
     for lv in ("group", "class"):
         add_image_overlay(classes, pngs["cls_ll"][lv][i], images["cls_ll"][lv][i][1], f"classes ({lv})", 0.0,
                           **layer_options(level=lv))

@@ -98,7 +98,9 @@ def wait_for(pg, predicate, timeout_s: float, what: str):
 def open_demo(pg, url: str) -> None:
     pg.goto(url)
     wait_idle(pg)
-    pg.get_by_role("button", name="Analyse demo area").click()
+    button = pg.get_by_role("button", name="Analyse demo area")
+    button.wait_for(timeout=180_000)  # a fresh server loads the model first
+    button.click()
     pg.get_by_text("Cell details").wait_for(timeout=120_000)
     maps_ready(pg)
     wait_idle(pg)

@@ -78,6 +78,34 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     assert f"cell={r}%2C{c}" in pg.url, pg.url
     zoom, lat, lng = views(pg)[0]
     assert f"%2C{zoom}" in pg.url.split("view=")[1], pg.url
+    # switch the class layer off on map A: B and the swipe map follow; a full rerun (a sidebar slider)
+    # keeps it off, keeps zoom and divider, applies the new opacity and reloads no map either
+    def class_layer_on() -> list[bool]:
+        return [in_map(pg, i, "Object.values(m._layers).some(l => l.options && l.options.lulcLayer === 'cls')")
+                for i in range(3)]
+
+    assert class_layer_on() == [True, True, True]
+    in_map(pg, 0, "[...w.document.querySelectorAll('.leaflet-control-layers-overlays label')]"
+                  ".find(l => l.textContent.trim() === 'class map').querySelector('input').click()")
+    wait_for(pg, lambda: class_layer_on() == [False, False, False], 5, "the class layer must go on every map")
+    thumb = pg.locator('[data-testid="stSlider"]').filter(has_text="Class map opacity").locator('input[type="range"]')
+    thumb.focus()
+    pg.keyboard.press("ArrowLeft")  # 0.60 -> 0.55
+    wait_for(pg, lambda: abs(float(thumb.input_value()) - 0.55) < 1e-6, 5, "the slider did not move")
+    pg.wait_for_timeout(1000)
+    _wait_idle(pg)
+    opacities = "[...new Set(Object.keys(w).map(k => { try { return w[k]; } catch (e) { return null; } })" \
+                ".filter(l => l instanceof w.L.Layer && l.options.lulcLevel === 'group').map(l => l.options.opacity))]"
+    def faded() -> list:
+        return [in_map(pg, i, opacities) for i in range(3)]
+
+    try:
+        wait_for(pg, lambda: all(len(o) == 1 and abs(o[0] - 0.55) < 1e-6 for o in faded()), 10, "")
+    except AssertionError:
+        raise AssertionError(f"the new opacity (0.55) must reach the class images: {faded()}") from None
+    assert class_layer_on() == [False, False, False]
+    assert all(v[0] == z0 + 1 for v in views(pg)) and abs(divider(pg) - moved) < 1e-9
+    assert [in_map(pg, i, "w.__testMark") for i in range(N_MAPS)] == [1, 2, 3, 4], "a rerun reloaded a map iframe"
     pg.screenshot(path=str(SHOTS / "compare_maps.png"))
     assert pg.errors == [] and pg.not_found == [] and pg.outside == [], (pg.errors, pg.not_found, pg.outside)
 

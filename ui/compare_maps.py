@@ -20,12 +20,13 @@ from typing import Any
 import folium
 from branca.element import MacroElement
 from folium.elements import JSCSSMixin
+from folium.template import Template as FoliumTemplate
 from jinja2 import Template
 
 from ui.map_overlays import add_geojson, checked_bounds, image_data_url
 from ui.offline_map import SIDE_BY_SIDE_CSS, SIDE_BY_SIDE_JS, asset_url, make_map, static_vendor_url
 
-__all__ = ["Overlay", "layer_options", "link_view", "make_swipe_map", "page_layer", "parse_view"]
+__all__ = ["LayerGroup", "Overlay", "layer_options", "link_view", "make_swipe_map", "page_layer", "parse_view"]
 
 
 def layer_options(kind: str | None = None, *, level: str | None = None, fade: bool = False) -> dict[str, Any]:
@@ -43,6 +44,21 @@ def layer_options(kind: str | None = None, *, level: str | None = None, fade: bo
     if fade:
         out["lulc_fade"] = True
     return out
+
+
+class LayerGroup(folium.FeatureGroup):
+    """A ``folium.FeatureGroup`` whose Leaflet options reach the layer (folium passes them as
+    ``L.featureGroup``'s first argument, its layers, where Leaflet ignores them): for a group of images
+    switched on and off as one layer of ``kind`` (see :func:`layer_options`)."""
+
+    _template = FoliumTemplate("""
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.featureGroup([], {{ this.options|tojavascript }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, name: str, kind: str, show: bool = True) -> None:
+        super().__init__(name=name, show=show, **layer_options(kind))
 
 
 def parse_view(text: str) -> dict[str, Any]:
@@ -221,7 +237,8 @@ def page_layer(selected: dict | None, opacity: float, level: str) -> folium.Feat
         raise ValueError(f"level must be 'group' or 'class', got {level!r}")
     fg = folium.FeatureGroup(name="selected cell", control=False)
     if selected is not None:
-        add_geojson(fg, selected, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
+        add_geojson(fg, selected, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0},
+                    pane="shadowPane")  # above every overlay, the swipe map's panes included
     _PageSettings(opacity, level).add_to(fg)
     return fg
 
@@ -300,7 +317,7 @@ def make_swipe_map(center: tuple[float, float], zoom: int, left: list[Overlay], 
     for kind in dict.fromkeys(o.kind for o in [*left, *right]):
         if kind not in names:
             raise ValueError(f"no layer name for the overlays of kind {kind!r}")
-        fg = folium.FeatureGroup(name=names[kind], show=(show or {}).get(kind, True), **layer_options(kind))
+        fg = LayerGroup(names[kind], kind, show=(show or {}).get(kind, True))
         for pane, overlays in (("swipeA", left), ("swipeB", right)):
             for o in overlays:
                 if o.kind != kind:

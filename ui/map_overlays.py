@@ -140,6 +140,7 @@ def add_geojson(
     *,
     tooltip_fields: list[str] | None = None,
     tooltip_aliases: list[str] | None = None,
+    pane: str | None = None,
 ) -> folium.GeoJson:
     """Add GeoJSON embedded in the map (never fetched by URL, never via jQuery).
 
@@ -148,7 +149,8 @@ def add_geojson(
     dict (``{"color": "#e31a1c", "weight": 2, "fillOpacity": 0.1}``) applied to every
     feature, or a ``feature -> dict`` function.  ``tooltip_fields`` adds a
     ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery), labelled with
-    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``).
+    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``). ``pane`` is the Leaflet
+    map pane to draw in (e.g. ``"shadowPane"``, above the image overlays and the swipe map's panes).
     """
     if hasattr(data, "__geo_interface__"):
         data = data.__geo_interface__
@@ -182,6 +184,7 @@ def add_geojson(
         style_function=style_function,
         tooltip=tooltip,
         embed=True,
+        **({"pane": pane} if pane else {}),
     )
     layer.add_to(m)
     return layer
