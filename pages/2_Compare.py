@@ -103,6 +103,8 @@ st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.labe
            + (f" | processing units {an.processing_units:g}" if an.provider == "sentinelhub" else ""))
 for n in an.notes:
     st.warning(n)
+for n in an.aoi.notes:  # e.g. a link whose polygon is not kept here: its bounding box was used
+    st.caption(f"Area: {n}")
 
 legend_items = legend_items_for(map_level)
 legend_title = "Map colours: land-cover groups" if map_level == "group" else "Map colours: 10 EuroSAT classes"

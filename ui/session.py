@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Hashable, TypeVar
 
 import numpy as np
@@ -20,10 +21,11 @@ import streamlit as st
 
 from lulc_core.admission import AnalysisSlots, BudgetedProvider, PUBudget, SessionSpend
 from lulc_core.aoi import AOI
+from lulc_core.aoi_store import load_aoi, store_aoi
 from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
-from lulc_core.errors import LulcError
+from lulc_core.errors import AOIError, LulcError
 from lulc_core.export_set import download_bundles
 from lulc_core.gazetteer import Place, demo_places
 from lulc_core.model.classifier import Classifier
@@ -223,18 +225,28 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
 
 
 # -- shareable links: the analysis as URL query parameters ---------------------------------------
-LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
+LINK_KEYS = ("area", "aoi", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
 #: What a link adds about the Compare page: the selected cell (``row,col``) and the maps' view (``lat,lng,zoom``).
 VIEW_KEYS = ("cell", "view")
 
 
+def aoi_folder() -> Path:
+    """Where the areas named by links are kept (:mod:`lulc_core.aoi_store`), beside the scene cache."""
+    return settings().cache_dir / "aois"
+
+
 def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str, str]:
-    """Query parameters that describe an analysis: a demo area by name, any other AOI by its
-    lon/lat bounding box (a drawn polygon is shared as its bounding box), and both windows."""
+    """Query parameters that describe an analysis: a demo area by name, any other AOI by the short id
+    of its polygon kept on this server and by its lon/lat bounding box (what a server that does not
+    keep the polygon opens), and both windows."""
     params = {"a": str(wa), "b": str(wb), "source": kind}
     if kind == "demo" and aoi.name in get_provider("demo").areas():
         params["area"] = aoi.name
     else:
+        try:
+            params["aoi"] = store_aoi(aoi, aoi_folder())
+        except OSError as exc:  # an unwritable cache: the link still holds the bounding box
+            print(f"lulc: the area could not be kept for links ({exc})", file=sys.stderr, flush=True)
         params["bbox"] = ",".join(f"{v:.5f}" for v in aoi.bounds)
     return params
 
@@ -244,19 +256,29 @@ def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | N
     refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders, ``cell``
     (``row,col``) selects a cell and ``view`` (``lat,lng,zoom``) is where the Compare maps open.
     Returns None when the parameters don't describe an analysis; raises LulcError on bad values."""
-    if not {"a", "b"} <= set(params) or not ({"area", "bbox"} & set(params)):
+    if not {"a", "b"} <= set(params) or not ({"area", "aoi", "bbox"} & set(params)):
         return None
     kind = params.get("source", "demo")
     if kind not in ("demo", "sentinelhub"):
         raise LulcError(f"unknown source {kind!r} in the link; use demo or sentinelhub")
+    note = None
     if "area" in params:
         aoi = get_provider("demo").area_aoi(params["area"])
-    else:
+    elif "aoi" in params:
+        try:
+            aoi = load_aoi(params["aoi"], aoi_folder())
+        except AOIError as exc:
+            if "bbox" not in params:
+                raise
+            note = f"{exc}: its bounding box is used"
+    if "area" not in params and (note is not None or "aoi" not in params):
         try:
             west, south, east, north = (float(v) for v in params["bbox"].split(","))
         except ValueError:
             raise LulcError(f"bad bbox {params['bbox']!r} in the link; use west,south,east,north") from None
         aoi = AOI.from_bbox(west, south, east, north, name="shared area")
+        if note:
+            aoi = AOI(aoi.geometry, aoi.name, notes=(note,))
     wa, wb = DateWindow.parse(params["a"]), DateWindow.parse(params["b"])
     store = st.session_state.setdefault("_kept", {})
     for key, name, cast in (("thr_level", "level", str), ("thr_conf", "conf", float), ("thr_spectral", "spectral", float),
