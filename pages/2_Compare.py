@@ -41,11 +41,12 @@ for k, v in PERSISTENT.items():
 with st.sidebar:
     st.header("Change decision")
     level = st.radio("Count change between", ["group", "class"], key="thr_level", horizontal=True,
+                     on_change=lambda: st.session_state.update(map_level=st.session_state.thr_level),  # maps follow
                      format_func=lambda v: "4 land-cover groups" if v == "group" else "10 classes",
                      help="The decision level. Groups: built-up, agriculture and grassland, forest, water; a class "
                           "change inside a group (e.g. crop rotation / season) is not land-cover change at group "
-                          "level. Classes: every change between the 10 EuroSAT classes counts. The maps' colours "
-                          "are set apart, below.")
+                          "level. Classes: every change between the 10 EuroSAT classes counts. The maps then "
+                          "colour the same level; 'Class map colours' below can change that.")
     conf = st.slider("Confidence threshold", 0.0, 1.0, step=0.05, key="thr_conf",
                      help="A cell whose most probable pair of classes (decided jointly for the two dates, at the "
                           "chosen level) is under this is 'uncertain' and left out of the transition tables.")

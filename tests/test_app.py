@@ -68,6 +68,8 @@ def test_compare_page_reruns_never_reclassify():
     at.sidebar.slider(key="thr_spectral").set_value(0.5).run()
     at.sidebar.radio(key="thr_level").set_value("class").run()
     assert at.metric[1].label == "Changed (counted, classes)"
+    assert at.sidebar.radio(key="map_level").value == "class"  # the maps colour the decision level
+    assert any(m.value.startswith("**Map colours: 10 EuroSAT classes**") for m in at.markdown)
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
     cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     cell_box.set_value(cell_box.options and cell_box.value).run()

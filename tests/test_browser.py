@@ -315,5 +315,6 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         assert expected in text
     page.set_viewport_size({"width": 1400, "height": 3400})
     page.wait_for_timeout(1500)
+    _wait_idle(page)  # the last click's details drawn, not faded as out of date
     page.screenshot(path=str(SHOTS / "compare.png"))
     _no_errors(page)
