@@ -107,6 +107,11 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     assert all(v[0] == z0 + 1 for v in views(pg)) and abs(divider(pg) - moved) < 1e-9
     assert [in_map(pg, i, "w.__testMark") for i in range(N_MAPS)] == [1, 2, 3, 4], "a rerun reloaded a map iframe"
     pg.screenshot(path=str(SHOTS / "compare_maps.png"))
+    # the downloads are made when asked for: one arrives whole
+    with pg.expect_download(timeout=60_000) as download:
+        pg.get_by_role("button", name="Tables (CSV)").click()
+    path = download.value.path()
+    assert path.stat().st_size > 100 and path.read_bytes()[:2] == b"PK", download.value.suggested_filename
     assert pg.errors == [] and pg.not_found == [] and pg.outside == [], (pg.errors, pg.not_found, pg.outside)
 
     # the link, opened in a fresh browser context (no sessionStorage): same cell, same view

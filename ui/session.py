@@ -26,7 +26,7 @@ from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.errors import AOIError, LulcError
-from lulc_core.export_set import download_bundles
+from lulc_core.export_set import download_makers
 from lulc_core.gazetteer import Place, demo_places
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
@@ -381,10 +381,11 @@ def change_state_image(key: str, analysis: Analysis) -> tuple[np.ndarray, tuple[
     return _once(_thresholds_cache(key, analysis.change.thresholds), "change_ll", lambda: change_layer(analysis))
 
 
-def download_files(key: str, analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
-    """The downloads (:func:`lulc_core.export_set.download_bundles`), once per analysis and thresholds."""
+def download_files(key: str, analysis: Analysis) -> dict[str, tuple[Callable[[], bytes], str, str]]:
+    """The downloads (:func:`lulc_core.export_set.download_makers`): each file made when first asked for,
+    once per analysis and thresholds (a page run does not build them)."""
     return _once(_thresholds_cache(key, analysis.change.thresholds), "downloads",
-                 lambda: download_bundles(analysis, get_classifier().meta))
+                 lambda: download_makers(analysis, get_classifier().meta))
 
 
 def window_probabilities(key: str, analysis: Analysis, y0: int, x0: int) -> tuple[np.ndarray | None, ...]:
