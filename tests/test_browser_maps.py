@@ -40,8 +40,12 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     sent = len(pg.sent)
     el = pg.locator(FRAMES).nth(0)
     el.scroll_into_view_if_needed()
-    pg.frame_locator(FRAMES).nth(0).locator("a.leaflet-control-zoom-in").click()
-    wait_for(pg, lambda: all(v[0] == z0 + 1 for v in views(pg)), 5, "the other maps must follow map A's zoom")
+    zoom_in = pg.frame_locator(FRAMES).nth(0).locator("a.leaflet-control-zoom-in")
+    zoom_in.click()
+    pg.wait_for_timeout(350)  # Leaflet's zoom animation (250 ms); a click during it adds nothing
+    zoom_in.click()  # two quick zooms: nothing snaps back
+    wait_for(pg, lambda: all(v[0] == z0 + 2 for v in views(pg)), 5, "the other maps must follow map A's zoom")
+    z0 += 1  # (the zoom the maps must keep below is z0 + 1)
     pg.wait_for_timeout(1500)
     assert len(pg.sent) == sent, "a zoom must not send anything to the server (no rerun)"
     # drag the swipe divider to 3/4: the divider moves, no cell is selected, nothing is sent
@@ -106,6 +110,18 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     assert class_layer_on() == [False, False, False]
     assert all(v[0] == z0 + 1 for v in views(pg)) and abs(divider(pg) - moved) < 1e-9
     assert [in_map(pg, i, "w.__testMark") for i in range(N_MAPS)] == [1, 2, 3, 4], "a rerun reloaded a map iframe"
+    # a new confidence threshold redraws the maps that show the change state (new images): they come
+    # back at the same view with the same layer choices, kept in the tab
+    thumb = pg.locator('[data-testid="stSlider"]').filter(has_text="Confidence threshold").locator('input[type="range"]')
+    thumb.focus()
+    pg.keyboard.press("ArrowLeft")
+    pg.wait_for_timeout(1000)
+    _wait_idle(pg)
+    wait_for(pg, lambda: in_map(pg, 0, "w.__testMark") is None and in_map(pg, 0, "!!m.__lulcSettings"), 30,
+             "map A shows the change state: it is drawn anew")
+    maps_ready(pg)
+    assert all(v[0] == z0 + 1 for v in views(pg)), views(pg)
+    assert class_layer_on() == [False, False, False] and abs(divider(pg) - moved) < 1e-9
     pg.screenshot(path=str(SHOTS / "compare_maps.png"))
     # the downloads are made when asked for: one arrives whole
     with pg.expect_download(timeout=60_000) as download:
