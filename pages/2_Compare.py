@@ -119,7 +119,7 @@ if st.session_state.get("cell") not in inside_cells:
 select_key = f"cell_select_{key}"
 group = f"compare-{key}"  # the maps of this analysis: one view, one set of layer choices
 MAP_KEYS = ("compare_map_0", "compare_map_1", "compare_swipe", "compare_change")
-MAP_HEIGHT = 560
+MAP_HEIGHT = 600
 
 
 def select_from_list() -> None:

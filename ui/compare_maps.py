@@ -26,7 +26,7 @@ from jinja2 import Template
 from ui.map_overlays import add_geojson, checked_bounds, image_data_url
 from ui.offline_map import SIDE_BY_SIDE_CSS, SIDE_BY_SIDE_JS, asset_url, make_map, static_vendor_url
 
-__all__ = ["LayerGroup", "Overlay", "layer_options", "link_view", "make_swipe_map", "page_layer", "parse_view"]
+__all__ = ["LayerGroup", "Overlay", "layer_options", "link_view", "make_swipe_map", "page_layer"]
 
 
 def layer_options(kind: str | None = None, *, level: str | None = None, fade: bool = False) -> dict[str, Any]:
@@ -59,18 +59,6 @@ class LayerGroup(folium.FeatureGroup):
 
     def __init__(self, name: str, kind: str, show: bool = True) -> None:
         super().__init__(name=name, show=show, **layer_options(kind))
-
-
-def parse_view(text: str) -> dict[str, Any]:
-    """A view from a link, ``"lat,lng,zoom"`` -> ``{"center": (lat, lng), "zoom": zoom}``; ValueError if bad."""
-    try:
-        lat, lng, zoom = text.split(",")
-        lat, lng, z = float(lat), float(lng), int(float(zoom))
-    except (AttributeError, ValueError):
-        raise ValueError(f"bad view {text!r}; use lat,lng,zoom") from None
-    if not (-90 <= lat <= 90 and -180 <= lng <= 180 and 0 <= z <= 22):
-        raise ValueError(f"bad view {text!r}; latitude, longitude or zoom out of range")
-    return {"center": (lat, lng), "zoom": z}
 
 
 class _LinkedView(MacroElement):

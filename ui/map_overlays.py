@@ -16,7 +16,7 @@ import leafmap.foliumap as leafmap
 import numpy as np
 from branca.utilities import write_png
 
-__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "checked_bounds", "png_bytes"]
+__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "checked_bounds"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -50,12 +50,6 @@ def _mercator_rows(rgba: np.ndarray, south: float, north: float) -> np.ndarray:
     lat = np.degrees(2 * np.arctan(np.exp(y)) - np.pi / 2)
     src = np.clip(((north - lat) / (north - south) * h).astype(int), 0, h - 1)
     return rgba[src]
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """A uint8 image (HxW grey, HxWx3 RGB or HxWx4 RGBA) as PNG bytes, colours unchanged: encode an
-    image once and hand the bytes to :func:`add_image_overlay` on every rerun."""
-    return write_png(_to_rgba_uint8(image))
 
 
 def image_data_url(image: np.ndarray | bytes, bounds: list[list[float]], mercator_project: bool) -> str:

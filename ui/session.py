@@ -35,10 +35,8 @@ from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.factory import make_provider
-from lulc_core.render import change_layer, map_layers
+from lulc_core.render import change_layer, map_layers, png_bytes
 from lulc_core import season
-from ui.compare_maps import parse_view
-from ui.map_overlays import png_bytes
 from lulc_core.scene import Acquisition, DateWindow
 from lulc_core.settings import Settings, load_settings
 
@@ -249,6 +247,18 @@ def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str
             print(f"lulc: the area could not be kept for links ({exc})", file=sys.stderr, flush=True)
         params["bbox"] = ",".join(f"{v:.5f}" for v in aoi.bounds)
     return params
+
+
+def parse_view(text: str) -> dict[str, Any]:
+    """A view from a link, ``"lat,lng,zoom"`` -> ``{"center": (lat, lng), "zoom": zoom}``; ValueError if bad."""
+    try:
+        lat, lng, zoom = text.split(",")
+        lat, lng, z = float(lat), float(lng), int(float(zoom))
+    except (AttributeError, ValueError):
+        raise ValueError(f"bad view {text!r}; use lat,lng,zoom") from None
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180 and 0 <= z <= 22):
+        raise ValueError(f"bad view {text!r}; latitude, longitude or zoom out of range")
+    return {"center": (lat, lng), "zoom": z}
 
 
 def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | None = None) -> Analysis | None:
