@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.session import (LINK_KEYS, demo_place, demo_presets, get_classifier, model_summary, provider_kind,
+from ui.session import (LINK_KEYS, VIEW_KEYS, demo_place, demo_presets, get_classifier, model_summary, provider_kind,
                         queue_notice, restore_from_link, sentinelhub_configured, show_error, start_demo)
 
 
@@ -84,7 +84,7 @@ if link and st.session_state.get("restored_link") != link:  # a shared link: ope
     try:
         on_wait = queue_notice()
         with st.spinner("Opening the shared analysis..."):
-            restore_from_link(link, on_wait)
+            restore_from_link({**link, **{k: st.query_params[k] for k in VIEW_KEYS if k in st.query_params}}, on_wait)
         on_wait.slot.empty()
     except Exception as exc:
         show_error(exc)

@@ -9,11 +9,13 @@ downloads (one zip or file per kind, the same bytes).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
 import stat
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -131,17 +133,39 @@ def download_bundles(analysis: Analysis,
                      model_meta: WeightsMetadata | None = None) -> dict[str, tuple[bytes, str, str]]:
     """What the dashboard offers for download: ``{label: (data, file name, MIME type)}``, the same
     files :func:`export_all` writes, zipped by kind."""
+    return {label: (make(), name, mime) for label, (make, name, mime) in download_makers(analysis, model_meta).items()}
+
+
+def download_makers(analysis: Analysis, model_meta: WeightsMetadata | None = None
+                    ) -> dict[str, tuple[Callable[[], bytes], str, str]]:
+    """:func:`download_bundles` with each file's bytes made only when asked for (once): ``{label:
+    (make, file name, MIME type)}``, for a page that offers the downloads without building them first."""
     out = {}
     for label, write, name, mime in _export_kinds(analysis, model_meta):
-        with tempfile.TemporaryDirectory() as tmp:
-            files = write(Path(tmp))
-            if mime == ZIP_MIME:
-                buf = io.BytesIO()
-                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                    for f in sorted(Path(tmp).iterdir()):
-                        zf.write(f, f.name)
-                data = buf.getvalue()
-            else:
-                data = files[0].read_bytes()
-        out[label] = (data, name, mime)
+        out[label] = (_once(functools.partial(_bundle, write, mime)), name, mime)
     return out
+
+
+def _once(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    made: list[bytes] = []
+    lock = threading.Lock()
+
+    def get() -> bytes:
+        with lock:
+            if not made:
+                made.append(make())
+            return made[0]
+    return get
+
+
+def _bundle(write: Callable[[Path], list[Path]], mime: str) -> bytes:
+    """The files ``write`` makes, zipped (or the one file itself when ``mime`` is not zip)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write(Path(tmp))
+        if mime != ZIP_MIME:
+            return files[0].read_bytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(Path(tmp).iterdir()):
+                zf.write(f, f.name)
+        return buf.getvalue()

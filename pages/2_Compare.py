@@ -1,6 +1,8 @@
 """Compare: the two dates side by side, cell details, change map, transitions and exports."""
 
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium
@@ -13,15 +15,15 @@ from lulc_core.indices import spectral_indices
 from lulc_core.export import cell_features
 from lulc_core.cells import STATUS_NAMES, window_signature
 from lulc_core.grid import GEOMETRY
-from lulc_core.render import STATE_COLOURS, change_legend_items, change_map_rgba, legend_html
+from lulc_core.render import STATE_COLOURS, change_legend_items, legend_html
 from lulc_core.render import legend_items as legend_items_for
 from lulc_core.texts import change_rule_text, change_skill_text, why_cell
 from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_signature, transition_heatmap
-from ui.compare_maps import link_view, make_swipe_map
-from ui.map_overlays import add_geojson, add_image_overlay, add_legend
+from ui.compare_maps import LayerGroup, Overlay, layer_options, link_view, make_swipe_map, page_layer
+from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
-from ui.session import (basemap_enabled, change_state_image, current_analysis, download_files, keep, kept, map_images,
-                        window_probabilities)
+from ui.session import (basemap_enabled, change_state_image, change_state_png, current_analysis, download_files, keep,
+                        kept, map_home, map_images, map_pngs, window_probabilities)
 
 st.title("Compare two dates")
 
@@ -32,16 +34,19 @@ if st.session_state.get("analysis") is None:
 
 PERSISTENT = {"thr_level": "group", "thr_conf": DEFAULT_CONFIDENCE, "thr_spectral": float(tuned_min_spectral()),
               "thr_built": float(tuned_min_built_spectral()),
-              "class_opacity": 0.6, "map_level": "group", "show_spectral": True, "cells_changed_only": False}
+              "class_opacity": 0.6, "map_level": "group", "cells_changed_only": False}
 for k, v in PERSISTENT.items():
     kept(k, v)
 
 with st.sidebar:
     st.header("Change decision")
-    level = st.radio("Level", ["group", "class"], key="thr_level", horizontal=True,
-                     format_func=lambda v: "land-cover groups" if v == "group" else "10 classes",
-                     help="Groups: built-up, agriculture and grassland, forest, water. Class changes inside a group "
-                          "(e.g. crop rotation / season) are not land-cover change at group level.")
+    level = st.radio("Count change between", ["group", "class"], key="thr_level", horizontal=True,
+                     on_change=lambda: st.session_state.update(map_level=st.session_state.thr_level),  # maps follow
+                     format_func=lambda v: "4 land-cover groups" if v == "group" else "10 classes",
+                     help="The decision level. Groups: built-up, agriculture and grassland, forest, water; a class "
+                          "change inside a group (e.g. crop rotation / season) is not land-cover change at group "
+                          "level. Classes: every change between the 10 EuroSAT classes counts. The maps then "
+                          "colour the same level; 'Class map colours' below can change that.")
     conf = st.slider("Confidence threshold", 0.0, 1.0, step=0.05, key="thr_conf",
                      help="A cell whose most probable pair of classes (decided jointly for the two dates, at the "
                           "chosen level) is under this is 'uncertain' and left out of the transition tables.")
@@ -52,17 +57,20 @@ with st.sidebar:
                              key="thr_spectral",
                              help="Other cells with at least this share of changed 10 m pixels are shown as natural "
                                   "dynamics (not counted). Tuned on OSCD change maps (leave one area out).")
+    st.header("Maps")
+    map_level = st.radio("Class map colours", ["group", "class"], key="map_level", horizontal=True,
+                         format_func=lambda v: "4 groups" if v == "group" else "10 classes",
+                         help="What the maps' class layer colours; the change decision above is not affected. The "
+                              "opacity below is that of the class layer and of the change state layer.")
     opacity = st.slider("Class map opacity", 0.0, 1.0, step=0.05, key="class_opacity")
-    map_level = st.radio("Class layer shows", ["group", "class"], key="map_level", horizontal=True,
-                         format_func=lambda v: "groups" if v == "group" else "classes")
     if text := change_skill_text(measured_change_skill()):
         st.caption(text)
 
 thresholds = ChangeThresholds(conf, min_spectral, level, min_built)
 if link := st.session_state.get("analysis_link"):  # the page's URL describes this analysis: reload or share it
     wanted = {**link, "level": level, "conf": f"{conf:g}", "spectral": f"{min_spectral:g}", "built": f"{min_built:g}"}
-    if {k: st.query_params.get(k) for k in wanted} != wanted:
-        st.query_params.from_dict(wanted)
+    if {k: st.query_params.get(k) for k in wanted} != wanted:  # the selected cell stays (the maps keep the view)
+        st.query_params.from_dict({**wanted, **({"cell": st.query_params["cell"]} if "cell" in st.query_params else {})})
     st.session_state.restored_link = {k: v for k, v in wanted.items()}
 an = current_analysis(thresholds)
 key = st.session_state.analysis_key
@@ -96,9 +104,11 @@ st.caption(f"Date A: {a.scene.label} (window {a.window}) | Date B: {b.scene.labe
            + (f" | processing units {an.processing_units:g}" if an.provider == "sentinelhub" else ""))
 for n in an.notes:
     st.warning(n)
+for n in an.aoi.notes:  # e.g. a link whose polygon is not kept here: its bounding box was used
+    st.caption(f"Area: {n}")
 
 legend_items = legend_items_for(map_level)
-legend_title = "Land-cover groups" if map_level == "group" else "EuroSAT classes"
+legend_title = "Map colours: land-cover groups" if map_level == "group" else "Map colours: 10 EuroSAT classes"
 
 # -- the selected cell: one source of truth (st.session_state.cell), set by a map click or the list
 inside_cells = set(zip(*map(lambda v: v.tolist(), np.nonzero(a.classes.area_ha > 0))))
@@ -107,128 +117,116 @@ ranked = sorted(inside_cells, key=lambda rc: (-scores[rc], rc))
 if st.session_state.get("cell") not in inside_cells:
     st.session_state.cell = ranked[0]
 select_key = f"cell_select_{key}"
+group = f"compare-{key}"  # the maps of this analysis: one view, one set of layer choices
+MAP_KEYS = ("compare_map_0", "compare_map_1", "compare_swipe", "compare_change")
+MAP_HEIGHT = 600
 
 
 def select_from_list() -> None:
     st.session_state.cell = st.session_state[select_key]
 
 
-def select_from_click(last_clicked: dict, source: str) -> None:
-    """A click on a map selects the cell under it (once per click), then redraws with it highlighted."""
-    if st.session_state.get("last_click") == (source, last_clicked):
+def select_from_click(map_key: str) -> None:
+    """A click on a map (st_folium's on_change, before the rerun) selects the cell under it."""
+    clicked = (st.session_state.get(map_key) or {}).get("last_clicked")
+    analysis = st.session_state.get("analysis")
+    if not clicked or analysis is None:
         return
-    st.session_state.last_click = (source, last_clicked)
-    hit = grid.cell_at(last_clicked["lng"], last_clicked["lat"])
-    if hit is not None and hit in inside_cells and hit != st.session_state.cell:
+    hit = analysis.grid.cell_at(clicked["lng"], clicked["lat"])
+    if hit is not None and analysis.a.classes.area_ha[hit] > 0:
         st.session_state.cell = hit
-        st.rerun()
 
 
-sel_r, sel_c = st.session_state.cell
-selected_outline = {"type": "Feature", "properties": {"cell": f"row {sel_r}, col {sel_c}"},
-                    "geometry": grid.to_wgs84(grid.cell_box(sel_r, sel_c)).__geo_interface__}
-
-# -- side-by-side maps --------------------------------------------------------------------------
+# -- maps: built the same on every run (their iframes stay); what a click or a widget changes goes
+# through feature_group_to_add; pan, zoom, layer choices and the swipe divider stay in the browser
 features = cell_features(ch)
 changed_features = {"type": "FeatureCollection",
                     "features": [f for f in features["features"] if f["properties"]["change"] == "changed"]}
 (s_ll, w_ll), (n_ll, e_ll) = images["tc_ll"][0][1]
-center = ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2)
-show_spectral = st.toggle("Show 10 m spectral change on the maps", key="show_spectral")
-clicked = None
-# one view (centre, zoom) for every map of this analysis: panning or zooming one moves the others on the
-# next run, and the view survives reruns (sliders, selections) and page switches
-views = st.session_state.setdefault("map_views", {})
-view = views.get(key)
-reported: list[tuple[str, dict]] = []
-
-
-def show_map(fm, map_key: str, height: int):
-    """Draw a map at the shared view (or fitted to the AOI the first time); note the view it reports."""
-    if view is None:
-        fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
-    link_view(fm, f"compare-{key}")  # the maps of this analysis follow each other live in the browser
-    finish_map(fm)
-    out = st_folium(fm, key=map_key, height=height, width="stretch", returned_objects=["last_clicked", "center", "zoom"],
-                    center=view["center"] if view else None, zoom=view["zoom"] if view else None)
-    if out and out.get("center") and out.get("zoom") is not None:
-        reported.append((map_key, {"center": (round(out["center"]["lat"], 6), round(out["center"]["lng"], 6)),
-                                   "zoom": int(out["zoom"])}))
-    return out
-
-
+home = map_home(key)  # a shared link's view, else the maps fit the area
 change_ll = change_state_image(key, an)
-cols = st.columns(2)
-for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
-    with col:
-        st.markdown(f"**{label}**: true colour, {'groups' if map_level == 'group' else 'classes'} and change "
-                    "(click a cell)")
-        fm = make_map(view["center"] if view else center, view["zoom"] if view else 13, basemap=basemap_enabled())
-        add_image_overlay(fm, images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)
-        add_image_overlay(fm, images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1],
-                          "class map", opacity)
-        add_image_overlay(fm, *change_ll, "change state by kind (red land-cover, purple built-up, blue natural dynamics, grey unchanged, amber uncertain)", opacity,
-                          show=False)
-        if show_spectral:
-            add_image_overlay(fm, images["spec_ll"][0], images["spec_ll"][1], "10 m spectral change", 0.9)
-        if changed_features["features"]:
-            add_geojson(fm, changed_features, "changed cells",
-                        {"color": STATE_COLOURS[ChangeState.CHANGED], "weight": 1.5, "fillOpacity": 0.0},
-                        tooltip_fields=["class_a", "class_b", "transition", "change_score"],
-                        tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
-        add_geojson(fm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
-        if i == 1:
-            add_legend(fm, legend_title, legend_items)
-        out = show_map(fm, f"compare_map_{i}", 420)
-        if out and out.get("last_clicked"):
-            clicked = (f"map {i}", out["last_clicked"])
-
-# -- swipe map -----------------------------------------------------------------------------------
-st.markdown("**Swipe map**: date A left, date B right; drag the divider, zoom and pan as usual")
-with st.container():  # visible, not in a collapsed expander: Leaflet sizes itself when drawn
-    which = st.radio("Layer", ["true colour", "class map"], horizontal=True, key="swipe_layer")
-    sides = []
-    for i in (0, 1):
-        layers = [(images["tc_ll"][i][0], images["tc_ll"][i][1], "true colour", 1.0)]
-        if which == "class map":
-            layers.append((images["cls_ll"][map_level][i][0], images["cls_ll"][map_level][i][1], "classes", 0.85))
-        sides.append(layers)
-    sm = make_swipe_map(view["center"] if view else center, view["zoom"] if view else 13, sides[0], sides[1],
-                        basemap=basemap_enabled())
-    add_geojson(sm, selected_outline, "selected cell", {"color": "#00e5ff", "weight": 3, "fillOpacity": 0.0})
-    out = show_map(sm, "compare_swipe", 480)
-    if out and out.get("last_clicked"):
-        clicked = ("swipe", out["last_clicked"])
-    st.caption(f"Left of the divider: {label_a}; right: {label_b}. Click a cell to select it.")
+pngs = map_pngs(key, an)
+change_png = change_state_png(key, an)
+CHANGE_LAYER = ("change state by kind (red land-cover, purple built-up, blue natural dynamics, grey unchanged, "
+                "amber uncertain)")
+LAYER_NAMES = {"tc": "true colour", "cls": "class map"}
 
 
+def new_map():
+    fm = make_map(home["center"] if home else ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2), home["zoom"] if home else 13,
+                  basemap=basemap_enabled())
+    if home is None:
+        fm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+    return fm
 
-def same_view(u: dict, v: dict | None) -> bool:
-    return (v is not None and u["zoom"] == v["zoom"]
-            and max(abs(p - q) for p, q in zip(u["center"], v["center"])) < 1e-5)
+
+def show_map(fm, map_key: str, selected: dict) -> None:
+    """Link the map with the others, then draw it; only a click reports back (and reruns the fragment)."""
+    link_view(fm, group)
+    finish_map(fm)
+    st_folium(fm, key=map_key, height=MAP_HEIGHT, width="stretch", returned_objects=["last_clicked"],
+              feature_group_to_add=page_layer(selected, opacity, map_level),
+              on_change=partial(select_from_click, map_key))
 
 
-moved = [v for _, v in reported if not same_view(v, view)]
-if moved:  # a map was panned or zoomed (or drawn the first time): every map follows on the next run
-    views[key] = moved[0]
-    st.rerun()
+def date_map(i: int):
+    fm = new_map()
+    add_image_overlay(fm, pngs["tc_ll"][i], images["tc_ll"][i][1], LAYER_NAMES["tc"], 1.0, **layer_options("tc"))
+    classes = LayerGroup(LAYER_NAMES["cls"], "cls")
+    for lv in ("group", "class"):
+        add_image_overlay(classes, pngs["cls_ll"][lv][i], images["cls_ll"][lv][i][1], f"classes ({lv})", 0.0,
+                          **layer_options(level=lv))
+    classes.add_to(fm)
+    add_image_overlay(fm, change_png, change_ll[1], CHANGE_LAYER, 0.6, show=False, **layer_options("change", fade=True))
+    add_image_overlay(fm, pngs["spec_ll"], images["spec_ll"][1], "10 m spectral change", 0.9, **layer_options("spec"))
+    if changed_features["features"]:
+        add_geojson(fm, changed_features, "changed cells",
+                    {"color": STATE_COLOURS[ChangeState.CHANGED], "weight": 1.5, "fillOpacity": 0.0},
+                    tooltip_fields=["class_a", "class_b", "transition", "change_score"],
+                    tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
+    return fm
 
-# -- cell details ------------------------------------------------------------------------------
-st.subheader("Cell details")
-if clicked is not None:
-    select_from_click(clicked[1], clicked[0])
-only_changed = st.toggle("Changed cells only", key="cells_changed_only")
-keep(*PERSISTENT)
-pool = [rc for rc in ranked if ch.state[rc] == ChangeState.CHANGED] if only_changed else ranked
-options = pool[:200]
-if st.session_state.cell not in options:
-    options = [st.session_state.cell] + options
-st.session_state[select_key] = st.session_state.cell  # the list shows the selection, never overrides it
-la, lb = ch.label_a, ch.label_b  # the joint classification's pair
+
+@st.fragment
+def maps_and_details() -> None:
+    """The maps and the selected cell's details: a click reruns only this."""
+    sel_r, sel_c = st.session_state.cell
+    if st.session_state.get("analysis_link") and st.query_params.get("cell") != f"{sel_r},{sel_c}":
+        st.query_params["cell"] = f"{sel_r},{sel_c}"  # the link holds the selection (the view is kept by the maps)
+    selected = {"type": "Feature", "properties": {"cell": f"row {sel_r}, col {sel_c}"},
+                "geometry": grid.to_wgs84(grid.cell_box(sel_r, sel_c)).__geo_interface__}
+    st.markdown(f"**{legend_title}**: " + legend_html(legend_items), unsafe_allow_html=True)
+    st.caption("The maps move together; switch layers with the layer button on any map (all maps follow). "
+               "Click a cell on any map to see its details below.")
+    cols = st.columns(2)
+    for i, (col, label) in enumerate(zip(cols, (label_a, label_b))):
+        with col:
+            st.markdown(f"**Date {label}**: true colour, class map, changed cells")
+            show_map(date_map(i), MAP_KEYS[i], selected)
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown(f"**Swipe map**: date A left of the divider ({a.date}), date B right ({b.date}); drag the divider")
+        sides = [[Overlay(pngs["tc_ll"][i], images["tc_ll"][i][1], "tc")]
+                 + [Overlay(pngs["cls_ll"][lv][i], images["cls_ll"][lv][i][1], "cls", level=lv, opacity=0.0)
+                    for lv in ("group", "class")] for i in (0, 1)]
+        sm = make_swipe_map(home["center"] if home else ((s_ll + n_ll) / 2, (w_ll + e_ll) / 2),
+                            home["zoom"] if home else 13, sides[0], sides[1], LAYER_NAMES, group=group,
+                            basemap=basemap_enabled())
+        if home is None:
+            sm.fit_bounds([[s_ll, w_ll], [n_ll, e_ll]])
+        show_map(sm, MAP_KEYS[2], selected)
+    with cols[1]:
+        st.markdown("**Change map** by kind: " + legend_html(change_legend_items()), unsafe_allow_html=True)
+        cm = new_map()
+        add_image_overlay(cm, pngs["tc_ll"][1], images["tc_ll"][1][1], "true colour, date B", 1.0)
+        add_image_overlay(cm, change_png, change_ll[1], "change by kind", 0.8)
+        show_map(cm, MAP_KEYS[3], selected)
+    cell_details()
 
 
 def describe(rc):
     r, c = rc
+    la, lb = ch.label_a, ch.label_b  # the joint classification's pair
     fa = names[la[r, c]] if la[r, c] >= 0 else STATUS_NAMES[int(a.classes.status[r, c])].capitalize()
     fb = names[lb[r, c]] if lb[r, c] >= 0 else STATUS_NAMES[int(b.classes.status[r, c])].capitalize()
     s = ch.score[r, c]
@@ -236,50 +234,57 @@ def describe(rc):
             + ("" if np.isnan(s) else f", change score {s:.2f}") + ")")
 
 
-st.selectbox("Cell (or click one on a map), sorted by change score" + (", changed only" if only_changed else ""),
-             options, format_func=describe, key=select_key, on_change=select_from_list)
-r, c = st.session_state.cell
-y0, x0 = GEOMETRY.window_around(grid, r, c)
-pa, pb = window_probabilities(key, an, y0, x0)
-share = ch.spectral_share[r, c]
-st.markdown(why_cell(ch, r, c))
-st.caption(f"Charts: the {GEOMETRY.window_px} x {GEOMETRY.window_px} px ({GEOMETRY.window_px * grid.resolution:.0f} m) "
-           "window centred on the cell, classified on its own by the per-window model.")
-d1, d2, d3 = st.columns([2, 2, 1])
-with d1:
-    st.markdown("**Class probabilities** (calibrated)")
-    if pa is None and pb is None:
-        st.info("Too little data in this window on either date.")
-    st.plotly_chart(probability_bars(pa, pb, (label_a, label_b), conf, names), width="stretch", key="prob_bars")
-with d2:
-    st.markdown("**Spectral signature** (13 bands, top-of-atmosphere reflectance)")
-    sig_a, sig_b = window_signature(a.scene, y0, x0), window_signature(b.scene, y0, x0)
-    top = list(dict.fromkeys(names[int(np.argmax(p))] for p in (pa, pb) if p is not None))
-    st.plotly_chart(spectral_signature(sig_a, sig_b, (label_a, label_b), eurosat_class_signatures(), top),
-                    width="stretch", key="spectral_plot")
-    ia, ib = spectral_indices(sig_a), spectral_indices(sig_b)
-    st.markdown(" | ".join(f"**{k}** A {ia[k]:+.2f} / B {ib[k]:+.2f}" for k in ia),
-                help="NDVI = (B08-B04)/(B08+B04) vegetation; NDWI = (B03-B08)/(B03+B08) open water; "
-                     "NDBI = (B11-B08)/(B11+B08) built-up and bare soil")
-with d3:
-    st.markdown("**True colour**")
-    for img, lab in zip(images["tc"], (label_a, label_b)):
-        st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + GEOMETRY.window_px, x0:x0 + GEOMETRY.window_px], 2, 0),
-                                         2, 1), lab),
-                    unsafe_allow_html=True)
-st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
-           "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files).")
+def cell_details() -> None:
+    """The selected cell: the list, why it is what it is, its probabilities, spectra and true colour."""
+    st.subheader("Cell details")
+    only_changed = st.toggle("Changed cells only", key="cells_changed_only")
+    keep(*PERSISTENT)
+    pool = [rc for rc in ranked if ch.state[rc] == ChangeState.CHANGED] if only_changed else ranked
+    options = pool[:200]
+    if st.session_state.cell not in options:
+        options = [st.session_state.cell] + options
+    st.session_state[select_key] = st.session_state.cell  # the list shows the selection, never overrides it
+    st.selectbox("Cell (or click one on a map), sorted by change score" + (", changed only" if only_changed else ""),
+                 options, format_func=describe, key=select_key, on_change=select_from_list)
+    r, c = st.session_state.cell
+    y0, x0 = GEOMETRY.window_around(grid, r, c)
+    pa, pb = window_probabilities(key, an, y0, x0)
+    st.markdown(why_cell(ch, r, c))
+    st.caption(f"Charts: the {GEOMETRY.window_px} x {GEOMETRY.window_px} px ({GEOMETRY.window_px * grid.resolution:.0f} m) "
+               "window centred on the cell, classified on its own by the per-window model.")
+    d1, d2, d3 = st.columns([2, 2, 1])
+    with d1:
+        st.markdown("**Class probabilities** (calibrated)")
+        if pa is None and pb is None:
+            st.info("Too little data in this window on either date.")
+        st.plotly_chart(probability_bars(pa, pb, (label_a, label_b), conf, names), width="stretch", key="prob_bars")
+    with d2:
+        st.markdown("**Spectral signature** (13 bands, top-of-atmosphere reflectance)")
+        sig_a, sig_b = window_signature(a.scene, y0, x0), window_signature(b.scene, y0, x0)
+        top = list(dict.fromkeys(names[int(np.argmax(p))] for p in (pa, pb) if p is not None))
+        st.plotly_chart(spectral_signature(sig_a, sig_b, (label_a, label_b), eurosat_class_signatures(), top),
+                        width="stretch", key="spectral_plot")
+        ia, ib = spectral_indices(sig_a), spectral_indices(sig_b)
+        st.markdown(" | ".join(f"**{k}** A {ia[k]:+.2f} / B {ib[k]:+.2f}" for k in ia),
+                    help="NDVI = (B08-B04)/(B08+B04) vegetation; NDWI = (B03-B08)/(B03+B08) open water; "
+                         "NDBI = (B11-B08)/(B11+B08) built-up and bare soil")
+    with d3:
+        st.markdown("**True colour**")
+        for img, lab in zip(images["tc"], (label_a, label_b)):
+            st.markdown(image_html(np.repeat(np.repeat(img[y0:y0 + GEOMETRY.window_px, x0:x0 + GEOMETRY.window_px],
+                                                       2, 0), 2, 1), lab),
+                        unsafe_allow_html=True)
+    st.caption(f"Probabilities are flagged low-confidence when the top class is under {conf:.2f}. "
+               "Dotted lines: mean signature of the EuroSAT classes (13-band EuroSAT files).")
+
+
+maps_and_details()
 
 # -- change ----------------------------------------------------------------------------------------
 st.subheader("Change")
 st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
-c1, c2 = st.columns([1, 1])
-with c1:
-    st.markdown("**Change map** by kind: " + legend_html(change_legend_items()), unsafe_allow_html=True)
-    st.markdown(image_html(change_map_rgba(ch, scale=max(grid.cell_px // 4, 1))), unsafe_allow_html=True)
-with c2:
-    st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
-    st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")
+st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
+st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")
 st.markdown(f"**From-to transitions between groups (hectares)**: rows = date A, columns = date B. Counted: "
             f"{ch.compared_ha:,.0f} ha confident on both dates; left out: {ch.left_out_ha:,.0f} ha uncertain.")
 st.plotly_chart(transition_heatmap(ch, "group"), width="stretch", key="group_transitions")

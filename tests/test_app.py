@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lulc_core.aoi import AOI
+from lulc_core.scene import DateWindow
 from tests.fake_sh_fixture import *  # noqa: F401,F403
 
 TIMEOUT = 300
@@ -67,6 +68,8 @@ def test_compare_page_reruns_never_reclassify():
     at.sidebar.slider(key="thr_spectral").set_value(0.5).run()
     at.sidebar.radio(key="thr_level").set_value("class").run()
     assert at.metric[1].label == "Changed (counted, classes)"
+    assert at.sidebar.radio(key="map_level").value == "class"  # the maps colour the decision level
+    assert any(m.value.startswith("**Map colours: 10 EuroSAT classes**") for m in at.markdown)
     at.sidebar.slider(key="class_opacity").set_value(0.9).run()
     cell_box = next(s for s in at.selectbox if s.key and s.key.startswith("cell_select_"))
     cell_box.set_value(cell_box.options and cell_box.value).run()
@@ -224,6 +227,50 @@ def test_a_shared_link_opens_its_analysis():
     bad.query_params.update({"bbox": "10,abc", "a": "2015-07-01/2015-07-31", "b": "2017-10-01/2017-10-31"})
     bad.run()
     assert any("bad bbox" in e for e in _errors(bad))
+
+
+def test_a_link_restores_a_drawn_polygon_the_cell_and_the_view():
+    from shapely import geometry as sg
+
+    from lulc_core.aoi_store import load_aoi
+    from ui.session import aoi_folder
+
+    polygon = sg.Polygon([(13.080, 42.785), (13.100, 42.787), (13.095, 42.796), (13.082, 42.793)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["aoi"] = AOI(polygon, name="my field")
+    at.session_state["window_a"] = DateWindow.parse("2015-07-01/2015-07-31")
+    at.session_state["window_b"] = DateWindow.parse("2017-10-01/2017-10-31")
+    at.switch_page("pages/1_Area_and_dates.py").run()
+    at.button(key="run_analysis").click().run()
+    at.switch_page("pages/2_Compare.py").run()
+    assert not _errors(at)
+    link = {k: at.query_params[k] for k in at.query_params}
+    link = {k: v[0] if isinstance(v, list) else v for k, v in link.items()}
+    assert {"aoi", "bbox", "cell"} <= set(link), link
+    assert load_aoi(link["aoi"], aoi_folder()).geometry.equals_exact(polygon, 0)
+    g = at.session_state["analysis"].grid
+    inside = at.session_state["analysis"].a.classes.area_ha > 0
+    cell = next((r, c) for r in range(g.rows) for c in range(g.cols) if inside[r, c] and (r, c) != at.session_state["cell"])
+    # a fresh session opens the link with another cell and a view
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.query_params.update({**link, "cell": f"{cell[0]},{cell[1]}", "view": "42.79,13.09,16"})
+    fresh.run()
+    assert not _errors(fresh)
+    an = fresh.session_state["analysis"]
+    assert an.aoi.geometry.equals_exact(polygon, 0) and an.aoi.name == "my field"
+    assert fresh.session_state["map_home"][fresh.session_state["analysis_key"]] == {"center": (42.79, 13.09), "zoom": 16}
+    fresh.switch_page("pages/2_Compare.py").run()
+    assert fresh.session_state["cell"] == cell and not _errors(fresh)
+    # a link from a server that does not keep the polygon opens its bounding box, and says so
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params.update({**link, "aoi": "0" * 12})
+    other.run()
+    assert other.session_state["analysis"].aoi.geometry.equals(polygon.envelope)
+    assert "not kept on this server" in other.session_state["analysis"].aoi.notes[0]
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.query_params.update({**link, "view": "91,0,3"})
+    bad.run()
+    assert any("bad view" in e for e in _errors(bad))
 
 
 def test_a_sentinelhub_table_in_secrets_counts_as_configured():

@@ -230,12 +230,13 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
                 pass
         raise AssertionError(what)
 
-    # leafmap maps: layer control (overlays incl. the change state), fullscreen button, legend on map B
+    # leafmap maps: layer control (overlays incl. the change state), fullscreen button; one legend, above the maps
     _, fb = _map_frame(page, 1)
     assert fb.locator(".leaflet-control-layers").count() == 1
     assert fb.locator(".leaflet-control-layers-overlays label", has_text="change state").count() == 1
     assert fb.locator(".fullscreen-icon").count() == 1
-    assert fb.locator(".leaflet-control", has_text="changed (outline)").count() >= 1
+    assert page.locator('[data-testid="stMarkdown"]', has_text="Map colours:").filter(
+        has_text="changed (outline)").count() == 1
     zoom0 = view(0)[0]
     el_a, fa = _map_frame(page, 0)
     el_a.scroll_into_view_if_needed()
@@ -314,5 +315,6 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         assert expected in text
     page.set_viewport_size({"width": 1400, "height": 3400})
     page.wait_for_timeout(1500)
+    _wait_idle(page)  # the last click's details drawn, not faded as out of date
     page.screenshot(path=str(SHOTS / "compare.png"))
     _no_errors(page)

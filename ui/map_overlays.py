@@ -95,6 +95,7 @@ def add_image_overlay(
     *,
     show: bool = True,
     mercator_project: bool = False,
+    **options: Any,
 ) -> folium.raster_layers.ImageOverlay:
     """Add an image embedded as a ``data:image/png;base64`` URL (no tile server).
 
@@ -103,7 +104,8 @@ def add_image_overlay(
     ``((south, west), (north, east))``.  ``mercator_project=True`` (arrays only)
     resamples rows from a regular lat/lon grid to Web Mercator (nearest neighbour);
     irrelevant for small AOIs.  The PNG travels inside the map HTML, so keep images
-    modest (a few hundred pixels a side).
+    modest (a few hundred pixels a side).  ``m`` may also be a ``folium.FeatureGroup``;
+    ``options`` are further Leaflet options (e.g. :func:`ui.compare_maps.layer_options`).
     """
     if not 0.0 <= float(opacity) <= 1.0:
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
@@ -118,6 +120,7 @@ def add_image_overlay(
         show=show,
         interactive=False,
         pixelated=True,
+        **options,
     )
     layer.add_to(m)
     return layer
@@ -131,6 +134,7 @@ def add_geojson(
     *,
     tooltip_fields: list[str] | None = None,
     tooltip_aliases: list[str] | None = None,
+    pane: str | None = None,
 ) -> folium.GeoJson:
     """Add GeoJSON embedded in the map (never fetched by URL, never via jQuery).
 
@@ -139,7 +143,8 @@ def add_geojson(
     dict (``{"color": "#e31a1c", "weight": 2, "fillOpacity": 0.1}``) applied to every
     feature, or a ``feature -> dict`` function.  ``tooltip_fields`` adds a
     ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery), labelled with
-    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``).
+    ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``). ``pane`` is the Leaflet
+    map pane to draw in (e.g. ``"shadowPane"``, above the image overlays and the swipe map's panes).
     """
     if hasattr(data, "__geo_interface__"):
         data = data.__geo_interface__
@@ -173,6 +178,7 @@ def add_geojson(
         style_function=style_function,
         tooltip=tooltip,
         embed=True,
+        **({"pane": pane} if pane else {}),
     )
     layer.add_to(m)
     return layer

@@ -21,12 +21,13 @@ import streamlit as st
 
 from lulc_core.admission import AnalysisSlots, BudgetedProvider, PUBudget, SessionSpend
 from lulc_core.aoi import AOI
+from lulc_core.aoi_store import load_aoi, store_aoi
 from lulc_core.batch import batches_root
 from lulc_core.catalog import CachedSearchProvider, SearchCache
 from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
-from lulc_core.errors import LulcError
-from lulc_core.export_set import download_bundles
+from lulc_core.errors import AOIError, LulcError
+from lulc_core.export_set import download_makers
 from lulc_core.gazetteer import Place, demo_places
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
@@ -35,7 +36,7 @@ from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.factory import make_provider
-from lulc_core.render import change_layer, map_layers
+from lulc_core.render import change_layer, map_layers, png_bytes
 from lulc_core import season
 from lulc_core.scene import Acquisition, DateWindow
 from lulc_core.settings import Settings, load_settings
@@ -228,37 +229,72 @@ def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str
 
 
 # -- shareable links: the analysis as URL query parameters ---------------------------------------
-LINK_KEYS = ("area", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
+LINK_KEYS = ("area", "aoi", "bbox", "a", "b", "source", "level", "conf", "spectral", "built")
+#: What a link adds about the Compare page: the selected cell (``row,col``) and the maps' view (``lat,lng,zoom``).
+VIEW_KEYS = ("cell", "view")
+
+
+def aoi_folder() -> Path:
+    """Where the areas named by links are kept (:mod:`lulc_core.aoi_store`), beside the scene cache."""
+    return settings().cache_dir / "aois"
 
 
 def link_params(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str) -> dict[str, str]:
-    """Query parameters that describe an analysis: a demo area by name, any other AOI by its
-    lon/lat bounding box (a drawn polygon is shared as its bounding box), and both windows."""
+    """Query parameters that describe an analysis: a demo area by name, any other AOI by the short id
+    of its polygon kept on this server and by its lon/lat bounding box (what a server that does not
+    keep the polygon opens), and both windows."""
     params = {"a": str(wa), "b": str(wb), "source": kind}
     if kind == "demo" and aoi.name in get_provider("demo").areas():
         params["area"] = aoi.name
     else:
+        try:
+            params["aoi"] = store_aoi(aoi, aoi_folder())
+        except OSError as exc:  # an unwritable cache: the link still holds the bounding box
+            print(f"lulc: the area could not be kept for links ({exc})", file=sys.stderr, flush=True)
         params["bbox"] = ",".join(f"{v:.5f}" for v in aoi.bounds)
     return params
 
 
+def parse_view(text: str) -> dict[str, Any]:
+    """A view from a link, ``"lat,lng,zoom"`` -> ``{"center": (lat, lng), "zoom": zoom}``; ValueError if bad."""
+    try:
+        lat, lng, zoom = text.split(",")
+        lat, lng, z = float(lat), float(lng), int(float(zoom))
+    except (AttributeError, ValueError):
+        raise ValueError(f"bad view {text!r}; use lat,lng,zoom") from None
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180 and 0 <= z <= 22):
+        raise ValueError(f"bad view {text!r}; latitude, longitude or zoom out of range")
+    return {"center": (lat, lng), "zoom": z}
+
+
 def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | None = None) -> Analysis | None:
     """Open the analysis a shared link describes (reused from memory or the scene cache: no
-    refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders.
+    refetch when the scenes are cached); thresholds in the link seed the Compare page's sliders, ``cell``
+    (``row,col``) selects a cell and ``view`` (``lat,lng,zoom``) is where the Compare maps open.
     Returns None when the parameters don't describe an analysis; raises LulcError on bad values."""
-    if not {"a", "b"} <= set(params) or not ({"area", "bbox"} & set(params)):
+    if not {"a", "b"} <= set(params) or not ({"area", "aoi", "bbox"} & set(params)):
         return None
     kind = params.get("source", "demo")
     if kind not in ("demo", "sentinelhub"):
         raise LulcError(f"unknown source {kind!r} in the link; use demo or sentinelhub")
+    note = None
     if "area" in params:
         aoi = get_provider("demo").area_aoi(params["area"])
-    else:
+    elif "aoi" in params:
+        try:
+            aoi = load_aoi(params["aoi"], aoi_folder())
+        except AOIError as exc:
+            if "bbox" not in params:
+                raise
+            note = f"{exc}: its bounding box is used"
+    if "area" not in params and (note is not None or "aoi" not in params):
         try:
             west, south, east, north = (float(v) for v in params["bbox"].split(","))
         except ValueError:
             raise LulcError(f"bad bbox {params['bbox']!r} in the link; use west,south,east,north") from None
         aoi = AOI.from_bbox(west, south, east, north, name="shared area")
+        if note:
+            aoi = AOI(aoi.geometry, aoi.name, notes=(note,))
     wa, wb = DateWindow.parse(params["a"]), DateWindow.parse(params["b"])
     store = st.session_state.setdefault("_kept", {})
     for key, name, cast in (("thr_level", "level", str), ("thr_conf", "conf", float), ("thr_spectral", "spectral", float),
@@ -272,7 +308,25 @@ def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | N
     st.session_state.provider_kind = kind
     st.session_state.aoi = aoi
     st.session_state.window_a, st.session_state.window_b = wa, wb
-    return analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
+    cell = view = None
+    if "cell" in params:
+        try:
+            cell = tuple(int(v) for v in params["cell"].split(","))
+        except ValueError:
+            cell = ()
+        if len(cell) != 2 or min(cell) < 0:
+            raise LulcError(f"bad cell {params['cell']!r} in the link; use row,col")
+    if "view" in params:
+        try:
+            view = parse_view(params["view"])
+        except ValueError as exc:
+            raise LulcError(f"{exc} in the link") from None
+    an = analyse(aoi, wa, wb, kind, DEFAULT_COLLECTION, None, None, 100.0, on_wait=on_wait)
+    if cell is not None:
+        st.session_state.cell = cell  # the Compare page falls back to the top cell if it is outside the area
+    if view is not None:
+        st.session_state.setdefault("map_home", {})[st.session_state.analysis_key] = view
+    return an
 
 
 def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
@@ -315,15 +369,39 @@ def map_images(key: str, analysis: Analysis) -> dict:
     return _once(_analysis_cache(key), "layers", lambda: map_layers(analysis))
 
 
+def map_pngs(key: str, analysis: Analysis) -> dict:
+    """The map images of :func:`map_images` (``tc_ll``, ``cls_ll``, ``spec_ll``) as PNG bytes, encoded once per
+    analysis (the maps take PNG bytes, so a rerun does not encode them again)."""
+    def build() -> dict:
+        images = map_images(key, analysis)
+        return {"tc_ll": tuple(png_bytes(img) for img, _ in images["tc_ll"]),
+                "cls_ll": {lv: tuple(png_bytes(img) for img, _ in pair) for lv, pair in images["cls_ll"].items()},
+                "spec_ll": png_bytes(images["spec_ll"][0])}
+    return _once(_analysis_cache(key), "pngs", build)
+
+
+def change_state_png(key: str, analysis: Analysis) -> bytes:
+    """:func:`change_state_image` as PNG bytes, once per analysis and thresholds."""
+    return _once(_thresholds_cache(key, analysis.change.thresholds), "change_png",
+                 lambda: png_bytes(change_state_image(key, analysis)[0]))
+
+
+def map_home(key: str) -> dict | None:
+    """The view the Compare maps of analysis ``key`` open at: a shared link's ``{"center", "zoom"}``, or
+    None (fit to the area). After that the maps keep their view in the browser."""
+    return st.session_state.get("map_home", {}).get(key)
+
+
 def change_state_image(key: str, analysis: Analysis) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
     """The change state layer (:func:`lulc_core.render.change_layer`), once per analysis and thresholds."""
     return _once(_thresholds_cache(key, analysis.change.thresholds), "change_ll", lambda: change_layer(analysis))
 
 
-def download_files(key: str, analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
-    """The downloads (:func:`lulc_core.export_set.download_bundles`), once per analysis and thresholds."""
+def download_files(key: str, analysis: Analysis) -> dict[str, tuple[Callable[[], bytes], str, str]]:
+    """The downloads (:func:`lulc_core.export_set.download_makers`): each file made when first asked for,
+    once per analysis and thresholds (a page run does not build them)."""
     return _once(_thresholds_cache(key, analysis.change.thresholds), "downloads",
-                 lambda: download_bundles(analysis, get_classifier().meta))
+                 lambda: download_makers(analysis, get_classifier().meta))
 
 
 def window_probabilities(key: str, analysis: Analysis, y0: int, x0: int) -> tuple[np.ndarray | None, ...]:
