@@ -162,7 +162,7 @@ def new_map():
 
 def show_map(fm, map_key: str, selected: dict) -> None:
     """Link the map with the others, then draw it; only a click reports back (and reruns the fragment)."""
-    link_view(fm, group)
+    link_view(fm, group, f"{home['center'][0]},{home['center'][1]},{home['zoom']}" if home else None)
     finish_map(fm)
     st_folium(fm, key=map_key, height=MAP_HEIGHT, width="stretch", returned_objects=["last_clicked"],
               feature_group_to_add=page_layer(selected, opacity, map_level),
