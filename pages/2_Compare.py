@@ -183,7 +183,8 @@ def date_map(i: int):
         add_geojson(fm, changed_features, "changed cells",
                     {"color": STATE_COLOURS[ChangeState.CHANGED], "weight": 1.5, "fillOpacity": 0.0},
                     tooltip_fields=["class_a", "class_b", "transition", "change_score"],
-                    tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
+                    tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"],
+                    **layer_options("cells"))
     return fm
 
 
