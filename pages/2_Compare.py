@@ -162,7 +162,7 @@ def new_map():
 
 def show_map(fm, map_key: str, selected: dict) -> None:
     """Link the map with the others, then draw it; only a click reports back (and reruns the fragment)."""
-    link_view(fm, group)
+    link_view(fm, group, f"{home['center'][0]},{home['center'][1]},{home['zoom']}" if home else None)
     finish_map(fm)
     st_folium(fm, key=map_key, height=MAP_HEIGHT, width="stretch", returned_objects=["last_clicked"],
               feature_group_to_add=page_layer(selected, opacity, map_level),
@@ -183,7 +183,8 @@ def date_map(i: int):
         add_geojson(fm, changed_features, "changed cells",
                     {"color": STATE_COLOURS[ChangeState.CHANGED], "weight": 1.5, "fillOpacity": 0.0},
                     tooltip_fields=["class_a", "class_b", "transition", "change_score"],
-                    tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"])
+                    tooltip_aliases=["Date A class", "Date B class", "Transition", "Change score"],
+                    **layer_options("cells"))
     return fm
 
 

@@ -143,3 +143,25 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     # a deep link makes Streamlit's front end probe <page>/_stcore/... before the server's root (404s)
     assert all("/_stcore/" in u for u in pg2.not_found), pg2.not_found
     assert [e for e in pg2.errors if "404" not in e] == [] and pg2.outside == [], (pg2.errors, pg2.outside)
+
+
+def test_a_new_analysis_opens_on_its_own_area(app_url, browser):
+    """The view is kept per analysis: after zooming one, a second analysis in the same tab opens fitted
+    to its own area (not at the first one's view, which the tab and the URL still hold)."""
+    pg = new_page(browser)
+    open_demo(pg, app_url)
+    in_map(pg, 0, "m.setZoom(m.getZoom() + 2, {animate: false})")
+    first = views(pg)[0]
+    pg.locator('[data-testid="stSidebarNav"] a', has_text="Home").click()
+    _wait_idle(pg)
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Demo area").locator("input").click()
+    pg.get_by_role("option", name="Pisa").first.click()
+    _wait_idle(pg)
+    pg.get_by_role("button", name="Analyse demo area").click()
+    pg.get_by_text("Cell details").wait_for(timeout=120_000)
+    wait_for(pg, lambda: in_map(pg, 0, "Math.abs(m.getCenter().lng - 3.9) > 1"), 60, "the maps show the first area")
+    maps_ready(pg)
+    inside = "Object.values(m._layers).some(l => l instanceof w.L.ImageOverlay && l.getBounds().contains(m.getCenter()))"
+    assert all(in_map(pg, i, inside) for i in range(N_MAPS)), (first, views(pg))
+    assert all(v[0] < first[0] for v in views(pg)), (first, views(pg))  # fitted to the area, not zoomed in
+    assert pg.errors == [] and pg.outside == [], (pg.errors, pg.outside)

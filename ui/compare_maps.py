@@ -110,17 +110,16 @@ class _LinkedView(MacroElement):
                     " ['pushState', 'replaceState'].forEach(function (f) { var orig = history[f].bind(history);" +
                     "  history[f] = function (s, t, u) { return orig(s, t, withView(u)); }; }); })();");
             }
-            // the view: a link's, else this tab's last one of this analysis, else the page's
-            var v = null;
-            try {
-                var p = (new URLSearchParams(W.location.search).get("view") || "").split(",").map(Number);
-                if (p.length === 3 && p.every(isFinite)) v = {lat: p[0], lng: p[1], zoom: p[2]};
-            } catch (e) {}
-            v = v || load("view");
+            // the view: a link's the first time this tab opens it (the map's own), else this tab's last
+            // view of this analysis, else the map's own (the area)
+            var fromLink = {{ this.link_view|tojson }}, v = null;
+            if (fromLink && load("link") !== fromLink) save("link", fromLink);
+            else v = load("view");
             if (v) map.setView([v.lat, v.lng], v.zoom, {animate: false});
             try {
                 var c0 = map.getCenter();
                 W.__lulcView = [c0.lat.toFixed(5), c0.lng.toFixed(5), map.getZoom()].join(",");
+                W.history.replaceState(W.history.state, "", W.location.href);
             } catch (e) {}
             map.on("move", function () {
                 if (map.__lulcFollowing) return;
@@ -186,18 +185,21 @@ class _LinkedView(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, link_view: str | None) -> None:
         super().__init__()
         self._name = "LinkedView"
         self.group = group
+        self.link_view = link_view
 
 
-def link_view(m: folium.Map, group: str) -> folium.Map:
+def link_view(m: folium.Map, group: str, from_link: str | None = None) -> folium.Map:
     """Link ``m`` with every other map of ``group`` on the page (view, layer choices, settings; see
-    :class:`_LinkedView`). Call it after the map's last layer; no script or stylesheet is loaded."""
+    :class:`_LinkedView`). ``from_link`` (``"lat,lng,zoom"``) says that the map opens at a shared link's
+    view: it wins over the tab's last view the first time. Call it after the map's last layer; no
+    script or stylesheet is loaded."""
     if not group:
         raise ValueError("a linked map needs a group name")
-    _LinkedView(group).add_to(m)
+    _LinkedView(group, from_link).add_to(m)
     return m
 
 

@@ -135,6 +135,7 @@ def add_geojson(
     tooltip_fields: list[str] | None = None,
     tooltip_aliases: list[str] | None = None,
     pane: str | None = None,
+    **options: Any,
 ) -> folium.GeoJson:
     """Add GeoJSON embedded in the map (never fetched by URL, never via jQuery).
 
@@ -144,7 +145,8 @@ def add_geojson(
     feature, or a ``feature -> dict`` function.  ``tooltip_fields`` adds a
     ``GeoJsonTooltip`` (plain Leaflet; ``folium.Popup`` would need jQuery), labelled with
     ``tooltip_aliases`` when given (e.g. "Date A class" for ``class_a``). ``pane`` is the Leaflet
-    map pane to draw in (e.g. ``"shadowPane"``, above the image overlays and the swipe map's panes).
+    map pane to draw in (e.g. ``"shadowPane"``, above the image overlays and the swipe map's panes);
+    ``options`` are further Leaflet options (e.g. :func:`ui.compare_maps.layer_options`).
     """
     if hasattr(data, "__geo_interface__"):
         data = data.__geo_interface__
@@ -179,6 +181,7 @@ def add_geojson(
         tooltip=tooltip,
         embed=True,
         **({"pane": pane} if pane else {}),
+        **options,
     )
     layer.add_to(m)
     return layer
