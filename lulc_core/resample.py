@@ -27,6 +27,11 @@ import math
 import numpy as np
 from affine import Affine
 
+
+def _apply(t: Affine, x, y):
+    """``t`` applied to coordinates (scalars or arrays)."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
 from lulc_core.grid import _transformer
 
 #: Exact coordinate transforms on nodes every this many destination pixels, interpolated between.
@@ -68,13 +73,13 @@ def kernel_radii(src_crs: str, src_transform: Affine, src_shape: tuple[int, int]
     """(column, row) kernel radius in source pixels: 1, or the source pixels one destination pixel
     spans where the source is finer. From the source file's centre: fixed per file and grid CRS."""
     h, w = src_shape
-    cx, cy = src_transform * (w / 2, h / 2)
+    cx, cy = _apply(src_transform, w / 2, h / 2)
     x0, y0 = _transformer(src_crs, crs).transform(cx, cy)
     back = _transformer(crs, src_crs)
     inv = ~src_transform
-    c0, r0 = inv * (cx, cy)
-    c1, r1 = inv * back.transform(x0 + resolution, y0)
-    c2, r2 = inv * back.transform(x0, y0 - resolution)
+    c0, r0 = _apply(inv, cx, cy)
+    c1, r1 = _apply(inv, *back.transform(x0 + resolution, y0))
+    c2, r2 = _apply(inv, *back.transform(x0, y0 - resolution))
     return max(1.0, math.hypot(c1 - c0, c2 - c0)), max(1.0, math.hypot(r1 - r0, r2 - r0))
 
 
@@ -95,7 +100,7 @@ class SourcePlan:
 
     def __init__(self, sx: np.ndarray, sy: np.ndarray, src_transform: Affine, src_shape: tuple[int, int],
                  radii: tuple[float, float]) -> None:
-        c, r = ~src_transform * (sx, sy)
+        c, r = _apply(~src_transform, sx, sy)
         h, w = src_shape
         self.shape = sx.shape
         inside = ((c >= 0) & (c < w) & (r >= 0) & (r < h)).ravel()
