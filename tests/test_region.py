@@ -1,7 +1,15 @@
 """Regions as tiles on Dask (issue 19): tiling geometry, the same answer as one run, model loads,
 no secret in the tasks, reruns and failing tiles."""
 
+import json
+import os
 import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,11 +108,12 @@ def test_dense_windows_of_a_tile_core_equal_the_whole_scene_on_the_same_pixels()
 
     aoi = strip_aoi()
     scene = make_provider("demo", cache=SceneCache(max_bytes=0)).fetch(aoi, DateWindow.parse(PISA_A))
-    t = plan_tiles(aoi.geometry, core_px=CORE, dense_tile_px=DENSE_TILE)[1]
+    t = plan_tiles(aoi.geometry, core_px=CORE, dense_tile_px=DENSE_TILE)[1]  # rows 192-640, core 256-512
     (oy, ox), (h, w) = t.offset, (t.grid.height, t.grid.width)
+    end = oy + h  # the whole scene down to the tile's end: every pixel the compared windows read
     dense = DenseClassifier(tile_px=DENSE_TILE, bf16=False)
-    full = dense.predict_scene(scene.data, scene.bands, scene.valid).probs
-    part = dense.predict_scene(scene.data[:, oy:oy + h, ox:ox + w], scene.bands, scene.valid[oy:oy + h, ox:ox + w],
+    full = dense.predict_scene(scene.data[:, :end], scene.bands, scene.valid[:end]).probs
+    part = dense.predict_scene(scene.data[:, oy:end, ox:ox + w], scene.bands, scene.valid[oy:end, ox:ox + w],
                                origin_px=t.core_in_tile[:2]).probs
     y0, x0, y1, x1 = t.core_in_tile
     ny, nx = (y1 - y0) // 16, (x1 - x0) // 16
@@ -257,3 +266,67 @@ def test_no_secret_in_the_tasks(monkeypatch):
     tiles = plan_tiles(DemoProvider().area_aoi("pisa").geometry, core_px=CORE, dense_tile_px=DENSE_TILE)
     blob = cloudpickle.dumps([(tile_classify, cfg, t, 1000) for t in tiles]) + pickle.dumps(cfg)
     assert secret.encode() not in blob and b"client-id-value" not in blob
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_compare_on_a_running_cluster_of_two_workers_survives_losing_one(region_run, tmp_path):
+    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, each with its own scene cache
+    (as two machines would have); ``compare --scheduler`` over the strip while the test kills the worker
+    running a first-pass tile (no nanny to restart it): its tile is computed on the other worker, the
+    run completes, and the answer is the local cluster's. ~40 s on 2 busy cores (3 processes start)."""
+    cfg, tiles, local_out, local, *_ = region_run
+    root = Path(__file__).resolve().parent.parent
+    dask = Path(sys.executable).with_name("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(root), "LULC_CACHE_DIR": str(tmp_path / "client-cache")}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=env, **quiet)]
+    caches = [tmp_path / f"cache{i}" for i in range(2)]
+    try:
+        for i, cache in enumerate(caches):
+            procs.append(subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}",
+                 "--local-directory", str(tmp_path / f"w{i}")], env={**env, "LULC_CACHE_DIR": str(cache)}, **quiet))
+        aoi_file = tmp_path / "strip.geojson"
+        aoi_file.write_text(json.dumps({"type": "Feature", "properties": {"name": "pisa_strip"},
+                                        "geometry": strip_aoi().geometry.__geo_interface__}))
+        out = tmp_path / "out"
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            pids = client.run(os.getpid)
+            names = {addr: w["name"] for addr, w in client.scheduler_info()["workers"].items()}
+            cli = subprocess.Popen([sys.executable, "-m", "lulc_core", "compare", "--aoi", str(aoi_file), "--date-a",
+                                    PISA_A, "--date-b", PISA_B, "--provider", "demo", "--out", str(out),
+                                    "--scheduler", address, "--tile-px", str(DENSE_TILE_PX), "--threads", "1"],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            killed, deadline = None, time.monotonic() + 120
+            while killed is None and cli.poll() is None and time.monotonic() < deadline:
+                for addr, keys in client.processing().items():
+                    if any(str(k).startswith("tile_classify") for k in keys):
+                        os.kill(pids[addr], signal.SIGKILL)
+                        killed = addr
+                        break
+                time.sleep(0.1)
+            stdout, stderr = cli.communicate(timeout=240)
+        assert cli.returncode == 0, stderr[-2000:]
+        assert killed is not None, "no worker was seen running a first-pass tile"
+        summary = json.loads(stdout)
+        assert summary["tiles_done"] == 2 and not summary["tiles_failed"]
+        assert summary["kinds_ha"] == local.totals["kinds_ha"] and summary["states_ha"] == local.totals["states_ha"]
+        epsg = tiles[0].crs.split(":")[1]
+        with rasterio.open(out / f"change_cells_{epsg}.tif") as a, rasterio.open(local_out / f"change_cells_{epsg}.tif") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+        # the workers fetched through their own caches, not the client's
+        survivor = caches[1 - int(str(names[killed])[1:])]
+        assert list(survivor.glob("*.scene.npz")) and not (tmp_path / "client-cache").exists()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
