@@ -232,8 +232,8 @@ def _compare_region(args: argparse.Namespace, aoi) -> int:
     kw = {k: v for k, v in (("min_spectral", args.min_spectral), ("min_built_spectral", args.min_built_spectral))
           if v is not None}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
+    from lulc_core.cache import default_cache_dir
     from lulc_core.model.weights import SHIPPED_DENSE
-    from lulc_core.settings import default_cache_dir
 
     # on a running cluster (other machines), each worker uses its own scene cache (LULC_CACHE_DIR) and
     # shipped weights unless told otherwise; a local cluster shares this machine's
