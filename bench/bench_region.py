@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=2, help="tiles per side of the square region (default 2)")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
     ap.add_argument("--agree", action="store_true", help="also the single-process run and the agreement")
+    ap.add_argument("--agree-with", default=None, metavar="DIR",
+                    help="only the single-process run, against the region output folder DIR of an earlier run")
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_region.txt"))
     args = ap.parse_args()
     if not SHARED_S2.is_dir():
@@ -131,6 +133,17 @@ def main() -> None:
              f"{os.cpu_count()} cores, load average before {load_average()}, mosaic ready in {build_s:.0f} s"]
     print(lines[0], flush=True)
     runs = []
+    if args.agree_with:
+        ag = agreement(aoi, root, Path(args.agree_with), WORK / "single_cache")
+        region = json.loads((Path(args.agree_with) / "region.json").read_text())
+        lines += [f"single-process run of the same AOI, cold: {ag['single_wall_s']:.1f} s "
+                  f"({aoi.area_km2 / ag['single_wall_s']:.1f} km2/s), peak RSS {ag['single_peak_rss_mb']:,} MB; "
+                  f"cells with the region's state {ag['same_state']:.3%}, kind {ag['same_kind']:.3%} of {ag['cells']:,}",
+                  f"hectares by kind, single: {json.dumps(ag['kinds_ha_single'])}",
+                  f"hectares by kind, region: {json.dumps(region['kinds_ha'])}"]
+        print("\n".join(lines[1:]), flush=True)
+        Path(args.out).with_suffix(".agree.txt").write_text("\n".join(lines) + "\n")
+        return
     for n in (int(v) for v in args.workers.split(",")):
         cache = WORK / f"region_cache_{n}"
         shutil.rmtree(cache, ignore_errors=True)
