@@ -210,7 +210,7 @@ def _as_region(args: argparse.Namespace, aoi) -> bool:
     from lulc_core.providers.base import MAX_RUN_AREA_KM2
 
     west, _, east, _ = aoi.bounds
-    return bool(args.tiles or args.workers or args.scheduler or aoi.area_km2 > MAX_RUN_AREA_KM2
+    return bool(args.tiles or args.workers or args.scheduler or args.tile_px or aoi.area_km2 > MAX_RUN_AREA_KM2
                 or east - west > MAX_LON_SPAN)
 
 
@@ -223,17 +223,27 @@ def _compare_region(args: argparse.Namespace, aoi) -> int:
 
     from lulc_core.change import ChangeThresholds
     from lulc_core.region import RegionConfig, local_cluster_size, run_region
+    from lulc_core.tiles import DENSE_TILE_PX
+
+    if args.tile_px is not None and (args.tile_px <= 0 or args.tile_px % DENSE_TILE_PX):
+        raise ValueError(f"--tile-px {args.tile_px}: a tile's core must be a positive multiple of the dense "
+                         f"classifier's tile, {DENSE_TILE_PX} px (e.g. {DENSE_TILE_PX} or {3 * DENSE_TILE_PX})")
 
     kw = {k: v for k, v in (("min_spectral", args.min_spectral), ("min_built_spectral", args.min_built_spectral))
           if v is not None}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
-    from lulc_core.settings import load_settings
+    from lulc_core.cache import default_cache_dir
+    from lulc_core.model.weights import SHIPPED_DENSE
 
-    cache_dir = args.cache_dir or str(load_settings().cache_dir)  # LULC_CACHE_DIR, as a single run reads it
+    # on a running cluster (other machines), each worker uses its own scene cache (LULC_CACHE_DIR) and
+    # shipped weights unless told otherwise; a local cluster shares this machine's
+    cache_dir = args.cache_dir or (None if args.scheduler else str(default_cache_dir()))
+    weights = Path(args.dense_weights).resolve()
     cfg = RegionConfig(args.date_a, args.date_b, provider=args.provider,
                        scenes=str(Path(args.scenes).resolve()) if args.scenes else None,
-                       cache_dir=str(Path(cache_dir).resolve()), collection=args.collection,
-                       max_cloud=args.max_cloud, dense_weights=str(Path(args.dense_weights).resolve()),
+                       cache_dir=str(Path(cache_dir).resolve()) if cache_dir else None, collection=args.collection,
+                       max_cloud=args.max_cloud,
+                       dense_weights=None if weights == Path(SHIPPED_DENSE).resolve() else str(weights),
                        refine_below=args.refine_below, torch_threads=args.threads)
     _logging.getLogger("distributed").setLevel(_logging.ERROR)
     if args.scheduler:
@@ -246,7 +256,7 @@ def _compare_region(args: argparse.Namespace, aoi) -> int:
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
-        result = run_region(aoi.geometry, cfg, args.out, client, thresholds, name=aoi.name)
+        result = run_region(aoi.geometry, cfg, args.out, client, thresholds, core_px=args.tile_px, name=aoi.name)
     finally:
         client.close()
         if cluster is not None:
@@ -356,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or spanning UTM zones always do)")
     c.add_argument("--workers", type=int, default=None,
                    help="worker processes of the local Dask cluster (default: one per core, at most one per 3 GB)")
+    c.add_argument("--tile-px", type=int, default=None,
+                   help="a region's tile core in 10 m pixels, a multiple of 768 (default: the largest whose tile "
+                        "fits one Process API request, 2304 = 23 km); implies --tiles")
     c.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786) to use "
                                                     "instead of a local cluster")
     _add_provider_args(c)

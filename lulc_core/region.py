@@ -12,10 +12,12 @@ magnitude over all comparable pixels). A region computes them over the whole reg
 passes:
 
 1. *classify* (the heavy pass): fetch both dates, the dense class maps of the tile (cropped to its
-   core), and a random sample of the core's jointly valid pixels with their count; the tile's
+   core), and the core's jointly valid pixels with the lowest pixel keys
+   (:func:`~lulc_core.spectral.sample_pixels`: a hash of the pixel's absolute position, so the
+   region's lowest keys are exactly the pixels one run over the region would sample); the tile's
    change bands are kept on the worker's local disk for the next passes;
-2. *measure*: with the normalisation fitted on the pooled samples (each tile's share in
-   proportion to its valid pixels), each tile's change magnitudes (plain and tolerant of 1 px of
+2. *measure*: with the normalisation fitted on the region's sample (the lowest keys of all the
+   tiles' samples), each tile's change magnitudes (plain and tolerant of 1 px of
    misregistration) and their count, sum and sum of squares over its core;
 3. *decide*: with the region's two thresholds, each core cell's share of changed pixels; the
    client then runs the (per-cell) change decision and writes the mosaics.
@@ -54,12 +56,14 @@ from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.grid import STEP_PX, share_in_blocks
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.spectral import (CHANGE_BANDS, MIN_PIXELS, PIF_SHARE, SAMPLE_PIXELS, change_magnitude,
-                                fit_normalisation_samples, threshold_from_sums)
+                                fit_normalisation_samples, sample_pixels, threshold_from_sums)
 from lulc_core.tiles import DENSE_TILE_PX, Tile, plan_tiles
 
 RETRIES = 2  # a failing tile is tried this many more times (on any worker) before it is reported
-FORMAT = 1  # of the per-tile files
+FORMAT = 2  # of the per-tile files (2: samples by pixel key)
 GB = 2**30
+#: Tiles keep pixels for the normalisation's sample up to this many times SAMPLE_PIXELS in all.
+SAMPLE_MARGIN = 4
 #: Memory a worker is given per process when the local cluster is sized (peak ~1.5 GB a tile).
 WORKER_MEMORY = 3 * GB
 
@@ -195,7 +199,7 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
     return out
 
 
-def tile_classify(cfg: RegionConfig, tile: Tile, sample_quota: int) -> dict[str, Any]:
+def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, Any]:
     """Pass 1: both dates' class maps over the core cells and a sample of the core's comparable pixels."""
     dense, refiner = worker_models(cfg)
     aoi, scenes = _fetch(cfg, tile)
@@ -214,14 +218,15 @@ def tile_classify(cfg: RegionConfig, tile: Tile, sample_quota: int) -> dict[str,
     out["pu"] = float(sum(s.processing_units for s in scenes))
     y0, x0, y1, x1 = tile.core_in_tile
     a, b = scenes
-    valid = (a.valid & b.valid & ~a.cloud & ~b.cloud)[y0:y1, x0:x1]
-    idx = np.flatnonzero(valid.ravel())
-    out["n_valid"] = int(idx.size)
-    if idx.size > sample_quota:
-        seed = int.from_bytes(hashlib.sha256(tile.key.encode()).digest()[:4], "little")
-        idx = np.sort(np.random.default_rng(seed).choice(idx, sample_quota, replace=False))
+    valid = np.zeros(a.valid.shape, bool)
+    valid[y0:y1, x0:x1] = (a.valid & b.valid & ~a.cloud & ~b.cloud)[y0:y1, x0:x1]
+    out["n_valid"] = int(valid.sum())
+    # the single run's sample (the lowest pixel keys) restricted to this core: pixels with keys under
+    # key_below, at most SAMPLE_PIXELS of them; the client keeps the lowest keys of all tiles
+    idx, keys = sample_pixels(valid, a.transform, SAMPLE_PIXELS, below=key_below)
+    out["sample_keys"] = keys
     for label, s in zip("ab", scenes):
-        out[f"sample_{label}"] = s.data[:, y0:y1, x0:x1].reshape(len(s.bands), -1)[:, idx]
+        out[f"sample_{label}"] = s.data.reshape(len(s.bands), -1)[:, idx]
     _change_bands(cfg, tile, scenes)
     return out
 
@@ -402,22 +407,28 @@ def _run_pass(client, stage: str, fn: Callable, tiles: list[Tile], args: Callabl
         fut.release()
 
 
+def sample_key_bound(core_px: int) -> int:
+    """The key under which a tile keeps its pixels for the normalisation's sample: a share of keys
+    that leaves :data:`SAMPLE_PIXELS` x :data:`SAMPLE_MARGIN` pixels in ``core_px`` region pixels, so
+    the region's lowest SAMPLE_PIXELS keys (the single run's sample) are all kept wherever at least
+    1 / SAMPLE_MARGIN of the pixels are comparable, while the samples sent stay bounded."""
+    share = min(1.0, SAMPLE_MARGIN * SAMPLE_PIXELS / max(core_px, 1))
+    return 2**64 - 1 if share >= 1.0 else int(share * 2**64)
+
+
 def pool_normalisation(p1: list[dict[str, Any]]) -> dict[str, list[float]] | None:
-    """The normalisation fitted on the tiles' samples, each in proportion to its comparable pixels
-    (None under :data:`~lulc_core.spectral.MIN_PIXELS` comparable pixels in the region)."""
+    """The normalisation fitted on the region's sample: the :data:`SAMPLE_PIXELS` lowest pixel keys of
+    the tiles' samples, in key order, as one run over the region samples them (None under
+    :data:`~lulc_core.spectral.MIN_PIXELS` comparable pixels in the region)."""
     total = sum(int(r["n_valid"]) for r in p1)
     if total < MIN_PIXELS:
         return None
-    target = min(SAMPLE_PIXELS, total)
-    xa, xb = [], []
-    for r in p1:
-        k = min(r["sample_a"].shape[1], int(round(target * int(r["n_valid"]) / total)))
-        step = r["sample_a"].shape[1] / max(k, 1)
-        take = np.floor(np.arange(k) * step).astype(int)  # evenly through the tile's random sample
-        xa.append(r["sample_a"][:, take])
-        xb.append(r["sample_b"][:, take])
-    gain, offset, noise = fit_normalisation_samples(np.concatenate(xa, 1).astype(np.float64),
-                                                    np.concatenate(xb, 1).astype(np.float64), PIF_SHARE)
+    keys = np.concatenate([np.asarray(r["sample_keys"], np.uint64) for r in p1])
+    xa = np.concatenate([r["sample_a"] for r in p1], 1)
+    xb = np.concatenate([r["sample_b"] for r in p1], 1)
+    order = np.argsort(keys, kind="stable")[:SAMPLE_PIXELS]
+    gain, offset, noise = fit_normalisation_samples(xa[:, order].astype(np.float64),
+                                                    xb[:, order].astype(np.float64), PIF_SHARE)
     return {"gain": gain.tolist(), "offset": offset.tolist(), "noise": noise.tolist()}
 
 
@@ -446,10 +457,9 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     if skipped:
         progress.line(f"{skipped} tile(s) already classified by an earlier run: reused")
     core_px_total = sum((t.core[2] - t.core[0]) * (t.core[3] - t.core[1]) for t in tiles)
-    quota = {t.key: int(math.ceil(2 * SAMPLE_PIXELS * (t.core[2] - t.core[0]) * (t.core[3] - t.core[1])
-                                  / core_px_total)) for t in tiles}
+    key_below = sample_key_bound(core_px_total)
     workers: dict[str, str] = {}
-    _run_pass(client, "1/3 classify", tile_classify, todo, lambda t: (cfg, t, quota[t.key]),
+    _run_pass(client, "1/3 classify", tile_classify, todo, lambda t: (cfg, t, key_below),
               lambda t, r: _save(p1_path[t.key], r), progress, failed, workers, count_area=True)
     ok = [t for t in tiles if p1_path[t.key].exists()]
     p1 = {t.key: _load(p1_path[t.key]) for t in ok}
@@ -457,7 +467,7 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     norm = pool_normalisation([p1[t.key] for t in ok])
     for r in p1.values():  # the samples are not needed any more
         if r is not None:
-            r.pop("sample_a", None), r.pop("sample_b", None)
+            r.pop("sample_a", None), r.pop("sample_b", None), r.pop("sample_keys", None)
     nkey = hashlib.sha256(json.dumps(norm).encode()).hexdigest()[:12]
     p2_path = {t.key: work / f"{t.key}.measure-{nkey}.json" for t in ok}
     if norm is not None:

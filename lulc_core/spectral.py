@@ -33,7 +33,7 @@ CHANGE_SD = 2.0  # threshold = mean + CHANGE_SD x standard deviation of the magn
 MIN_THRESHOLD = 2.0  # a pixel is never "changed" below twice the invariant pixels' noise
 NOISE_FLOOR_DN = 50.0  # per-band noise never counts as less than 0.5% reflectance
 MIN_PIXELS = 200  # fewer jointly valid pixels than this: no normalisation, no evidence
-SAMPLE_PIXELS = 200_000  # regression fits use at most this many pixels (random, seeded)
+SAMPLE_PIXELS = 200_000  # regression fits use at most this many pixels (the lowest pixel keys)
 STRIP_ROWS = 256  # rows of pixels whose change magnitude is computed at once (bounds memory)
 # Chosen on the OSCD change maps, leave one area out (bench/eval_change_evidence.py): the magnitude over the four 10 m bands ranked cells and patches
 # better than over all 13 (the 20 m and 60 m bands blur edges into change); tolerating 1-2 px
@@ -97,14 +97,52 @@ def _standardised_distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> n
     return np.sqrt((((a - b) / scale[:, None]) ** 2).mean(axis=0))
 
 
+def pixel_keys(transform, rows: tuple[int, int], width: int, seed: int = 0) -> np.ndarray:
+    """A pseudo-random uint64 key per pixel of ``rows`` (half-open) of a grid, a hash (splitmix64) of
+    the pixel's absolute position on its CRS's pixel lattice: the same pixel gets the same key
+    whatever grid (a region's tile or one whole run) holds it."""
+    col0 = int(round(transform.c / transform.a))
+    row0 = int(round(transform.f / transform.e))
+    r = (np.arange(*rows, dtype=np.int64) + row0 + 2**31).astype(np.uint64)
+    c = (np.arange(width, dtype=np.int64) + col0 + 2**31).astype(np.uint64)
+    z = (r[:, None] << np.uint64(32)) | c[None, :]
+    z = z ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def sample_pixels(valid: np.ndarray, transform, k: int = SAMPLE_PIXELS, seed: int = 0,
+                  below: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(flat indices, keys) of the ``k`` pixels of ``valid`` with the smallest :func:`pixel_keys`
+    (and keys under ``below``), ordered by key. The sample of a region is then its tiles' samples
+    merged (the ``k`` smallest keys of all), exactly one whole run's."""
+    h, w = valid.shape
+    idx, keys = np.zeros(0, np.intp), np.zeros(0, np.uint64)
+    for r0 in range(0, h, STRIP_ROWS):
+        r1 = min(h, r0 + STRIP_ROWS)
+        v = valid[r0:r1].ravel()
+        kk = pixel_keys(transform, (r0, r1), w, seed).ravel()[v]
+        ii = np.flatnonzero(v) + r0 * w
+        if below is not None:
+            keep = kk < np.uint64(below)
+            kk, ii = kk[keep], ii[keep]
+        idx, keys = np.concatenate([idx, ii]), np.concatenate([keys, kk])
+        if keys.size > k:
+            top = np.argpartition(keys, k - 1)[:k]
+            idx, keys = idx[top], keys[top]
+    order = np.argsort(keys, kind="stable")
+    return idx[order], keys[order]
+
+
 def _fit_normalisation(a: Scene, b: Scene, valid: np.ndarray, pif_share: float,
                        seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B's per-band gain and offset onto A and the per-band noise, fitted on invariant pixels."""
+    """B's per-band gain and offset onto A and the per-band noise, fitted on invariant pixels of
+    the :func:`sample_pixels` sample."""
     nb = len(a.bands)
-    idx = np.flatnonzero(valid.ravel())
-    rng = np.random.default_rng(seed)
-    fit_idx = idx if idx.size <= SAMPLE_PIXELS else np.sort(rng.choice(idx, SAMPLE_PIXELS, replace=False))
-    del idx  # 8 bytes a pixel: not kept while the magnitude is computed
+    fit_idx, _ = sample_pixels(valid, a.transform, SAMPLE_PIXELS, seed)
     xa = a.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
     xb = b.data.reshape(nb, -1)[:, fit_idx].astype(np.float64)
     return fit_normalisation_samples(xa, xb, pif_share)

@@ -338,3 +338,30 @@ def test_cache_settings_are_read_when_used(tmp_path, monkeypatch):
     monkeypatch.setenv("LULC_CACHE_MAX_MB", "abc")
     with pytest.raises(LulcError, match="LULC_CACHE_MAX_MB must be a number of megabytes, got 'abc'"):
         SceneCache()
+
+
+def test_resampling_is_exact_on_the_source_grid_bilinear_between_and_window_independent():
+    from affine import Affine
+
+    from lulc_core.resample import SourcePlan, kernel_radii, node_coords
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(1, 5000, (40, 50)).astype(np.uint16)
+    src[5, 7] = 0  # no data
+    crs, t = "EPSG:32632", Affine(10, 0, 600000, 0, -10, 4800000)
+    radii = kernel_radii(crs, t, src.shape, crs, 10.0)
+    assert radii == (1.0, 1.0)
+
+    def resample(dst_t, rows, cols):
+        plan = SourcePlan(*node_coords(crs, dst_t, rows, cols, crs), t, src.shape, radii)
+        r0, r1, c0, c1 = plan.window
+        return plan.apply(src[r0:r1, c0:c1])
+
+    same = resample(t, (0, 40), (0, 50))
+    np.testing.assert_array_equal(same, src.astype(np.float32))  # 0 stays no data
+    half = resample(t * Affine.translation(0.5, 0), (0, 40), (0, 49))  # centres halfway between columns
+    a, b = src[:, :-1].astype(np.float32), src[:, 1:].astype(np.float32)
+    expect = np.where((a > 0) & (b > 0), (a + b) / 2, np.maximum(a, b))  # no data left out, the rest reweighted
+    np.testing.assert_allclose(half, expect, rtol=1e-6)
+    part = resample(t * Affine.translation(0.5, 0), (10, 30), (20, 45))
+    np.testing.assert_array_equal(part, half[10:30, 20:45])

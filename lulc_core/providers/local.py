@@ -7,7 +7,8 @@ Two layouts are read:
   name the bands (EuroSAT order B01..B12, B8A assumed when they don't).
 An optional ``<root>/index.json`` (OSCD catalogue format) supplies tile ids.
 Bands are resampled (bilinear) and reprojected onto the AOI's 10 m UTM grid, so two dates on
-slightly different source grids end on the same one.
+slightly different source grids end on the same one; a pixel's value does not depend on the part
+of the grid fetched (:mod:`lulc_core.resample`), so a region's tiles equal one whole-grid fetch.
 
 A fetch of a date window that holds several scenes (no acquisition chosen) is a per-pixel
 composite, the median of each pixel's clear observations (:mod:`lulc_core.composite`), so one
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,14 +34,14 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
-from rasterio.windows import transform as window_transform
 from shapely import geometry as sg
 
 from lulc_core.aoi import AOI
 from lulc_core.grid import Grid
+from lulc_core.resample import SourcePlan, kernel_radii, node_coords
 from lulc_core.bands import EUROSAT_BAND_ORDER, N_BANDS
 from lulc_core.clouds import CLOUD_TEST_BANDS, bright_cloud_mask, cloud_percent
 from lulc_core.composite import COMPOSITE_METHOD, median_of_clear
@@ -48,7 +50,12 @@ from lulc_core.providers.base import ProgressFn, acquisition_parts, check_area_s
 from lulc_core.collection import Collection
 from lulc_core.scene import Acquisition, DateWindow, Scene
 
-READER_VERSION = 1
+#: Bumped when the pixels read change (2: window-independent resampling, :mod:`lulc_core.resample`,
+#: instead of GDAL's warper), so cached scenes of an older reader are not reused.
+READER_VERSION = 2
+#: Destination pixels :meth:`SceneSource.read_on_grid` resamples per strip of rows (its kernel
+#: plans take ~80 bytes a pixel).
+READ_STRIP_PX = 2**19
 #: Pixels a single-scene fetch reprojects at once, in strips of whole rows (bounds its float32
 #: temporaries to 13 x 4 bytes x this). Scenes up to this size are read in one piece, as before.
 FETCH_STRIP_PX = 4 * 2**20
@@ -120,17 +127,39 @@ class SceneSource:
     def read_on_grid(self, grid: Grid, bands: tuple[str, ...] = EUROSAT_BAND_ORDER,
                      window: Window | None = None) -> np.ndarray:
         """Bands as float32 DN (len(bands), H, W) on ``grid`` (or on a ``window`` of it: its
-        height and width); 0 where the source has no data."""
+        height and width); 0 where the source has no data. Resampled by :mod:`lulc_core.resample`
+        (bilinear), so a pixel's value does not depend on the window asked for."""
         window = window or Window(0, 0, grid.width, grid.height)
-        out = np.zeros((len(bands), int(window.height), int(window.width)), dtype=np.float32)
-        dst_transform = window_transform(window, grid.transform)
-        for i, band in enumerate(bands):
-            path, index = self.locate(band)
-            with rasterio.open(path) as ds:
-                reproject(rasterio.band(ds, index), out[i], src_nodata=0, dst_nodata=0,
-                          dst_transform=dst_transform, dst_crs=grid.crs,
-                          resampling=Resampling.bilinear)
-                check_dn(path, ds.dtypes[index - 1], out[i])
+        r_off, c_off = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        out = np.zeros((len(bands), h, w), dtype=np.float32)
+        with ExitStack() as stack:
+            opened: dict[Path, Any] = {}
+            groups: dict[tuple, list[tuple[int, Any, int]]] = {}  # bands sharing one source pixel grid
+            for i, band in enumerate(bands):
+                path, index = self.locate(band)
+                if path not in opened:
+                    opened[path] = stack.enter_context(rasterio.open(path))
+                ds = opened[path]
+                groups.setdefault((ds.crs.to_string(), ds.transform, ds.height, ds.width), []).append((i, ds, index))
+            radii = {key: kernel_radii(key[0], key[1], key[2:], grid.crs, grid.resolution) for key in groups}
+            rows = max(1, READ_STRIP_PX // max(1, w))
+            for s0 in range(0, h, rows):
+                s1 = min(h, s0 + rows)
+                coords: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                for key, members in groups.items():
+                    if key[0] not in coords:
+                        coords[key[0]] = node_coords(grid.crs, grid.transform, (r_off + s0, r_off + s1),
+                                                     (c_off, c_off + w), key[0])
+                    plan = SourcePlan(*coords[key[0]], key[1], key[2:], radii[key])
+                    if plan.window is None:
+                        continue
+                    pr0, pr1, pc0, pc1 = plan.window
+                    for i, ds, index in members:
+                        out[i, s0:s1] = plan.apply(ds.read(index, window=Window(pc0, pr0, pc1 - pc0, pr1 - pr0)))
+            for i, band in enumerate(bands):
+                path, index = self.locate(band)
+                check_dn(path, opened[path].dtypes[index - 1], out[i])
         return out
 
     def grid_window(self, grid: Grid, pad_px: int = 2) -> Window | None:
