@@ -222,34 +222,14 @@ def read_region_output(out: Path) -> RegionOutput:
 def overview_layers(out: Path, max_side: int = 1200) -> dict[str, list[tuple[np.ndarray, tuple]]]:
     """Overview images of a region output for a map: ``{"classes_a" | "classes_b" | "change": [(rgba, bounds), ...]}``
     (one image per UTM zone, warped to lon/lat, at most ``max_side`` pixels a side)."""
-    import rasterio
-    from rasterio.enums import Resampling
+    from lulc_core.region_report import LAYERS, overview_rgba, overview_values
+    from lulc_core.render import to_latlon
 
-    from lulc_core.change import ChangeKind
-    from lulc_core.classes import CLASS_COLOURS
-    from lulc_core.export import CLASS_NODATA
-    from lulc_core.render import KIND_COLOURS, hex_to_rgb, to_latlon
-
-    layers: dict[str, list[tuple[np.ndarray, tuple]]] = {"classes_a": [], "classes_b": [], "change": []}
+    layers: dict[str, list[tuple[np.ndarray, tuple]]] = {name: [] for name, _, _ in LAYERS}
     for zone in read_region_output(out).zones:
-        for name, fname, band in (("classes_a", f"classes_a_{zone}.tif", 1), ("classes_b", f"classes_b_{zone}.tif", 1),
-                                  ("change", f"change_cells_{zone}.tif", 4)):
-            with rasterio.open(Path(out) / fname) as src:
-                k = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
-                h, w = int(np.ceil(src.height / k)), int(np.ceil(src.width / k))
-                v = src.read(band, out_shape=(h, w), resampling=Resampling.nearest)
-                transform = src.transform * src.transform.scale(src.width / w, src.height / h)
-                crs = src.crs.to_string()
-            img = np.zeros((h, w, 4), np.uint8)
-            if name == "change":
-                for kind, colour in KIND_COLOURS.items():
-                    img[v == int(kind)] = (*hex_to_rgb(colour), 255)
-                img[np.isnan(v) | (v == int(ChangeKind.OUTSIDE))] = 0
-            else:
-                for c, colour in enumerate(CLASS_COLOURS):
-                    img[v == c] = (*hex_to_rgb(colour), 255)
-                img[v == CLASS_NODATA] = 0
-            layers[name].append(to_latlon(img, crs, transform, max_side))
+        for name, product, band in LAYERS:
+            v, transform, crs = overview_values(Path(out) / f"{product}_{zone}.tif", band, max_side)
+            layers[name].append(to_latlon(overview_rgba(name, v), crs, transform, max_side))
     return layers
 
 

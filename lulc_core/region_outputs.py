@@ -6,7 +6,8 @@ probabilities per 160 m cell, colour-table sidecar), ``change_cells_<EPSG>.tif``
 spectral share, kind, P(change)) and ``change_10m_<EPSG>.tif`` (1 changed, 0 not, 255 not
 comparable); one ``<product>.vrt`` each over the zones (in EPSG:4326 when the region spans several);
 ``changed_cells.parquet`` (GeoParquet, EPSG:4326: one polygon per changed cell);
-``kinds.csv`` (hectares and cells by kind and state) and ``transitions.csv`` (from-to, hectares).
+``kinds.csv`` (hectares and cells by kind and state), ``transitions.csv`` (from-to, hectares) and
+``report.html`` (the HTML report at overview resolution, :mod:`lulc_core.region_report`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lulc_core.change import KIND_NAMES, STATE_NAMES, ChangeKind, ChangeResult, 
 from lulc_core.classes import CLASS_COLOURS, CLASS_NAMES, GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
 from lulc_core.export import CLASS_NODATA, PROB_SCALE, _write_colour_table_sidecar
 from lulc_core.grid import STEP_PX
+from lulc_core.region_report import write_region_report
 from lulc_core.tiles import Tile
 
 PRODUCTS = ("classes_a", "classes_b", "change_cells", "change_10m")
@@ -32,8 +34,9 @@ PRODUCTS = ("classes_a", "classes_b", "change_cells", "change_10m")
 class RegionWriter:
     """Mosaics per zone, totals and the changed cells, fed one tile at a time."""
 
-    def __init__(self, out: Path, tiles: list[Tile], thresholds) -> None:
-        self.out, self.thresholds = Path(out), thresholds
+    def __init__(self, out: Path, tiles: list[Tile], thresholds, windows: tuple[str, str] | None = None) -> None:
+        self.out, self.thresholds, self.windows = Path(out), thresholds, windows
+        self.n_tiles, self.done, self.area_km2 = len(tiles), [], 0.0
         self.partial = self.out / ".partial"
         self.partial.mkdir(parents=True, exist_ok=True)
         self.zones = {t.crs: t.zone_grid for t in tiles}
@@ -61,6 +64,8 @@ class RegionWriter:
 
     def add(self, tile: Tile, result: tuple[ChangeResult, np.ndarray]) -> None:
         ch, change10 = result
+        self.done.append(tile.key)
+        self.area_km2 += tile.area_km2
         y0, x0, y1, x1 = tile.core
         cw = Window(x0 // STEP_PX, y0 // STEP_PX, (x1 - x0) // STEP_PX, (y1 - y0) // STEP_PX)
         for p, cm in (("classes_a", ch.a), ("classes_b", ch.b)):
@@ -111,7 +116,8 @@ class RegionWriter:
                 "independent_flip_ha": round(self.independent_flip_ha, 2)}
 
     def finish(self, name: str, spectral: dict[str, Any], failed: dict[str, Any]) -> list[Path]:
-        """Close the mosaics, write them as COGs with VRTs, the GeoParquet and the CSVs; the files written."""
+        """Close the mosaics, write them as COGs with VRTs, the GeoParquet, the CSVs and the HTML report;
+        the files written."""
         paths = []
         for (p, crs), ds in self.ds.items():
             if p.startswith("classes"):
@@ -143,6 +149,9 @@ class RegionWriter:
             paths.append(write_vrt(zone_files, self.out / f"{p}.vrt"))
         paths.append(self._write_parquet())
         paths += self._write_csvs()
+        paths.append(write_region_report(self.out, name=name, thresholds=self.thresholds, tiles_total=self.n_tiles,
+                                         tiles_done=self.done, area_km2=self.area_km2, zones=list(self.zones),
+                                         failed=failed, windows=self.windows))
         for f in self.partial.glob("*"):
             f.unlink()
         self.partial.rmdir()

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from lulc_core.pipeline import Analysis
 
 
+#: The attribution line of every report (single run and region).
+ATTRIBUTION = "Contains modified Copernicus Sentinel data. EuroSAT: Helber et al., 2019."
+
+
 def _img(png: bytes, alt: str, width: int = 420) -> str:
     return (f'<img alt="{html.escape(alt)}" width="{width}" style="image-rendering:pixelated;border:1px solid #ccc" '
             f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
@@ -155,5 +159,5 @@ not counted as land-cover change at group level. Red: land-cover change.</p>{_ma
 <li>Seasons matter: bare winter fields and summer crops look different; compare similar seasons where possible.</li>
 <li>Check changed cells visually; the spectral evidence also reacts to moisture, shadows and misregistration.</li>
 {f'<li>{html.escape(skill_note)}</li>' if skill_note else ''}{''.join(f'<li>{html.escape(x)}</li>' for x in analysis.notes)}</ul></div>
-<p style="font-size:11px;color:#666">Contains modified Copernicus Sentinel data. EuroSAT: Helber et al., 2019.</p>
+<p style="font-size:11px;color:#666">{ATTRIBUTION}</p>
 </body></html>"""
