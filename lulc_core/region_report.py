@@ -38,7 +38,7 @@ def overview_values(path: Path, band: int, max_side: int = 1200) -> tuple[np.nda
         k = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
         h, w = int(np.ceil(src.height / k)), int(np.ceil(src.width / k))
         v = src.read(band, out_shape=(h, w), resampling=Resampling.nearest)
-        transform = src.transform * src.transform.scale(src.width / w, src.height / h)
+        transform = src.transform @ src.transform.scale(src.width / w, src.height / h)
         return v, transform, src.crs.to_string()
 
 
