@@ -73,9 +73,13 @@ except (LulcError, OSError) as exc:
 s = region.summary
 st.markdown(f"**{s.get('name', Path(out).parent.name)}**: {s.get('area_km2', 0):,.0f} km2 in {s.get('tiles')} tiles "
             f"over {len(region.zones)} UTM zone(s); {s.get('km2_per_s', 0):,.2f} km2/s. Folder: `{out}`")
+report = Path(out) / "report.html"
+if report.exists():
+    st.download_button("Download the report (HTML)", report.read_bytes(), file_name=f"{s.get('name') or 'region'}-report.html",
+                       mime="text/html", key="region_report")
 if s.get("tiles_failed"):
     st.warning(f"{len(s['tiles_failed'])} tile(s) failed and are missing from the maps: "
-               + "; ".join(f"{k} {v.get('bounds', '')}" for k, v in list(s['tiles_failed'].items())[:5]))
+               + "; ".join(f"{k} {v.get('bounds_wgs84', '')}" for k, v in list(s['tiles_failed'].items())[:5]))
 left, right = st.columns([3, 2])
 with left:
     st.markdown(legend_html([(c, KIND_NAMES[k]) for k, c in KIND_COLOURS.items()]), unsafe_allow_html=True)

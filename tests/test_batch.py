@@ -76,6 +76,7 @@ def test_regions_page_shows_a_finished_batch(finished, monkeypatch, tmp_path):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("km2 in 1 tiles" in m.value for m in at.markdown)
     assert len(at.dataframe) == 2  # hectares by kind, largest transitions
+    assert [b.proto.label for b in at.get("download_button")] == ["Download the report (HTML)"]
 
 
 def test_a_cancelled_batch_stops_and_says_so(tmp_path, monkeypatch):
