@@ -97,7 +97,8 @@ def _group_gains(transitions: list[dict[str, str]]) -> list[tuple[str, str, str,
         if ga is not None and gb is not None and ga != gb:
             losses[ga] += float(r["hectares"])
             gains[gb] += float(r["hectares"])
-    return [(n, f"+{g:,.2f}", f"-{lo:,.2f}", f"{g - lo:+,.2f}") for n, g, lo in zip(GROUP_NAMES, gains, losses)]
+    return [(n, f"+{g:,.2f}", f"-{lo:,.2f}" if lo else "0.00", f"{g - lo:+,.2f}" if g != lo else "0.00")
+            for n, g, lo in zip(GROUP_NAMES, gains, losses)]
 
 
 def region_report_html(out: Path, *, name: str, thresholds: ChangeThresholds, tiles_total: int,
