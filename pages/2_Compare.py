@@ -22,8 +22,9 @@ from ui.charts import gains_losses_bars, image_html, probability_bars, spectral_
 from ui.compare_maps import LayerGroup, Overlay, layer_options, link_view, make_swipe_map, page_layer
 from ui.map_overlays import add_geojson, add_image_overlay
 from ui.offline_map import finish_map, make_map
-from ui.session import (basemap_enabled, change_state_image, change_state_png, current_analysis, download_files, keep,
-                        kept, map_home, map_images, map_pngs, window_probabilities)
+from ui.caches import (change_state_image, change_state_png, current_analysis, download_files, map_home, map_images,
+                       map_pngs, window_probabilities)
+from ui.session import basemap_enabled, keep, kept
 
 st.title("Compare two dates")
 

@@ -18,7 +18,8 @@ from shapely import geometry as sg
 
 from lulc_core.grid import LATTICE_PX, PATCH_M
 from lulc_core.providers.demo import DemoProvider
-from lulc_core.region import RegionConfig, model_loads, run_region, tile_classify
+from lulc_core.region import RegionConfig, run_region
+from lulc_core.region_tasks import model_loads, tile_classify
 from lulc_core.tiles import DENSE_TILE_PX, MAX_REQUEST_PX, default_core_px, plan_tiles, zone_parts
 
 distributed = pytest.importorskip("distributed")
@@ -224,13 +225,13 @@ def test_rerun_computes_only_missing_tiles(region_run):
 
 
 def test_a_failing_tile_is_reported_with_its_bounds_and_the_rest_completes(single_run, tmp_path, monkeypatch):
-    import lulc_core.region as region
+    import lulc_core.region_tasks as region_tasks
 
     aoi, _, cache = single_run
     tiles = plan_tiles(aoi.geometry, core_px=CORE, dense_tile_px=DENSE_TILE)[2:]  # 2 small tiles keep it short
     bad = tiles[0]
     calls = []
-    real = region.classify_cells
+    real = region_tasks.classify_cells
 
     def flaky(scene, tile_aoi, *a, **kw):
         if tile_aoi.grid == bad.grid:
@@ -238,7 +239,7 @@ def test_a_failing_tile_is_reported_with_its_bounds_and_the_rest_completes(singl
             raise RuntimeError("simulated worker failure")
         return real(scene, tile_aoi, *a, **kw)
 
-    monkeypatch.setattr(region, "classify_cells", flaky)
+    monkeypatch.setattr(region_tasks, "classify_cells", flaky)
     cfg = RegionConfig(PISA_A, PISA_B, cache_dir=str(cache), dense_tile_px=DENSE_TILE, torch_threads=1,
                        refine_below=0)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, \

@@ -3,8 +3,7 @@
 Everything computed here is a ``lulc_core`` call; this module only decides what is cached
 where. The model loads once per process (``st.cache_resource``); analyses are kept per input
 signature so that reruns, page switches and map events never refetch or reclassify. What the
-Compare page draws from an analysis (map images, per-window probabilities; the change layer and
-downloads, which depend on the thresholds too) is kept in the session, built once each.
+Compare page draws from an analysis is kept by :mod:`ui.caches`.
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ import json
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, Callable
 
-import numpy as np
 import streamlit as st
 
 from lulc_core.admission import AnalysisSlots, BudgetedProvider, PUBudget, SessionSpend
@@ -24,24 +22,18 @@ from lulc_core.aoi import AOI
 from lulc_core.aoi_store import load_aoi, store_aoi
 from lulc_core.batch import batches_root
 from lulc_core.catalog import CachedSearchProvider, SearchCache
-from lulc_core.change import ChangeThresholds
 from lulc_core.collection import DEFAULT_COLLECTION
 from lulc_core.errors import AOIError, LulcError
-from lulc_core.export_set import download_makers
 from lulc_core.gazetteer import Place, demo_places
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier
-from lulc_core.cells import classify_window
 from lulc_core.model.weights import default_weights_path
 from lulc_core.pipeline import Analysis, run_analysis
 from lulc_core.providers.base import CachingProvider
 from lulc_core.providers.factory import make_provider
-from lulc_core.render import change_layer, map_layers, png_bytes
 from lulc_core import season
 from lulc_core.scene import Acquisition, DateWindow
 from lulc_core.settings import Settings, load_settings
-
-T = TypeVar("T")
 
 
 @st.cache_data(show_spinner=False)
@@ -327,89 +319,6 @@ def restore_from_link(params: dict[str, str], on_wait: Callable[[int], None] | N
     if view is not None:
         st.session_state.setdefault("map_home", {})[st.session_state.analysis_key] = view
     return an
-
-
-def current_analysis(thresholds: ChangeThresholds | None = None) -> Analysis | None:
-    """The session's analysis, re-compared with the chosen thresholds (cheap, no reclassification)."""
-    an = st.session_state.get("analysis")
-    if an is None or thresholds is None or thresholds == an.change.thresholds:
-        return an
-    return an.recompare(thresholds)
-
-
-# -- the Compare page's caches: per analysis, and per thresholds for what depends on them ----------
-
-def _once(cache: dict, name: Hashable, build: Callable[[], T]) -> T:
-    if name not in cache:
-        cache[name] = build()
-    return cache[name]
-
-
-def _analysis_cache(key: str) -> dict[str, Any]:
-    """What the Compare page built from the analysis ``key``; emptied when the analysis changes."""
-    cache = st.session_state.setdefault("_compare_cache", {})
-    if cache.get("key") != key:
-        cache.clear()
-        cache["key"] = key
-    return cache
-
-
-def _thresholds_cache(key: str, thresholds: ChangeThresholds) -> dict[str, Any]:
-    """What the Compare page built from the analysis ``key`` at these thresholds (only the latest kept)."""
-    cache = _analysis_cache(key).setdefault("by_thresholds", {})
-    if cache.get("thresholds") != thresholds:
-        cache.clear()
-        cache["thresholds"] = thresholds
-    return cache
-
-
-def map_images(key: str, analysis: Analysis) -> dict:
-    """The analysis' map images (:func:`lulc_core.render.map_layers`), rendered once per analysis:
-    they depend neither on the thresholds nor on the widgets."""
-    return _once(_analysis_cache(key), "layers", lambda: map_layers(analysis))
-
-
-def map_pngs(key: str, analysis: Analysis) -> dict:
-    """The map images of :func:`map_images` (``tc_ll``, ``cls_ll``, ``spec_ll``) as PNG bytes, encoded once per
-    analysis (the maps take PNG bytes, so a rerun does not encode them again)."""
-    def build() -> dict:
-        images = map_images(key, analysis)
-        return {"tc_ll": tuple(png_bytes(img) for img, _ in images["tc_ll"]),
-                "cls_ll": {lv: tuple(png_bytes(img) for img, _ in pair) for lv, pair in images["cls_ll"].items()},
-                "spec_ll": png_bytes(images["spec_ll"][0])}
-    return _once(_analysis_cache(key), "pngs", build)
-
-
-def change_state_png(key: str, analysis: Analysis) -> bytes:
-    """:func:`change_state_image` as PNG bytes, once per analysis and thresholds."""
-    return _once(_thresholds_cache(key, analysis.change.thresholds), "change_png",
-                 lambda: png_bytes(change_state_image(key, analysis)[0]))
-
-
-def map_home(key: str) -> dict | None:
-    """The view the Compare maps of analysis ``key`` open at: a shared link's ``{"center", "zoom"}``, or
-    None (fit to the area). After that the maps keep their view in the browser."""
-    return st.session_state.get("map_home", {}).get(key)
-
-
-def change_state_image(key: str, analysis: Analysis) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
-    """The change state layer (:func:`lulc_core.render.change_layer`), once per analysis and thresholds."""
-    return _once(_thresholds_cache(key, analysis.change.thresholds), "change_ll", lambda: change_layer(analysis))
-
-
-def download_files(key: str, analysis: Analysis) -> dict[str, tuple[Callable[[], bytes], str, str]]:
-    """The downloads (:func:`lulc_core.export_set.download_makers`): each file made when first asked for,
-    once per analysis and thresholds (a page run does not build them)."""
-    return _once(_thresholds_cache(key, analysis.change.thresholds), "downloads",
-                 lambda: download_makers(analysis, get_classifier().meta))
-
-
-def window_probabilities(key: str, analysis: Analysis, y0: int, x0: int) -> tuple[np.ndarray | None, ...]:
-    """The per-window model's probabilities of the 640 m window at ``(y0, x0)`` on dates A and B
-    (None where too little data), once per window and analysis."""
-    clf = get_classifier()
-    return _once(_analysis_cache(key).setdefault("details", {}), (y0, x0),
-                 lambda: tuple(classify_window(clf, d.scene, y0, x0) for d in (analysis.a, analysis.b)))
 
 
 def queue_notice() -> Callable[[int], None]:

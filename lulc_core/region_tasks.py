@@ -1,0 +1,222 @@
+"""The tasks of a region run (:mod:`lulc_core.region`), executed on the Dask workers: one call per tile
+and pass, imported by the workers by this module's path.
+
+Each worker fetches its own tiles (local files, or Sentinel Hub with the credentials of the worker's
+own environment: the tasks carry a :class:`~lulc_core.region.RegionConfig`, which holds no secret)
+through its scene cache, and loads the models once per worker process (:func:`worker_models`, counted
+by :func:`model_loads`), never shipped with a task. A tile's change bands are kept on the worker's
+local disk between passes (its stash, deleted by :func:`clear_stash`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lulc_core.bands import EUROSAT_BAND_ORDER
+from lulc_core.classify import classify_cells
+from lulc_core.grid import STEP_PX, share_in_blocks
+from lulc_core.pipeline import BUILT_TOLERANCE_PX
+from lulc_core.spectral import CHANGE_BANDS, SAMPLE_PIXELS, change_magnitude, sample_pixels
+from lulc_core.tiles import Tile
+
+if TYPE_CHECKING:
+    from lulc_core.region import RegionConfig
+
+_LOCK = threading.Lock()
+_MODELS: dict[tuple, tuple] = {}
+_PROVIDERS: dict[tuple, Any] = {}
+_LOADS = [0]
+
+
+def model_loads() -> int:
+    """How many times this process loaded the models (once per worker process and configuration)."""
+    return _LOADS[0]
+
+
+def _torch_threads(cfg: RegionConfig) -> int:
+    if cfg.torch_threads:
+        return cfg.torch_threads
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        slots = 1
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
+def worker_models(cfg: RegionConfig) -> tuple[Any, Any]:
+    """(dense classifier, refine classifier or None), loaded once per process and kept. Torch's
+    threads are set here: Dask's nanny sets OMP_NUM_THREADS=1 in its workers."""
+    refine = cfg.refine_below is None or cfg.refine_below > 0
+    key = (cfg.dense_weights, cfg.dense_tile_px, refine, _torch_threads(cfg))
+    with _LOCK:
+        if key not in _MODELS:
+            import torch
+
+            from lulc_core.model.classifier import Classifier
+            from lulc_core.model.dense import DenseClassifier
+
+            threads = key[-1]
+            torch.set_num_threads(threads)
+            dense = DenseClassifier(cfg.dense_weights, threads=threads, tile_px=cfg.dense_tile_px)
+            _MODELS[key] = (dense, Classifier(threads=threads, tta=False) if refine else None)
+            _LOADS[0] += 1
+        return _MODELS[key]
+
+
+def worker_provider(cfg: RegionConfig):
+    """The cached provider of this process (Sentinel Hub credentials from its environment)."""
+    from lulc_core.cache import SceneCache
+    from lulc_core.providers.factory import make_provider
+
+    key = (cfg.provider, cfg.scenes, cfg.cache_dir, cfg.collection)
+    with _LOCK:
+        if key not in _PROVIDERS:
+            cache = SceneCache(cfg.cache_dir) if cfg.cache_dir else SceneCache()
+            _PROVIDERS[key] = make_provider(cfg.provider, scenes=cfg.scenes, cache=cache, collection=cfg.collection)
+        return _PROVIDERS[key]
+
+
+def _stash_root() -> Path:
+    """This worker's local folder for the runs' stashes (the system's temporary folder off Dask)."""
+    try:
+        from distributed import get_worker
+
+        base = Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        base = Path(tempfile.gettempdir())
+    return base / "lulc-region"
+
+
+def _stash_dir(cfg: RegionConfig) -> Path:
+    """This worker's local folder for the tiles' change bands between passes."""
+    return _stash_root() / cfg.run_key()
+
+
+def _fetch(cfg: RegionConfig, tile: Tile):
+    from lulc_core.scene import DateWindow
+
+    provider, aoi = worker_provider(cfg), tile.aoi()
+    scenes = []
+    for w in (cfg.window_a, cfg.window_b):
+        window = DateWindow.parse(w)
+        found = provider.search(aoi, window, cfg.max_cloud)
+        scenes.append(provider.fetch(aoi, window, None, cfg.max_cloud, None, found=found))
+    return aoi, scenes
+
+
+def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.ndarray]:
+    """The change bands of both dates and the comparable pixels of a tile: from this worker's stash,
+    else fetched (through the scene cache) and stashed."""
+    path = _stash_dir(cfg) / f"{tile.key}.npz"
+    if scenes is None:
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            scenes = _fetch(cfg, tile)[1]
+    a, b = scenes
+    idx = [list(a.bands).index(n) for n in CHANGE_BANDS]
+    out = {"a": a.data[idx], "b": b.data[idx], "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **out)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a stash is a convenience: the next pass fetches again
+    return out
+
+
+def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, Any]:
+    """Pass 1: both dates' class maps over the core cells and a sample of the core's comparable pixels."""
+    dense, refiner = worker_models(cfg)
+    aoi, scenes = _fetch(cfg, tile)
+    rows, cols = tile.core_cells
+    out: dict[str, Any] = {"key": tile.key, "pid": os.getpid()}
+    for label, scene in zip("ab", scenes):
+        cm = classify_cells(scene, aoi, dense, cfg.max_nodata_share, cfg.max_cloud_share, classifier=refiner,
+                            refine_below=cfg.refine_below, dense_origin_px=tile.core_in_tile[:2])
+        out[f"probs_{label}"] = cm.probs[rows, cols]
+        out[f"status_{label}"] = cm.status[rows, cols]
+        out[f"refined_{label}"] = (cm.refined[rows, cols] if cm.refined is not None
+                                   else np.zeros(cm.status[rows, cols].shape, bool))
+        out[f"dates_{label}"] = [d.isoformat() for d in scene.dates]
+        out["area_ha"] = cm.area_ha[rows, cols]
+        out["class_names"] = list(cm.class_names)
+    out["pu"] = float(sum(s.processing_units for s in scenes))
+    y0, x0, y1, x1 = tile.core_in_tile
+    a, b = scenes
+    valid = np.zeros(a.valid.shape, bool)
+    valid[y0:y1, x0:x1] = (a.valid & b.valid & ~a.cloud & ~b.cloud)[y0:y1, x0:x1]
+    out["n_valid"] = int(valid.sum())
+    # the single run's sample (the lowest pixel keys) restricted to this core: pixels with keys under
+    # key_below, at most SAMPLE_PIXELS of them; the client keeps the lowest keys of all tiles
+    idx, keys = sample_pixels(valid, a.transform, SAMPLE_PIXELS, below=key_below)
+    out["sample_keys"] = keys
+    for label, s in zip("ab", scenes):
+        out[f"sample_{label}"] = s.data.reshape(len(s.bands), -1)[:, idx]
+    _change_bands(cfg, tile, scenes)
+    return out
+
+
+def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> tuple[np.ndarray, ...]:
+    from types import SimpleNamespace
+
+    d = _change_bands(cfg, tile)
+    sel = [list(EUROSAT_BAND_ORDER).index(n) for n in CHANGE_BANDS]  # the normalisation covers all 13 bands
+    gain, offset, noise = (np.asarray(norm[k])[sel] for k in ("gain", "offset", "noise"))
+    a = SimpleNamespace(data=d["a"], bands=CHANGE_BANDS)
+    b = SimpleNamespace(data=d["b"], bands=CHANGE_BANDS)
+    mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
+                 for tol in (0, BUILT_TOLERANCE_PX))
+    return d["valid"], *mags
+
+
+def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> dict[str, Any]:
+    """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant)."""
+    y0, x0, y1, x1 = tile.core_in_tile
+    valid, *mags = _magnitudes(cfg, tile, norm)
+    out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
+    for name, m in zip(("plain", "tolerant"), mags):
+        v = m[y0:y1, x0:x1]
+        v = v[np.isfinite(v)].astype(np.float64)
+        out[name] = [float(v.sum()), float(np.square(v).sum())]
+    return out
+
+
+def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | None,
+                thresholds: tuple[float, float]) -> dict[str, Any]:
+    """Pass 3: each core cell's share of changed pixels (plain and tolerant) and the core's 10 m change
+    (1 changed, 0 not, 255 not comparable)."""
+    y0, x0, y1, x1 = tile.core_in_tile
+    if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
+        valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
+        shares = [share_in_blocks(np.zeros_like(valid), valid, STEP_PX)] * 2
+        changed10 = np.where(valid, 0, 255).astype(np.uint8)
+    else:
+        valid, *mags = _magnitudes(cfg, tile, norm)
+        valid = valid[y0:y1, x0:x1]
+        shares, changed10 = [], None
+        for m, thr in zip(mags, thresholds):
+            with np.errstate(invalid="ignore"):
+                changed = m[y0:y1, x0:x1] > thr
+            shares.append(share_in_blocks(changed, valid, STEP_PX))
+            if changed10 is None:
+                changed10 = np.where(valid, changed, 255).astype(np.uint8)
+    return {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "change_10m": changed10}
+
+
+def clear_stash(run_key: str) -> bool:
+    """Delete this worker's stash of a run (called on every worker at the end)."""
+    shutil.rmtree(_stash_root() / run_key, ignore_errors=True)
+    return True
