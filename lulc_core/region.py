@@ -287,7 +287,7 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     except Exception:  # a worker gone: its stash goes with it
         pass
     progress.line(f"writing the mosaics of {len(ok)} tile(s)")
-    writer = RegionWriter(out, tiles, thresholds)
+    writer = RegionWriter(out, tiles, thresholds, windows=(cfg.window_a, cfg.window_b))
     for t in ok:
         writer.add(t, tile_change(t, p1[t.key], _load(p3_path[t.key]), thresholds))
     spectral = {"normalisation": norm, "threshold": thr[0], "built_threshold": thr[1]}

@@ -57,6 +57,7 @@ def test_report_is_written_with_the_outputs_and_self_contained(region):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert "pisa centre" in page and "EPSG:32632" in page and "1 of 1 done, 0 failed" in page
+    assert all(f"window {w}" in page for w in WINDOWS)  # the run passes its date windows
     assert change_rule_text(ChangeThresholds()) in page and ATTRIBUTION in page
     assert "imagery acquired 2015-07" in page and "imagery acquired 2018-02" in page
     assert f"{result.area_km2:,.1f} km2" in page
