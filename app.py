@@ -1,7 +1,11 @@
-"""LULC Change Explorer: home page (``streamlit run app.py``)."""
+"""LULC Change Explorer: home page (``python -m ui.serve``, or ``streamlit run app.py``)."""
 
 import streamlit as st
 
+from ui import warm
+
+warm.start()  # no-op when ``python -m ui.serve`` started it with the server
+warm.wait("session")
 from ui.session import (LINK_KEYS, VIEW_KEYS, demo_place, demo_presets, get_classifier, model_summary, provider_kind,
                         queue_notice, restore_from_link, sentinelhub_configured, show_error, start_demo)
 

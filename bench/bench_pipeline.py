@@ -79,9 +79,10 @@ def square_aoi(lon: float, lat: float, side_km: float, name: str):
     return AOI(reproject_geometry(sg.box(c.x - h, c.y - h, c.x + h, c.y + h), crs, "EPSG:4326"), name=name)
 
 
-def build_mosaic(dst: Path) -> Path:
-    """``dst/<area>/<date>/<band>.tif``: each band of both Beirut dates tiled MOSAIC_COPIES times
-    (real pixels, one GeoTIFF per band at its native resolution, lon/lat like the source)."""
+def build_mosaic(dst: Path, copies: tuple[int, int] = MOSAIC_COPIES) -> Path:
+    """``dst/<area>/<date>/<band>.tif``: each band of both Beirut dates tiled ``copies`` (columns, rows)
+    times around the scene (real pixels, one GeoTIFF per band at its native resolution, lon/lat like
+    the source)."""
     import numpy as np
     import rasterio
     from affine import Affine
@@ -91,7 +92,7 @@ def build_mosaic(dst: Path) -> Path:
     done = dst / ".complete"
     if done.exists():
         return dst
-    nx, ny = MOSAIC_COPIES
+    nx, ny = copies
     for date in DATES:
         out_dir = dst / "beirut_mosaic" / date
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,15 @@ a local-provider folder under ``runs/bench/mosaic``, built once). The region is 
 
 Needs ``../shared/data/s2`` (the OSCD scenes). Writes the printed figures to docs/bench_region.txt.
 
-Usage: python bench/bench_region.py [--tiles 2] [--workers 1,2] [--agree] [--out docs/bench_region.txt]
+Usage: python bench/bench_region.py [--tiles 2 | --km2 10000] [--workers 1,2] [--states cold,cached] [--agree]
+       [--out docs/bench_region.txt]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -34,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_pipeline import SHARED_S2, WINDOW_A, WINDOW_B, WORK, build_mosaic, load_average, rss_mb  # noqa: E402
+from bench_pipeline import (MOSAIC_COPIES, SHARED_S2, WINDOW_A, WINDOW_B, WORK, build_mosaic,  # noqa: E402
+                            load_average, rss_mb)
 
 CENTRE = (35.5148, 33.8598)  # Beirut
 
@@ -44,8 +47,9 @@ def peak_rss_mb() -> float:
     return rss_mb()[1]
 
 
-def region_aoi(tiles_per_side: int):
-    """A square of ``tiles_per_side`` x ``tiles_per_side`` default tile cores on the 640 m lattice."""
+def region_aoi(tiles_per_side: int, km2: float | None = None):
+    """A square of ``tiles_per_side`` x ``tiles_per_side`` default tile cores on the 640 m lattice (or of
+    ``km2`` square kilometres, its side rounded to the lattice)."""
     from shapely import geometry as sg
 
     from lulc_core.aoi import AOI
@@ -55,9 +59,19 @@ def region_aoi(tiles_per_side: int):
     crs = f"EPSG:{utm_epsg(*CENTRE)}"
     c = reproject_geometry(sg.Point(*CENTRE), "EPSG:4326", crs)
     side = tiles_per_side * default_core_px() * 10.0
+    if km2:
+        side = round(math.sqrt(km2 * 1e6) / 640) * 640.0
     x0, y0 = lattice_floor(c.x - side / 2), lattice_floor(c.y - side / 2)
     box = sg.box(x0 + 1, y0 + 1, x0 + side - 1, y0 + side - 1)  # inside the lattice lines the grid snaps to
-    return AOI(reproject_geometry(box, crs, "EPSG:4326"), name=f"beirut mosaic {tiles_per_side}x{tiles_per_side} tiles")
+    name = f"beirut mosaic {side / 1000:.1f} km square" if km2 else f"beirut mosaic {tiles_per_side}x{tiles_per_side} tiles"
+    return AOI(reproject_geometry(box, crs, "EPSG:4326"), name=name)
+
+
+def mosaic_copies(side_km: float) -> tuple[int, int]:
+    """Copies of the Beirut scene (9.8 x 11.8 km) per side that cover a square of ``side_km`` centred on
+    it with a scene to spare (odd, so that the scene stays in the middle)."""
+    nx, ny = (math.ceil(side_km / s) + 1 for s in (9.8, 11.8))
+    return nx + 1 - nx % 2, ny + 1 - ny % 2
 
 
 def run_once(aoi, root: Path, workers: int, cache: Path, out: Path) -> dict:
@@ -117,6 +131,9 @@ def agreement(aoi, root: Path, out: Path, cache: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiles", type=int, default=2, help="tiles per side of the square region (default 2)")
+    ap.add_argument("--km2", type=float, default=None,
+                    help="a square of this many km2 instead (e.g. 10000: the mosaic grows to cover it)")
+    ap.add_argument("--states", default="cold,cached", help="cold and/or cached runs (default both)")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
     ap.add_argument("--agree", action="store_true", help="also the single-process run and the agreement")
     ap.add_argument("--agree-with", default=None, metavar="DIR",
@@ -126,9 +143,11 @@ def main() -> None:
     if not SHARED_S2.is_dir():
         sys.exit(f"{SHARED_S2} is missing: the bench needs the shared OSCD scenes")
     t0 = time.monotonic()
-    root = build_mosaic(WORK / "mosaic")
+    aoi = region_aoi(args.tiles, args.km2)
+    side_km = math.sqrt(aoi.area_km2)
+    copies = MOSAIC_COPIES if side_km <= 46.1 else mosaic_copies(side_km)
+    root = build_mosaic(WORK / ("mosaic" if copies == MOSAIC_COPIES else f"mosaic_{copies[0]}x{copies[1]}"), copies)
     build_s = time.monotonic() - t0
-    aoi = region_aoi(args.tiles)
     lines = [f"bench_region: {aoi.name}, {aoi.area_km2:,.0f} km2 ({aoi.grid.width} x {aoi.grid.height} px), "
              f"{os.cpu_count()} cores, load average before {load_average()}, mosaic ready in {build_s:.0f} s"]
     print(lines[0], flush=True)
@@ -146,8 +165,9 @@ def main() -> None:
         return
     for n in (int(v) for v in args.workers.split(",")):
         cache = WORK / f"region_cache_{n}"
-        shutil.rmtree(cache, ignore_errors=True)
-        for state in ("cold", "cached"):
+        if "cold" in args.states:
+            shutil.rmtree(cache, ignore_errors=True)
+        for state in args.states.split(","):
             rec = run_once(aoi, root, n, cache, WORK / f"region_out_{n}_{state}")
             rec["state"] = state
             runs.append(rec)

@@ -2,9 +2,10 @@
 the Compare page, a click on a map to its cell details, and what a zoom or a pan sends to the server.
 Needs Chromium (apt-get install chromium) and Playwright.
 
-    .venv/bin/python -m bench.bench_ui [--clicks 7] [--out docs/bench_ui.txt]
+    .venv/bin/python -m bench.bench_ui [--clicks 7] [--fresh-runs 3] [--plain] [--out docs/bench_ui.txt]
 
-Figures: ``fresh server -> Compare`` is from starting ``streamlit run`` (a new process, empty scene
+Figures: ``fresh server -> Compare`` is from starting ``python -m ui.serve`` as ``make run`` does
+(``--plain``: ``streamlit run app.py``), a new process each time (empty scene
 cache, models not loaded) to the four maps drawn after one click on "Analyse demo area" (the home
 page's default area); ``click -> details`` is from a mouse click on map A to the cell list showing
 the new cell (each click on a cell not yet shown; then the same cells again, their windows cached);
@@ -53,11 +54,33 @@ def click_times(pg, points) -> list[float]:
     return out
 
 
+def fresh_to_compare(browser, work: Path, plain: bool):
+    """Start a server (new process, empty cache), open the home page, click "Analyse demo area" and wait
+    for the four maps: (process, page, (total s, server up s, home page's button s, click -> maps s))."""
+    t0 = time.perf_counter()
+    proc, url = start_app(work / "cache", work.with_suffix(".log"), plain=plain)
+    t_server = time.perf_counter() - t0
+    pg = new_page(browser)
+    pg.goto(url)
+    pg.get_by_role("button", name="Analyse demo area").wait_for(timeout=300_000)
+    t_home = time.perf_counter()
+    pg.get_by_role("button", name="Analyse demo area").click()
+    t_click = time.perf_counter()
+    pg.get_by_text("Cell details").wait_for(timeout=300_000)
+    maps_ready(pg)
+    t_compare = time.perf_counter()
+    wait_idle(pg)
+    return proc, pg, (t_compare - t0, t_server, t_home - t0, t_compare - t_click)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=7, help="clicks on new cells (then as many on the same cells)")
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium"))
     ap.add_argument("--out", type=Path, help="also write the figures to this file")
+    ap.add_argument("--fresh-runs", type=int, default=3, help="fresh servers timed (the last one goes on)")
+    ap.add_argument("--plain", action="store_true",
+                    help="start the server with plain `streamlit run app.py` (no warm-up thread before the first page)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -65,23 +88,21 @@ def main() -> int:
              f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}"]
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
-        t0 = time.perf_counter()
-        proc, url = start_app(Path(tmp) / "cache", Path(tmp) / "streamlit.log")
+        how = "streamlit run app.py" if args.plain else "python -m ui.serve"
+        totals = []
+        for run in range(args.fresh_runs):
+            proc, pg, figures = fresh_to_compare(browser, Path(tmp) / f"run{run}", args.plain)
+            totals.append(figures[0])
+            lines.append(f"fresh server ({how}) -> Compare (4 maps drawn): {figures[0]:.1f} s "
+                         f"(server up {figures[1]:.1f} s, home page's button {figures[2]:.1f} s, "
+                         f"'Analyse demo area' -> maps {figures[3]:.1f} s)")
+            if run < args.fresh_runs - 1:
+                stop_app(proc)
+                pg.close()
+        if len(totals) > 1:
+            lines.append(f"fresh server -> Compare, {len(totals)} runs: median {statistics.median(totals):.1f} s, "
+                         f"min {min(totals):.1f}, max {max(totals):.1f}")
         try:
-            t_server = time.perf_counter() - t0
-            pg = new_page(browser)
-            pg.goto(url)
-            pg.get_by_role("button", name="Analyse demo area").wait_for(timeout=300_000)
-            t_home = time.perf_counter()
-            pg.get_by_role("button", name="Analyse demo area").click()
-            t_click = time.perf_counter()
-            pg.get_by_text("Cell details").wait_for(timeout=300_000)
-            maps_ready(pg)
-            t_compare = time.perf_counter()
-            wait_idle(pg)
-            lines.append(f"fresh server -> Compare (4 maps drawn): {t_compare - t0:.1f} s "
-                         f"(server up {t_server:.1f} s, home page's button {t_home - t0:.1f} s, "
-                         f"'Analyse demo area' -> maps {t_compare - t_click:.1f} s)")
             # zoom and pan map A: messages sent to the server
             pg.wait_for_timeout(1500)
             sent = len(pg.sent)

@@ -171,7 +171,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
     grid = aoi.grid
     cm = truth_map(shared / "data" / "s2" / info["label"]["tif"], grid)
     sp = spectral_change(a, b)
-    sp_tol = spectral_change(a, b, tolerance_px=BUILT_TOLERANCE_PX)
+    sp_tol = spectral_change(a, b, tolerance_px=BUILT_TOLERANCE_PX, normalisation=sp.normalisation)
     ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
     cva = np.sqrt(((b.data.astype(np.float32) - a.data.astype(np.float32)) ** 2).sum(0)) / 10_000

@@ -121,7 +121,8 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     spectral = spectral_change(out[0].scene, out[1].scene)
     cell_px = out[0].classes.grid.cell_px
     share = spectral.share(cell_px)
-    built_share = spectral_change(out[0].scene, out[1].scene, tolerance_px=BUILT_TOLERANCE_PX).share(cell_px)
+    built_share = spectral_change(out[0].scene, out[1].scene, tolerance_px=BUILT_TOLERANCE_PX,
+                                  normalisation=spectral.normalisation).share(cell_px)
     report("spectral change")(1.0, f"{100 * spectral.changed_share:.1f}% of comparable pixels changed")
     notes = []
     if domain_note := get_collection(provider.collection).domain_note:

@@ -47,7 +47,8 @@ SOFTNESS = 0.0  # > 0: share() = mean of sigmoid((magnitude / threshold - 1) / S
 @dataclass
 class SpectralChange:
     """Per-pixel evidence: ``magnitude`` (H, W; NaN where not comparable), ``changed`` (bool),
-    ``valid`` (both dates valid and clear), the threshold and B's per-band ``gain``/``offset``."""
+    ``valid`` (both dates valid and clear), the threshold and B's per-band ``gain``/``offset`` and the
+    per-band ``noise`` of the fit (None where too few pixels were comparable to fit)."""
 
     magnitude: np.ndarray
     changed: np.ndarray
@@ -56,6 +57,13 @@ class SpectralChange:
     gain: np.ndarray
     offset: np.ndarray
     bands: tuple[str, ...]
+    noise: np.ndarray | None = None
+
+    @property
+    def normalisation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(gain, offset, noise) of B onto A: what a second :func:`spectral_change` of the same two
+        scenes (another tolerance) reuses instead of fitting again."""
+        return None if self.noise is None else (self.gain, self.offset, self.noise)
 
     def share(self, block_px: int, softness: float | None = None) -> np.ndarray:
         """Share of changed pixels among valid ones in each block_px square (NaN where none valid).
@@ -243,8 +251,12 @@ def threshold_from_sums(n: int, total: float, total_sq: float, change_sd: float 
 
 def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd: float = CHANGE_SD,
                     min_threshold: float = MIN_THRESHOLD, tolerance_px: int = TOLERANCE_PX,
-                    bands: tuple[str, ...] | None = CHANGE_BANDS, seed: int = 0) -> SpectralChange:
-    """Normalise B onto A, measure per-pixel change and threshold it (see module docstring)."""
+                    bands: tuple[str, ...] | None = CHANGE_BANDS, seed: int = 0,
+                    normalisation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> SpectralChange:
+    """Normalise B onto A, measure per-pixel change and threshold it (see module docstring).
+
+    ``normalisation``: the (gain, offset, noise) of an earlier call on the same two scenes
+    (:attr:`SpectralChange.normalisation`), reused as is; None: fitted here."""
     if a.data.shape != b.data.shape or a.crs != b.crs or tuple(a.bands) != tuple(b.bands):
         raise ValueError("the two scenes must share bands and grid for spectral change")
     valid = a.valid & b.valid & ~a.cloud & ~b.cloud
@@ -254,7 +266,10 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
     if n < MIN_PIXELS:
         return SpectralChange(np.full((h, w), np.nan, dtype=np.float32), np.zeros((h, w), bool), valid,
                               float("nan"), np.ones(nb), np.zeros(nb), a.bands)
-    gain, offset, noise = _fit_normalisation(a, b, valid, pif_share, seed)
+    if normalisation is None:
+        gain, offset, noise = _fit_normalisation(a, b, valid, pif_share, seed)
+    else:
+        gain, offset, noise = (np.asarray(v, dtype=np.float64) for v in normalisation)
     magnitude = change_magnitude(a, b, valid, gain, offset, noise, tolerance_px, bands)
     total = total_sq = 0.0
     for r0 in range(0, h, STRIP_ROWS):
@@ -265,4 +280,4 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
     threshold = threshold_from_sums(n, total, total_sq, change_sd, min_threshold)
     with np.errstate(invalid="ignore"):
         changed = magnitude > threshold  # NaN (not comparable) is never changed
-    return SpectralChange(magnitude, changed, valid, threshold, gain, offset, a.bands)
+    return SpectralChange(magnitude, changed, valid, threshold, gain, offset, a.bands, noise)

@@ -1,5 +1,9 @@
 """Area and dates: draw / upload / type an AOI, pick two date windows and scenes, run."""
 
+from ui import warm
+
+warm.wait("pages")  # the map and chart packages, imported in the background (ui.warm)
+
 import datetime as dt
 
 import streamlit as st

@@ -1,5 +1,8 @@
 """Compare: the two dates side by side, cell details, change map, transitions and exports."""
 
+from ui import warm
+
+warm.wait("pages")  # the map and chart packages, imported in the background (ui.warm)
 
 from functools import partial
 

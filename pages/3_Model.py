@@ -1,5 +1,9 @@
 """Model: the model card, its test figures and input contract."""
 
+from ui import warm
+
+warm.wait("pages")  # the map and chart packages, imported in the background (ui.warm)
+
 from pathlib import Path
 
 import pandas as pd

@@ -1,6 +1,10 @@
 """Regions: batches of tiles on Dask for areas larger than one analysis, their progress, and a
 finished region output opened as maps, totals and cell details."""
 
+from ui import warm
+
+warm.wait("pages")  # the map and chart packages, imported in the background (ui.warm)
+
 from pathlib import Path
 
 import pandas as pd

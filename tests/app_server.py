@@ -20,16 +20,18 @@ def free_port() -> int:
 
 
 def start_app(cache_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-              timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app.py`` on a free port of 127.0.0.1: no basemap, its own scene cache, no Sentinel
+              timeout_s: float = 120, plain: bool = False) -> tuple[subprocess.Popen, str]:
+    """The dashboard (``python -m ui.serve``, as ``make run``) on a free port of 127.0.0.1: no basemap, its own scene cache, no Sentinel
     Hub credentials unless ``extra_env`` gives some; returns (process, URL) once it answers its health
-    check, else kills it and raises RuntimeError."""
+    check, else kills it and raises RuntimeError. ``plain``: ``streamlit run app.py`` instead (no
+    warm-up before the first page)."""
     env = dict(os.environ, LULC_BASEMAP="0", LULC_CACHE_DIR=str(cache_dir))
     for k in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
         env.pop(k, None)
     env.update(extra_env or {})
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    launcher = ["streamlit", "run", "app.py"] if plain else ["ui.serve"]
+    proc = subprocess.Popen([sys.executable, "-m", *launcher, "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
                             cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

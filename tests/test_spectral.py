@@ -131,3 +131,19 @@ def test_magnitude_bands_choose_what_counts(scene):
     b = replace(scene, data=data)
     assert spectral_change(scene, b, bands=None).changed[50:60, 50:60].all()
     assert not spectral_change(scene, b, bands=("B02", "B03", "B04", "B08")).changed.any()
+
+
+def test_a_reused_normalisation_gives_the_same_answer_as_a_fresh_fit(scene):
+    """The pipeline's second pass (built-up tolerance) reuses the first pass's fit: same result."""
+    data = scene.data.copy()
+    data[:, 40:70, 40:70] = np.clip(data[:, 40:70, 40:70].astype(np.int32) + 900, 0, 65535).astype(data.dtype)
+    b = replace(scene, data=(data * 1.05).astype(data.dtype))
+    plain = spectral_change(scene, b)
+    assert plain.normalisation is not None
+    fresh = spectral_change(scene, b, tolerance_px=1)
+    reused = spectral_change(scene, b, tolerance_px=1, normalisation=plain.normalisation)
+    np.testing.assert_array_equal(fresh.magnitude, reused.magnitude)
+    assert fresh.threshold == reused.threshold and fresh.changed.any()
+    # a different fit gives a different answer: the argument is used, not ignored
+    other = spectral_change(scene, b, tolerance_px=1, normalisation=(plain.gain * 1.3, plain.offset, plain.noise))
+    assert not np.array_equal(other.magnitude, fresh.magnitude, equal_nan=True)
