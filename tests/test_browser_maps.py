@@ -31,6 +31,11 @@ def browser():
 def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     pg = new_page(browser)
     open_demo(pg, app_url)
+    # the true-colour images are served once by the app (not inlined in each map's HTML) and load
+    served = ("Array.from(w.document.querySelectorAll('img.leaflet-image-layer'))"
+              ".filter(i => i.src.includes('/app/static/maps/') && i.complete && i.naturalWidth > 0).length")
+    wait_for(pg, lambda: [in_map(pg, i, served) for i in range(N_MAPS)] == [1, 1, 2, 1], 10,
+             "maps A, B and the change map show one served true-colour image, the swipe map two")
     for i in range(N_MAPS):  # a marker on each map's window: gone if Streamlit reloads the iframe
         in_map(pg, i, f"w.__testMark = {i + 1}")
     z0 = views(pg)[0][0]

@@ -23,7 +23,7 @@ from folium.elements import JSCSSMixin
 from folium.template import Template as FoliumTemplate
 from jinja2 import Template
 
-from ui.map_overlays import add_geojson, checked_bounds, image_data_url
+from ui.map_overlays import add_geojson, checked_bounds, image_overlay, image_url
 from ui.offline_map import SIDE_BY_SIDE_CSS, SIDE_BY_SIDE_JS, asset_url, make_map, static_vendor_url
 
 __all__ = ["LayerGroup", "Overlay", "layer_options", "link_view", "make_swipe_map", "page_layer"]
@@ -313,8 +313,8 @@ def make_swipe_map(center: tuple[float, float], zoom: int, left: list[Overlay], 
                 if o.kind != kind:
                     continue
                 bounds = checked_bounds(o.bounds)
-                folium.raster_layers.ImageOverlay(
-                    image=image_data_url(o.image, bounds, False), bounds=bounds, opacity=float(o.opacity),
+                image_overlay(
+                    image_url(o.image, bounds, False), bounds=bounds, opacity=float(o.opacity),
                     interactive=False, pixelated=True, pane=pane,
                     **layer_options(level=o.level, fade=o.fade)).add_to(fg)
         fg.add_to(m)

@@ -1,6 +1,7 @@
-"""Layers for the offline maps of :mod:`ui.offline_map`: images embedded as PNG ``data:`` URLs (with
-their checks and the optional Web-Mercator row resampling), GeoJSON embedded in the page, and the
-legend. Nothing here loads from a URL or needs jQuery."""
+"""Layers for the offline maps of :mod:`ui.offline_map`: images as PNG ``data:`` URLs (with their checks
+and the optional Web-Mercator row resampling), large PNGs served once by the app's own server instead
+(:mod:`ui.served_images`), GeoJSON embedded in the page, and the legend. Nothing here loads from
+another server or needs jQuery."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import leafmap.foliumap as leafmap
 import numpy as np
 from branca.utilities import write_png
 
-__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "checked_bounds"]
+from ui.served_images import served_image_url
+
+__all__ = ["add_image_overlay", "add_geojson", "add_legend", "image_data_url", "image_url", "image_overlay",
+           "checked_bounds"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,6 +74,26 @@ def image_data_url(image: np.ndarray | bytes, bounds: list[list[float]], mercato
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def image_url(image: np.ndarray | bytes, bounds: list[list[float]], mercator_project: bool) -> str:
+    """The URL a map loads ``image`` from: PNG bytes of :data:`ui.served_images.MIN_BYTES` or more are
+    served once by the app (:func:`~ui.served_images.served_image_url`), anything else, or where serving
+    is not possible, is inlined (:func:`image_data_url`)."""
+    if isinstance(image, (bytes, bytearray, memoryview)) and not mercator_project:
+        png = bytes(image)
+        if png.startswith(_PNG_SIGNATURE) and (url := served_image_url(png)):
+            return url
+    return image_data_url(image, bounds, mercator_project)
+
+
+def image_overlay(url: str, bounds: list[list[float]], **kwargs: Any) -> folium.raster_layers.ImageOverlay:
+    """``folium.raster_layers.ImageOverlay`` of an image at ``url`` (from :func:`image_url`). folium
+    reads a string without a scheme as a local file to inline, so a path of this server (``/app/...``)
+    is set after construction."""
+    layer = folium.raster_layers.ImageOverlay(image="data:,", bounds=bounds, **kwargs)
+    layer.url = url
+    return layer
+
+
 def checked_bounds(bounds_latlon: Any) -> list[list[float]]:
     """``((south, west), (north, east))`` in degrees as ``[[south, west], [north, east]]`` floats, or ValueError."""
     try:
@@ -97,23 +121,22 @@ def add_image_overlay(
     mercator_project: bool = False,
     **options: Any,
 ) -> folium.raster_layers.ImageOverlay:
-    """Add an image embedded as a ``data:image/png;base64`` URL (no tile server).
+    """Add an image overlay (no tile server): a ``data:image/png;base64`` URL, or for PNG bytes of
+    :data:`ui.served_images.MIN_BYTES` or more a file served by the app (:func:`image_url`).
 
     ``rgba_png_or_array`` is a uint8 numpy array (HxW grey, HxWx3 RGB or HxWx4 RGBA,
     row 0 = north) or the bytes of a PNG file.  ``bounds_latlon`` is
     ``((south, west), (north, east))``.  ``mercator_project=True`` (arrays only)
     resamples rows from a regular lat/lon grid to Web Mercator (nearest neighbour);
-    irrelevant for small AOIs.  The PNG travels inside the map HTML, so keep images
+    irrelevant for small AOIs.  An inlined PNG travels inside the map HTML, so keep arrays
     modest (a few hundred pixels a side).  ``m`` may also be a ``folium.FeatureGroup``;
     ``options`` are further Leaflet options (e.g. :func:`ui.compare_maps.layer_options`).
     """
     if not 0.0 <= float(opacity) <= 1.0:
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
     bounds = checked_bounds(bounds_latlon)
-    url = image_data_url(rgba_png_or_array, bounds, mercator_project)
-    # folium passes a "data:" URL string through unchanged (it is a valid URL scheme).
-    layer = folium.raster_layers.ImageOverlay(
-        image=url,
+    layer = image_overlay(
+        image_url(rgba_png_or_array, bounds, mercator_project),
         bounds=bounds,
         name=name,
         opacity=float(opacity),
