@@ -164,7 +164,7 @@ def main() -> None:
         Path(args.out).with_suffix(".agree.txt").write_text("\n".join(lines) + "\n")
         return
     for n in (int(v) for v in args.workers.split(",")):
-        cache = WORK / f"region_cache_{n}"
+        cache = WORK / "region_cache"  # one scene cache: a cold run empties it, a cached run reuses it
         if "cold" in args.states:
             shutil.rmtree(cache, ignore_errors=True)
         for state in args.states.split(","):
