@@ -29,7 +29,8 @@ COPY static ./static
 COPY lulc_core ./lulc_core
 COPY docs ./docs
 
-RUN useradd --create-home app && mkdir -p /data/cache && chown -R app /data
+# static/maps: large map images the app serves by URL (ui/served_images.py), written at run time
+RUN useradd --create-home app && mkdir -p /data/cache /app/static/maps && chown -R app /data /app/static/maps
 USER app
 VOLUME ["/data/cache"]
 EXPOSE 8501

@@ -28,14 +28,15 @@ def test_dockerfile_runs_the_app_with_a_healthcheck():
     for folder in ("pages", "ui", "static", "lulc_core", ".streamlit"):
         assert f"COPY {folder} " in text
     assert "HEALTHCHECK" in text and "/_stcore/health" in text
-    assert "EXPOSE 8501" in text and '"streamlit", "run", "app.py"' in text
+    assert "EXPOSE 8501" in text and '"python", "-m", "ui.serve"' in text  # streamlit run app.py + warm-up
+    assert "chown -R app /data /app/static/maps" in text  # the served map images are written at run time
     assert "USER app" in text
 
 
 def test_make_and_ci_entry_points():
     mk = (ROOT / "Makefile").read_text()
     assert re.search(r"^run: venv", mk, re.M) and re.search(r"^test: venv", mk, re.M)
-    assert "streamlit run app.py" in mk and "pytest" in mk
+    assert re.search(r"^\t\$\(PY\) -m ui\.serve ", mk, re.M) and "pytest" in mk
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "chromium" in ci
 
