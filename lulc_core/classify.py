@@ -51,7 +51,8 @@ class ClassMap:
 
 def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE,
                    max_cloud_share: float = MAX_CLOUD_SHARE, progress=None, classifier=None,
-                   refine_below: float | None = None, dense_origin_px: tuple[int, int] = (0, 0)) -> ClassMap:
+                   refine_below: float | None = None, dense_origin_px: tuple[int, int] = (0, 0),
+                   only_cells: tuple[slice, slice] | None = None) -> ClassMap:
     """Dense class map of a Scene: calibrated probabilities per cell of the AOI grid.
 
     One fully convolutional pass (``dense``: a :class:`~lulc_core.model.dense.DenseClassifier`)
@@ -66,6 +67,9 @@ def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE
     pixels are classified again one by one (:func:`~lulc_core.model.dense.refine_windows`).
     Without a classifier the map is the dense pass alone. ``dense_origin_px``: where the dense
     pass's tiles start (:meth:`~lulc_core.model.dense.DenseClassifier.predict_scene`; a region's tiles).
+    ``only_cells``: (rows, cols) slices of the cells wanted (a region tile's core); the others are
+    outside, so the cascade re-classifies no window for them alone (the wanted cells' answers are
+    unchanged: a window behind a wanted cell is still refined).
     """
     from lulc_core.model.cascades import refine_threshold
     from lulc_core.model.dense import refine_windows
@@ -87,6 +91,10 @@ def classify_cells(scene, aoi, dense, max_nodata_share: float = MAX_NODATA_SHARE
     cloud_share = geo.cells_from_windows(cloud_w / np.maximum(valid_w, 1), grid.rows, grid.cols)
     inside = aoi_share(aoi.cell_fractions(grid))
     status = cell_status(valid_share, cloud_share, inside, max_nodata_share, max_cloud_share)
+    if only_cells is not None:
+        wanted = np.zeros(status.shape, dtype=bool)
+        wanted[only_cells] = True
+        status[~wanted] = CellStatus.OUTSIDE
     refined_cells, refined_share = None, 0.0
     if refine and dp.probs.size:
         r1, r2, c1, c2 = geo.cell_windows(grid.rows, grid.cols, *dp.probs.shape[:2])

@@ -145,7 +145,8 @@ def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, An
     out: dict[str, Any] = {"key": tile.key, "pid": os.getpid()}
     for label, scene in zip("ab", scenes):
         cm = classify_cells(scene, aoi, dense, cfg.max_nodata_share, cfg.max_cloud_share, classifier=refiner,
-                            refine_below=cfg.refine_below, dense_origin_px=tile.core_in_tile[:2])
+                            refine_below=cfg.refine_below, dense_origin_px=tile.core_in_tile[:2],
+                            only_cells=(rows, cols))
         out[f"probs_{label}"] = cm.probs[rows, cols]
         out[f"status_{label}"] = cm.status[rows, cols]
         out[f"refined_{label}"] = (cm.refined[rows, cols] if cm.refined is not None

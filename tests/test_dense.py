@@ -210,3 +210,21 @@ def test_cell_map_uses_the_shipped_threshold_by_default(dense, montpellier):
     np.testing.assert_array_equal(default.refined, explicit.refined)
     np.testing.assert_array_equal(default.probs, explicit.probs)
     assert default.refined.any()
+
+
+def test_only_the_wanted_cells_are_classified_and_refined_with_the_same_answer(dense, montpellier):
+    """A region tile classifies its core only: the core's cells are what the whole map says, and no
+    window behind the other cells alone is re-classified (fewer windows than the whole map's cascade)."""
+    aoi, (scene, _) = montpellier
+    clf = Classifier(tta=False)
+    whole = classify_cells(scene, aoi, dense, classifier=clf, refine_below=0.8)
+    h, w = whole.status.shape
+    core = (slice(2, h // 2), slice(3, w - 2))
+    part = classify_cells(scene, aoi, dense, classifier=clf, refine_below=0.8, only_cells=core)
+    np.testing.assert_array_equal(part.status[core], whole.status[core])
+    np.testing.assert_array_equal(part.probs[core], whole.probs[core])
+    np.testing.assert_array_equal(part.refined[core], whole.refined[core])
+    outside = np.ones(whole.status.shape, bool)
+    outside[core] = False
+    assert (part.status[outside] == CellStatus.OUTSIDE).all() and np.isnan(part.probs[outside]).all()
+    assert not part.refined[outside].any() and whole.refined[outside].any()
