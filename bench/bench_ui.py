@@ -24,11 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.app_server import start_app, stop_app
+from tests.app_server import CHROMIUM_ARGS, start_app, stop_app
 from tests.compare_page import FRAMES, maps_ready, new_page, selection, wait_idle
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 # points of map A to click, as fractions of its box (a spread of cells around the area's middle)
 POINTS = [(0.35, 0.4), (0.6, 0.45), (0.45, 0.65), (0.55, 0.3), (0.3, 0.6), (0.65, 0.6), (0.5, 0.5),
           (0.4, 0.3), (0.6, 0.7), (0.35, 0.55), (0.7, 0.4), (0.45, 0.45)]
@@ -87,7 +85,7 @@ def main() -> int:
     lines = [f"# bench_ui: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}"]
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+        browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         how = "streamlit run app.py" if args.plain else "python -m ui.serve"
         totals = []
         for run in range(args.fresh_runs):

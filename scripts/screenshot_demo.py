@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(ROOT))
+
+from lulc_core.settings import load_settings  # noqa: E402
+from tests.app_server import CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
 
 
 def main() -> None:
@@ -32,23 +31,12 @@ def main() -> None:
     ap.add_argument("--home-out", default=str(ROOT / "docs" / "screenshot_home.png"))
     ap.add_argument("--model-out", default=str(ROOT / "docs" / "screenshot_model.png"))
     args = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, LULC_BASEMAP="0")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.mkdtemp()) / "streamlit.log"
+    proc, url = start_app(load_settings().cache_dir, log, timeout_s=120)  # as `make run`, the usual scene cache
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=ARGS)
+            browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                                        args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": args.height})
             page.goto(url)
             page.get_by_text("LULC Change Explorer").first.wait_for(timeout=60_000)
@@ -73,7 +61,7 @@ def main() -> None:
             browser.close()
         print(f"wrote {args.out}, {args.area_out}, {args.model_out}")
     finally:
-        proc.kill()
+        stop_app(proc)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ def wait_idle(pg, timeout_s: float = 240) -> None:
 
 
 def box(locator, timeout_s: float = 30) -> dict:
-    """An element's bounding box, waiting while it has none (an iframe being attached)."""
+    """An element's bounding box, scrolled into view, waiting while it has none (an iframe being attached
+    or replaced by a rerun has no box for a moment; the locator finds the replacement)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
+            locator.scroll_into_view_if_needed(timeout=5_000)
             if (b := locator.bounding_box(timeout=5_000)) is not None:
                 return b
         except Exception:  # detached while being redrawn
@@ -110,9 +112,7 @@ def click_until_selected(pg, index: int, fractions) -> float:
     """Click map ``index`` at ``fractions`` of its box until the cell list changes; seconds the change took."""
     for fx, fy in fractions:
         before = selection(pg)
-        el = pg.locator(FRAMES).nth(index)
-        el.scroll_into_view_if_needed()
-        b = box(el)
+        b = box(pg.locator(FRAMES).nth(index))
         t0 = time.monotonic()
         pg.mouse.click(b["x"] + b["width"] * fx, b["y"] + b["height"] * fy)
         try:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.app_server import ROOT, start_app, stop_app
+from tests.app_server import CHROMIUM_ARGS, ROOT, start_app, stop_app
+from tests.compare_page import FRAMES, box, wait_idle
 
 SHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI") == "true":
@@ -40,7 +38,7 @@ def app_url(tmp_path_factory):
 def page():
     SHOTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1100})
         pg.console_errors = []
         pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
@@ -54,17 +52,6 @@ def page():
         browser.close()
 
 
-def _wait_idle(pg, timeout_s: float = 240) -> None:
-    """Wait until Streamlit has finished running the script."""
-    pg.wait_for_timeout(800)
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if pg.locator('[data-testid="stStatusWidget"]').count() == 0:
-            return
-        pg.wait_for_timeout(300)
-    raise AssertionError("the app kept running for too long")
-
-
 def _no_errors(pg) -> None:
     assert pg.locator('[data-testid="stException"]').count() == 0
     alerts = pg.locator('[data-testid="stAlertContentError"]')
@@ -74,26 +61,9 @@ def _no_errors(pg) -> None:
 
 
 def _map_frame(pg, index: int):
-    frames = pg.locator('iframe[title="streamlit_folium.st_folium"]')
+    frames = pg.locator(FRAMES)
     frames.nth(index).wait_for(timeout=60_000)
-    return frames.nth(index), pg.frame_locator('iframe[title="streamlit_folium.st_folium"]').nth(index)
-
-
-def _box(locator, timeout_s: float = 30.0) -> dict:
-    """The bounding box of an element, waiting while it has none (an iframe being replaced by a
-    rerun has no box for a moment; the replacement is looked up again)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            locator.scroll_into_view_if_needed(timeout=5_000)
-            box = locator.bounding_box(timeout=5_000)
-        except Exception:  # detached while being redrawn
-            box = None
-        if box is not None:
-            return box
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no bounding box for {locator} after {timeout_s:.0f} s")
-        time.sleep(0.5)
+    return frames.nth(index), pg.frame_locator(FRAMES).nth(index)
 
 
 def _set_date_range(pg, label: str, start: str, end: str) -> None:
@@ -106,13 +76,13 @@ def _set_date_range(pg, label: str, start: str, end: str) -> None:
     pg.keyboard.press("Enter")
     pg.keyboard.press("Escape")
     pg.get_by_role("heading", name="2. Two dates").click()  # blur: the widget commits its value
-    _wait_idle(pg)
+    wait_idle(pg)
 
 
 def test_home_page(app_url, page):
     page.goto(app_url)
     page.get_by_text("LULC Change Explorer").first.wait_for(timeout=60_000)
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_text("Test accuracy on held-out EuroSAT images").wait_for()
     page.screenshot(path=str(SHOTS / "home.png"))
     _no_errors(page)
@@ -122,30 +92,30 @@ def test_model_page(app_url, page):
     # through the page menu: a deep link (/Model) makes Streamlit's front end probe /Model/_stcore/health
     # (404) before it finds the server's root, which the browser logs as errors
     page.goto(app_url)
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("link", name="Model").first.click()
     page.get_by_role("heading", name="Input contract").wait_for(timeout=60_000)
-    _wait_idle(page)
+    wait_idle(page)
     _no_errors(page)
 
 
 def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.goto(app_url)
-    _wait_idle(page)
+    wait_idle(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Area and dates").click()
-    _wait_idle(page)
+    wait_idle(page)
     frame_el, frame = _map_frame(page, 0)
     frame.locator(".leaflet-container").wait_for(timeout=60_000)
     # draw a rectangle with the mouse over Pisa (the map opens centred on the Pisa demo scenes)
     frame.locator("a.leaflet-draw-draw-rectangle").click()
-    box = _box(frame_el)
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    fb = box(frame_el)
+    cx, cy = fb["x"] + fb["width"] / 2, fb["y"] + fb["height"] / 2
     page.mouse.move(cx - 70, cy - 50)
     page.mouse.down()
     page.mouse.move(cx, cy, steps=5)
     page.mouse.move(cx + 70, cy + 50, steps=5)
     page.mouse.up()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_text("160 m cells").wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "area_drawn.png"))
     # the two Pisa acquisitions are 2015-07-04 and 2018-02-11
@@ -154,9 +124,9 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.get_by_text("Scene for date B").wait_for(timeout=60_000)
     page.get_by_role("button", name="Run analysis").click()
     page.get_by_text("Analysis ready").wait_for(timeout=300_000)
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("link", name="Open the comparison").click()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_text("Compare two dates").wait_for(timeout=60_000)
     # both class maps: image overlays (true colour + classes) on both side-by-side maps
     for i in (0, 1):
@@ -170,7 +140,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         return box.inner_text() + " " + " ".join(inputs.nth(k).input_value() for k in range(inputs.count()))
 
     page.get_by_text("Cell details").wait_for(timeout=60_000)
-    _wait_idle(page)
+    wait_idle(page)
     before = box_text()
     assert "Row " in before, before
 
@@ -182,10 +152,10 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         for at in points:
             el, _ = _map_frame(page, index)
             el.scroll_into_view_if_needed()
-            page.mouse.click(*at(_box(el)))
+            page.mouse.click(*at(box(el)))
             for _ in range(30):
                 page.wait_for_timeout(500)
-                _wait_idle(page)
+                wait_idle(page)
                 if box_text() != before:
                     return True
         return False
@@ -210,7 +180,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         if abs(rel[0][0] - rel[1][0]) < 2 and abs(rel[0][1] - rel[1][1]) < 2:
             break
         page.wait_for_timeout(500)
-        _wait_idle(page)
+        wait_idle(page)
     assert abs(rel[0][0] - rel[1][0]) < 2 and abs(rel[0][1] - rel[1][1]) < 2, rel
     # linked, stable views: zoom map A in, then move a slider: both maps keep the new zoom; pan A: B follows
     def view(i):
@@ -222,7 +192,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     def settle(predicate, what):
         for _ in range(40):
             page.wait_for_timeout(500)
-            _wait_idle(page)
+            wait_idle(page)
             try:
                 if predicate():
                     return
@@ -245,14 +215,14 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
     page.get_by_label("Class map opacity").focus()
     page.keyboard.press("ArrowLeft")
     page.wait_for_timeout(1000)
-    _wait_idle(page)
+    wait_idle(page)
     settle(lambda: view(0)[0] == zoom0 + 1, "a slider move must not reset the zoom")
     lat_before = view(1)[1]
     panned = lambda: abs(view(1)[1] - lat_before) > 1e-4 and abs(view(1)[1] - view(0)[1]) < 1e-4  # noqa: E731
     for _ in range(3):  # a drag can fall in a redraw of map A (the slider move reran the page): try again
-        _wait_idle(page)
+        wait_idle(page)
         el_a, _ = _map_frame(page, 0)
-        b = _box(el_a)
+        b = box(el_a)
         page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.7)
         page.mouse.down()
         page.mouse.move(b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.3, steps=10)
@@ -264,7 +234,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
             pass
     assert panned(), "panning map A must move map B's centre"
     # live: moving map A moves map B and the swipe map in the same instant, in the browser (no rerun)
-    _wait_idle(page)
+    wait_idle(page)
     _, fa = _map_frame(page, 0)
     offsets = fa.locator(".leaflet-container").evaluate(
         "el => { const a = window.__lulcMap; a.panBy([120, 40], {animate: false}); const c = a.getCenter();"
@@ -273,12 +243,12 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         " m.getCenter().lng - c.lng, m.getZoom() - a.getZoom()]); } return out; }")
     # B and the swipe map (Streamlit may still hold an iframe of a previous run: it follows too)
     assert len(offsets) >= 2 and all(abs(d) < 1e-9 for o in offsets for d in o), offsets
-    _wait_idle(page)
+    wait_idle(page)
     # the swipe map: a draggable divider clips date A (left) and date B (right)
     moved_clip = False
     for _ in range(3):  # a drag can fall in a redraw of the map (the pan above reruns the page): try again
         page.wait_for_timeout(1000)
-        _wait_idle(page)
+        wait_idle(page)
         el_s, fs = _map_frame(page, 2)
         el_s.scroll_into_view_if_needed()
         fs.locator(".leaflet-sbs-range").wait_for(state="attached", timeout=60_000)
@@ -288,7 +258,7 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         assert before_a.startswith("rect(") and before_b.startswith("rect(")
         assert fs.locator(".leaflet-swipeA-pane img.leaflet-image-layer").count() >= 1
         assert fs.locator(".leaflet-swipeB-pane img.leaflet-image-layer").count() >= 1
-        rb = _box(fs.locator(".leaflet-container"))  # the divider's thumb sits at its centre
+        rb = box(fs.locator(".leaflet-container"))  # the divider's thumb sits at its centre
         page.mouse.move(rb["x"] + rb["width"] / 2, rb["y"] + rb["height"] / 2)
         page.mouse.down()
         page.mouse.move(rb["x"] + rb["width"] * 0.8, rb["y"] + rb["height"] / 2, steps=8)
@@ -324,6 +294,6 @@ def test_draw_pick_dates_run_and_inspect_a_patch(app_url, page):
         assert expected in text
     page.set_viewport_size({"width": 1400, "height": 3400})
     page.wait_for_timeout(1500)
-    _wait_idle(page)  # the last click's details drawn, not faded as out of date
+    wait_idle(page)  # the last click's details drawn, not faded as out of date
     page.screenshot(path=str(SHOTS / "compare.png"))
     _no_errors(page)

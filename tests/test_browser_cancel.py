@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.app_server import start_app, stop_app
+from tests.app_server import CHROMIUM_ARGS, start_app, stop_app
 from tests.fake_sh_fixture import fake_sh_server  # noqa: F401  (module-scoped fixture)
-from tests.test_browser import ARGS, CHROMIUM, _wait_idle, playwright
+from tests.compare_page import wait_idle
+from tests.test_browser import CHROMIUM, playwright
 
 PROCESS_DELAY_S = 6.0
 
@@ -38,16 +39,16 @@ def sh_app_url(fake_sh_server, tmp_path):  # noqa: F811
 def test_cancel_stops_a_running_analysis_and_keeps_nothing_half_done(sh_app_url):
     url, fake = sh_app_url
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url)
         page.get_by_role("link", name="Area and dates").first.wait_for(timeout=60_000)
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("link", name="Area and dates").first.click()
         page.get_by_text("Demo area", exact=True).first.click()
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("button", name="Use this demo area").click()
-        _wait_idle(page)
+        wait_idle(page)
         run = page.get_by_role("button", name="Run analysis")
         run.wait_for()
         assert run.is_enabled()
@@ -59,7 +60,7 @@ def test_cancel_stops_a_running_analysis_and_keeps_nothing_half_done(sh_app_url)
         cancel.click()
         page.get_by_text("Analysis cancelled").wait_for(timeout=60_000)
         waited = time.monotonic() - started
-        _wait_idle(page)
+        wait_idle(page)
         assert page.get_by_text("Analysis ready").count() == 0
         # only the request in flight finished: date B was never asked for
         assert fake.count("process") - requests_before <= 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import SHOTS, _map_frame, _no_errors, _wait_idle, app_url, page  # noqa: F401
+from tests.compare_page import wait_idle
+from tests.test_browser import SHOTS, _map_frame, _no_errors, app_url, page  # noqa: F401
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -24,27 +25,27 @@ def _type_range(pg, label: str, start: str, end: str) -> None:
             seg.click()
             seg.type(value, delay=30)
     pg.keyboard.press("Enter")
-    _wait_idle(pg)
+    wait_idle(pg)
 
 
 def test_place_search_typed_dates_and_timeline_clicks(app_url, page):  # noqa: F811
     page.goto(app_url)
     page.get_by_text("Test accuracy on held-out EuroSAT images").wait_for(timeout=120_000)  # st.navigation is up
-    _wait_idle(page)
+    wait_idle(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Area and dates").click()
-    _wait_idle(page)
+    wait_idle(page)
     _, frame = _map_frame(page, 0)
     frame.locator(".leaflet-container").wait_for(timeout=60_000)
     # the place search moves the draw map (offline: GeoNames data from the package)
     box = page.get_by_role("textbox", name="Find a place")
-    _wait_idle(page)
+    wait_idle(page)
     page.wait_for_timeout(3000)  # the draw map's first value reruns the page once
-    _wait_idle(page)
+    wait_idle(page)
     box.click()
     box.type("saclay", delay=50)
     page.wait_for_timeout(500)
     box.press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     page.screenshot(path=str(SHOTS / "place_search.png"))
     found = page.get_by_role("combobox", name="Places found")  # the chosen place is the combobox's value
     found.wait_for(timeout=60_000)
@@ -61,13 +62,13 @@ def test_place_search_typed_dates_and_timeline_clicks(app_url, page):  # noqa: F
     assert view and abs(view[1] - 48.70) < 0.05 and abs(view[2] - 2.26) < 0.05, view
     # a demo area: Norcia (acquisitions 2015-07-11 and 2017-10-18)
     page.get_by_text("Demo area", exact=True).click()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Use this demo area").wait_for(timeout=60_000)
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Demo area").click()
     page.get_by_role("option", name="Norcia, Italy").click()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Use this demo area").click()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_text("Scene for date B").wait_for(timeout=60_000)
     # a typed window applies on Enter: nothing in May 2016, so Run is off and the warning says why
     _type_range(page, "Date B window", "2016-05-01", "2016-05-31")
@@ -75,7 +76,7 @@ def test_place_search_typed_dates_and_timeline_clicks(app_url, page):  # noqa: F
     assert page.get_by_role("button", name="Run analysis").is_disabled()
     # a click on the 2017-10-18 acquisition sets date B's window to its month
     page.get_by_role("radiogroup", name="Clicking a date on the").get_by_text("date B", exact=True).click()
-    _wait_idle(page)
+    wait_idle(page)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.scroll_into_view_if_needed()
     points = chart.locator("g.scatterlayer path.point")
@@ -84,7 +85,7 @@ def test_place_search_typed_dates_and_timeline_clicks(app_url, page):  # noqa: F
     b = last.bounding_box()
     page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
     page.mouse.click(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_text("Scene for date B").wait_for(timeout=60_000)
     assert page.get_by_text("No scene in 2016-05-01/2016-05-31").count() == 0
     assert not page.get_by_role("button", name="Run analysis").is_disabled()

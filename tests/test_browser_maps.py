@@ -7,28 +7,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARGS, CHROMIUM, SHOTS, _box, _wait_idle, playwright  # noqa: F401 (skips as it does)
-from tests.app_server import start_app, stop_app
-from tests.compare_page import (FRAMES, N_MAPS, click_until_selected, divider, in_map, maps_ready, new_page, open_demo,
-                                selection, views, wait_for)
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    proc, url = start_app(tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("log") / "streamlit.log")
-    yield url
-    stop_app(proc)
+from tests.test_browser import CHROMIUM, SHOTS, app_url, playwright  # noqa: F401 (skips as it does; the server)
+from tests.app_server import CHROMIUM_ARGS
+from tests.compare_page import (FRAMES, N_MAPS, box, click_until_selected, divider, in_map, maps_ready, new_page,
+                                open_demo, selection, views, wait_for, wait_idle)
 
 
 @pytest.fixture()
 def browser():
     SHOTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
 
-def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
+def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):  # noqa: F811 (the imported fixture)
     pg = new_page(browser)
     open_demo(pg, app_url)
     # the true-colour images are served once by the app (not inlined in each map's HTML) and load
@@ -57,7 +51,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     before, sent = selection(pg), len(pg.sent)
     swipe = pg.locator(FRAMES).nth(2)
     swipe.scroll_into_view_if_needed()
-    b = _box(swipe)
+    b = box(swipe)
     assert abs(divider(pg) - 0.5) < 1e-6
     pg.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
     pg.mouse.down()
@@ -72,7 +66,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     took = click_until_selected(pg, 0, ((0.4, 0.6), (0.6, 0.4), (0.3, 0.3)))
     assert len(pg.sent) > sent  # the click reached the server (the count above can see messages)
     assert took < 5, f"the details took {took:.1f} s"
-    _wait_idle(pg)
+    wait_idle(pg)
     pg.wait_for_timeout(1000)
     assert all(v[0] == z0 + 1 for v in views(pg)), views(pg)
     assert abs(divider(pg) - moved) < 1e-9
@@ -102,7 +96,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     pg.keyboard.press("ArrowLeft")  # 0.60 -> 0.55
     wait_for(pg, lambda: abs(float(thumb.input_value()) - 0.55) < 1e-6, 5, "the slider did not move")
     pg.wait_for_timeout(1000)
-    _wait_idle(pg)
+    wait_idle(pg)
     opacities = "[...new Set(Object.keys(w).map(k => { try { return w[k]; } catch (e) { return null; } })" \
                 ".filter(l => l instanceof w.L.Layer && l.options.lulcLevel === 'group').map(l => l.options.opacity))]"
     def faded() -> list:
@@ -121,7 +115,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     thumb.focus()
     pg.keyboard.press("ArrowLeft")
     pg.wait_for_timeout(1000)
-    _wait_idle(pg)
+    wait_idle(pg)
     wait_for(pg, lambda: in_map(pg, 0, "w.__testMark") is None and in_map(pg, 0, "!!m.__lulcSettings"), 30,
              "map A shows the change state: it is drawn anew")
     maps_ready(pg)
@@ -141,7 +135,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     pg2.goto(link)
     pg2.get_by_text("Cell details").wait_for(timeout=120_000)
     maps_ready(pg2)
-    _wait_idle(pg2)
+    wait_idle(pg2)
     assert f"Row {r}, col {c}:" in selection(pg2), selection(pg2)
     for z, la, ln in views(pg2):
         assert z == zoom and abs(la - lat) < 1e-4 and abs(ln - lng) < 1e-4, (views(pg2), (zoom, lat, lng))
@@ -150,7 +144,7 @@ def test_zoom_divider_and_click_stay_in_the_browser(app_url, browser):
     assert [e for e in pg2.errors if "404" not in e] == [] and pg2.outside == [], (pg2.errors, pg2.outside)
 
 
-def test_a_new_analysis_opens_on_its_own_area(app_url, browser):
+def test_a_new_analysis_opens_on_its_own_area(app_url, browser):  # noqa: F811
     """The view is kept per analysis: after zooming one, a second analysis in the same tab opens fitted
     to its own area (not at the first one's view, which the tab and the URL still hold)."""
     pg = new_page(browser)
@@ -158,10 +152,10 @@ def test_a_new_analysis_opens_on_its_own_area(app_url, browser):
     in_map(pg, 0, "m.setZoom(m.getZoom() + 2, {animate: false})")
     first = views(pg)[0]
     pg.locator('[data-testid="stSidebarNav"] a', has_text="Home").click()
-    _wait_idle(pg)
+    wait_idle(pg)
     pg.locator('[data-testid="stSelectbox"]').filter(has_text="Demo area").locator("input").click()
     pg.get_by_role("option", name="Pisa").first.click()
-    _wait_idle(pg)
+    wait_idle(pg)
     pg.get_by_role("button", name="Analyse demo area").click()
     pg.get_by_text("Cell details").wait_for(timeout=120_000)
     wait_for(pg, lambda: in_map(pg, 0, "Math.abs(m.getCenter().lng - 3.9) > 1"), 60, "the maps show the first area")
