@@ -51,6 +51,8 @@ import jinja2
 import leafmap.foliumap as leafmap
 import xyzservices
 
+from ui.served_images import static_root_url
+
 __all__ = [
     "VENDOR_DIR",
     "DEFAULT_STATIC_URL",
@@ -127,15 +129,7 @@ def static_vendor_url(base_url_path: str | None = None) -> str:
     Streamlit config if Streamlit is importable, else treated as empty.  Returns e.g.
     ``"/app/static/vendor"`` or ``"/lulc/app/static/vendor"``.
     """
-    if base_url_path is None:
-        try:
-            from streamlit import config as st_config
-
-            base_url_path = st_config.get_option("server.baseUrlPath") or ""
-        except Exception:  # streamlit missing or config not loadable
-            base_url_path = ""
-    base = str(base_url_path).strip("/")
-    return f"/{base}/app/static/vendor" if base else "/app/static/vendor"
+    return f"{static_root_url(base_url_path)}/vendor"
 
 
 def asset_url(static_url: str, rel: str) -> str:
