@@ -200,12 +200,19 @@ class RegionOutput:
     zones: list[str]  # EPSG codes of the zone files
 
 
-def read_region_output(out: Path) -> RegionOutput:
-    """Read ``region.json``, ``kinds.csv`` and ``transitions.csv`` of a region output folder."""
+def region_zones(out: Path) -> list[str]:
+    """The EPSG codes of a finished region output's UTM zone files (LulcError if the run did not finish)."""
     out = Path(out)
     if not (out / "region.json").exists():
         raise LulcError(f"{out} holds no finished region run (no region.json); run `compare --tiles` into it "
                         "or wait for its batch to finish")
+    return sorted(p.stem.rsplit("_", 1)[1] for p in out.glob("classes_a_*.tif"))
+
+
+def read_region_output(out: Path) -> RegionOutput:
+    """Read ``region.json``, ``kinds.csv`` and ``transitions.csv`` of a region output folder."""
+    out = Path(out)
+    zones = region_zones(out)
 
     def rows(name: str) -> list[dict[str, str]]:
         p = out / name
@@ -214,7 +221,6 @@ def read_region_output(out: Path) -> RegionOutput:
         with open(p, newline="") as f:
             return list(csv.DictReader(f))
 
-    zones = sorted(p.stem.rsplit("_", 1)[1] for p in out.glob("classes_a_*.tif"))
     return RegionOutput(out, json.loads((out / "region.json").read_text()), rows("kinds.csv"),
                         rows("transitions.csv"), zones)
 
@@ -226,7 +232,7 @@ def overview_layers(out: Path, max_side: int = 1200) -> dict[str, list[tuple[np.
     from lulc_core.render import to_latlon
 
     layers: dict[str, list[tuple[np.ndarray, tuple]]] = {name: [] for name, _, _ in LAYERS}
-    for zone in read_region_output(out).zones:
+    for zone in region_zones(out):
         for name, product, band in LAYERS:
             v, transform, crs = overview_values(Path(out) / f"{product}_{zone}.tif", band, max_side)
             layers[name].append(to_latlon(overview_rgba(name, v), crs, transform, max_side))
@@ -243,7 +249,7 @@ def cell_at(out: Path, lon: float, lat: float) -> dict[str, Any] | None:
     from lulc_core.classes import CLASS_NAMES
     from lulc_core.export import CLASS_NODATA, PROB_SCALE
 
-    for zone in read_region_output(out).zones:
+    for zone in region_zones(out):
         x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{zone}", always_xy=True).transform(lon, lat)
         with rasterio.open(Path(out) / f"change_cells_{zone}.tif") as src:
             row, col = src.index(x, y)

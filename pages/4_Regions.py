@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from lulc_core.batch import cancel_batch, cell_at, list_batches, overview_layers, read_region_output
+from lulc_core.batch import cancel_batch, cell_at, list_batches
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.errors import LulcError
 from lulc_core.render import KIND_COLOURS, legend_html
@@ -19,6 +19,7 @@ from lulc_core.change import KIND_NAMES
 from ui.charts import probability_bars
 from ui.map_overlays import add_image_overlay
 from ui.offline_map import finish_map, make_map
+from ui.regions import opened_region
 from ui.session import basemap_enabled, batch_root, show_error
 
 st.title("Regions")
@@ -68,8 +69,7 @@ out = st.session_state.get("region_out")
 if not out:
     st.stop()
 try:
-    region = read_region_output(Path(out))
-    layers = overview_layers(Path(out))
+    region, layers = opened_region(out)
 except (LulcError, OSError) as exc:
     show_error(exc)
     st.stop()

@@ -1,11 +1,14 @@
-"""The Area page's offer for an area larger than one analysis: run it as a regional batch."""
+"""Regional batches in the dashboard: the Area page's offer to run an area larger than one analysis as
+a batch, and a finished region output read once for the Regions page."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
 from lulc_core.aoi import AOI
-from lulc_core.batch import start_batch
+from lulc_core.batch import RegionOutput, overview_layers, read_region_output, start_batch
 from lulc_core.errors import LulcError
 from lulc_core.providers.base import MAX_RUN_AREA_KM2
 from lulc_core.scene import DateWindow
@@ -36,3 +39,15 @@ def region_batch_offer(region: AOI, kind: str) -> None:
                 st.session_state.region_aoi = None
                 st.success(f"Batch started ({folder.name}).")
                 st.page_link("pages/4_Regions.py", label="Follow it on the Regions page", icon=":material/grid_view:")
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the region's overview maps...")
+def _opened_region(out: str, finished_at: float) -> tuple[RegionOutput, dict]:
+    return read_region_output(Path(out)), overview_layers(Path(out))
+
+
+def opened_region(out: str) -> tuple[RegionOutput, dict]:
+    """A finished region output and its overview layers, read once per folder and run (the Regions page
+    reruns on every click on its map); a rerun into the same folder is read again."""
+    done = Path(out) / "region.json"
+    return _opened_region(str(out), done.stat().st_mtime if done.exists() else 0.0)
