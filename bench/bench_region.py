@@ -145,7 +145,8 @@ def main() -> None:
     t0 = time.monotonic()
     aoi = region_aoi(args.tiles, args.km2)
     side_km = math.sqrt(aoi.area_km2)
-    copies = MOSAIC_COPIES if side_km <= 46.1 else mosaic_copies(side_km)
+    needed = mosaic_copies(side_km)  # the bench_pipeline mosaic when it covers the square, else a larger one
+    copies = MOSAIC_COPIES if all(n <= m for n, m in zip(needed, MOSAIC_COPIES)) else needed
     root = build_mosaic(WORK / ("mosaic" if copies == MOSAIC_COPIES else f"mosaic_{copies[0]}x{copies[1]}"), copies)
     build_s = time.monotonic() - t0
     lines = [f"bench_region: {aoi.name}, {aoi.area_km2:,.0f} km2 ({aoi.grid.width} x {aoi.grid.height} px), "
