@@ -63,3 +63,43 @@ def test_second_cycle_starts_from_given_weights(tmp_path):
     with _pytest.raises(ValueError, match="resnet18/imagenet, not resnet18/s2"):
         train(TrainConfig(out=tmp_path / "w3.pt", run_dir=tmp_path / "r3", epochs=1,
                           init_from=tmp_path / "w1.pt", **{**base, "stem": "s2"}))
+
+
+def test_random_shift_moves_each_image_by_whole_pixels_with_reflected_edges():
+    from lulc_core.model.transforms import random_shift
+
+    x = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).view(4, 3, 8, 8)
+    out = random_shift(x, 2, torch.Generator().manual_seed(3))
+    oy, ox = torch.randint(0, 5, (2, 4), generator=torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (2,) * 4, mode="reflect")
+    for i in range(4):
+        assert torch.equal(out[i], padded[i, :, oy[i]:oy[i] + 8, ox[i]:ox[i] + 8])
+    assert not torch.equal(out, x)  # seed 3 moves at least one image
+
+
+def test_cutmix_pastes_one_box_and_returns_its_share():
+    from lulc_core.model.transforms import cutmix_batch
+
+    x = torch.stack([torch.full((3, 16, 16), float(i)) for i in range(6)])
+    y = torch.arange(6)
+    mixed, y1, y2, lam = cutmix_batch(x, y, torch.Generator().manual_seed(0))
+    for i in range(6):  # every image is itself outside the box and its partner inside it
+        own = (mixed[i] == i).float().mean().item()
+        assert abs(own - lam) < 1e-6 or y2[i] == i
+        assert set(mixed[i].unique().tolist()) <= {float(i), float(y2[i])}
+    assert torch.equal(y1, y)
+
+
+def test_gpu_training_splits_weights_into_files_under_the_device_limit():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_gpu", "scripts/train_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from lulc_core.model.architectures import build_resnet
+
+    state = {k: v.half() if v.is_floating_point() else v for k, v in build_resnet().state_dict().items()}
+    first, second = mod.split_by_bytes(state)
+    assert set(first) | set(second) == set(state) and not set(first) & set(second)
+    size = lambda keys: sum(state[k].numel() * state[k].element_size() for k in keys)  # noqa: E731
+    assert max(size(first), size(second)) < 16 * 2**20 < size(first) + size(second)

@@ -25,7 +25,7 @@ from lulc_core.model.calibration import expected_calibration_error, fit_temperat
 from lulc_core.model.eurosat_data import load_image_set, stratified_split
 from lulc_core.model.inference import predict_logits
 from lulc_core.model.recipes import EUROSAT_RGB
-from lulc_core.model.transforms import augment
+from lulc_core.model.transforms import augment, cutmix_batch
 from lulc_core.model.weights import WeightsMetadata, file_sha256, save_weights
 
 RECIPE = EUROSAT_RGB.description  # the registry key the classifiers look the recipe up by
@@ -89,23 +89,6 @@ def _checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
-
-
-def cutmix_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """CutMix (Yun et al. 2019): a random box of each image is replaced by the same box of
-    another image of the batch; returns images, both labels and the share ``lam`` of the first."""
-    n, _, h, w = x.shape
-    lam = float(torch.rand(1, generator=generator))  # Beta(1, 1), as in the paper
-    perm = torch.randperm(n, generator=generator)
-    ch, cw = int(round(h * (1 - lam) ** 0.5)), int(round(w * (1 - lam) ** 0.5))
-    cy, cx = int(torch.randint(0, h, (1,), generator=generator)), int(torch.randint(0, w, (1,), generator=generator))
-    y0, y1 = max(0, cy - ch // 2), min(h, cy + ch // 2)
-    x0, x1 = max(0, cx - cw // 2), min(w, cx + cw // 2)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-    return x, y, y[perm], lam
 
 
 def train(cfg: TrainConfig) -> WeightsMetadata | None:
