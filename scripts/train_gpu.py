@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS: dict[str, dict] = {
     "a": dict(seed=0, max_epochs=240, batch=128, lr=0.1, wd=5e-4, cutmix=0.5, smoothing=0.1, shift=4, ema=0.999),
     "b": dict(seed=1, max_epochs=240, batch=128, lr=0.1, wd=5e-4, cutmix=0.0, smoothing=0.1, shift=4, ema=0.999),
+    "c": dict(seed=2, max_epochs=240, batch=128, lr=0.1, wd=5e-4, cutmix=0.5, smoothing=0.1, shift=4, ema=0.999),
+    "d": dict(seed=3, max_epochs=240, batch=128, lr=0.1, wd=5e-4, cutmix=0.8, smoothing=0.1, shift=4, ema=0.999),
     "smoke": dict(seed=0, max_epochs=2, batch=32, lr=0.05, wd=5e-4, cutmix=0.5, smoothing=0.1, shift=4, ema=0.99),
 }
 
