@@ -5,7 +5,7 @@ from ``lulc_core/model/architectures.py`` and ``transforms.py`` by file path, so
 (rasterio, pyproj, ...) is never imported. Input is the *training part only* of the project's
 fixed split (``stratified_split(seed=0)`` of the EuroSAT RGB zip, packed by ``pack``): the
 validation and test parts never leave this machine, and calibration, the TTA choice and the one
-look at the test part happen here afterwards (``python -m lulc_core.model.gpu_import``).
+look at the test part happen here afterwards (``import``).
 
 Each run is one process (several share the GPU); the number of epochs is fitted to the budget
 after timing a few steps, so a one-cycle schedule always completes. Outputs per run: the EMA
@@ -14,6 +14,8 @@ record (config, per-epoch loss and accuracy, wall time, GPU, torch version).
 
     python scripts/train_gpu.py pack --zip ../shared/data/eurosat/eurosat_rgb.zip --out .gpu
     python3 scripts/train_gpu.py train --data .gpu --out $OUT --budget-s 420 --runs a b
+    python scripts/train_gpu.py import --runs-dir OUT --run a --zip ../shared/data/eurosat/eurosat_rgb.zip \
+        --out lulc_core/weights/candidates/eurosat_rgb_resnet18_gpu.pt
 """
 
 from __future__ import annotations
@@ -205,6 +207,86 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def previous_model_record(path: Path) -> dict:
+    """The figures of the weights being replaced, kept in the new weights' training record so the
+    Model page and the card can show them beside the new ones."""
+    from lulc_core.model.cascades import tta_cascade_entry
+    from lulc_core.model.weights import file_sha256, read_weights_blob
+
+    meta = read_weights_blob(path)["metadata"]
+    tm, tr = meta["test_metrics"], meta["training"]
+    cascade = tta_cascade_entry(file_sha256(path)) or {}
+    epochs, node = [], tr
+    while node:
+        epochs.append(node.get("epochs"))
+        node = node.get("previous_cycle")
+    return {"weights": path.name, "sha256": file_sha256(path), "created": meta.get("created"),
+            "test_accuracy": {"plain": tm["plain"]["accuracy"], "tta": tm["tta"]["accuracy"],
+                              "cascade": (cascade.get("test") or {}).get("cascade", {}).get("accuracy")},
+            "ece_after": {"plain": tm["plain"]["ece_after"], "tta": tm["tta"]["ece_after"]},
+            "validation_accuracy": tr.get("validation_accuracy"),
+            "training": f"{' + '.join(str(e) for e in reversed(epochs))} epochs in {len(epochs)} cycles, "
+                        f"{tr.get('minutes')} min on {tr.get('hardware', '2 CPU cores')}"}
+
+
+def import_run(runs_dir: Path, chosen: str, zip_path: Path, out: Path, run_dir: Path,
+               previous: Path | None = None) -> None:
+    """Turn a device run into a weights file: validation accuracy of every run in ``runs_dir``
+    (the choice), then temperatures, the TTA choice and the one test look for ``chosen``;
+    ``previous``: the weights it replaces, whose figures go into the training record."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from lulc_core.model.architectures import build_resnet
+    from lulc_core.model.eurosat_data import load_image_set, stratified_split
+    from lulc_core.model.inference import predict_logits
+    from lulc_core.model.train import calibrate_test_and_save
+
+    data = load_image_set(zip_path)
+    split = stratified_split(data.labels, seed=0)
+    x_va = np.ascontiguousarray(data.images[split[1]].transpose(0, 3, 1, 2))
+    y_va = data.labels[split[1]]
+    models, records, val = {}, {}, {}
+    for rec_path in sorted(runs_dir.glob("run_*.json")):
+        rec = json.loads(rec_path.read_text())
+        name = rec["run"]
+        state = {}
+        for part in sorted(runs_dir.glob(f"run_{name}_[0-9].pt")):
+            state.update(torch.load(part, map_location="cpu", weights_only=True))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k != "n_averaged"}
+        model = build_resnet("resnet18", "s2", 10, 3)
+        model.load_state_dict(state)
+        z = predict_logits(model.eval(), x_va, rec["norm_mean"], rec["norm_std"])
+        val[name] = float((z.argmax(1) == y_va).mean())
+        models[name], records[name] = model, rec
+        print(f"run {name}: validation accuracy (plain, fp32) {100 * val[name]:.2f}%", flush=True)
+    if chosen not in models:
+        raise SystemExit(f"no run {chosen!r} in {runs_dir}; runs: {', '.join(sorted(models))}")
+    rec, cfg = records[chosen], records[chosen]["config"]
+    others = ", ".join(f"{n} {100 * v:.2f}% ({records[n]['config']['cutmix']:.0%} CutMix, seed "
+                       f"{records[n]['config']['seed']}, {records[n]['epochs']} epochs)" for n, v in sorted(val.items()))
+    training = {
+        "epochs": rec["epochs"], "batch_size": cfg["batch"], "optimizer": rec["optimizer"],
+        "lr_schedule": rec["lr_schedule"], "weight_decay": cfg["wd"], "precision": rec["precision"],
+        "augmentations": rec["augmentations"], "label_smoothing": cfg["smoothing"],
+        "weight_averaging": rec["weight_averaging"], "seed": cfg["seed"], "hardware": rec["hardware"],
+        "pretrained": "none (from scratch)", "minutes": rec["train_minutes"], "threads": None,
+        "device": "GPU",
+        "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "train_acc": h["train_acc"],
+                     "minutes": h["seconds"] / 60} for h in rec["history"]],
+        "selection": f"Run {chosen} of {len(val)} trained side by side on the GPU, chosen on validation accuracy "
+                     f"(plain, fp32, {len(y_va)} images): {others}.",
+        "command": f"python3 scripts/train_gpu.py train --data .gpu --out OUT --budget-s BUDGET --runs {chosen} "
+                   f"(data packed by `python scripts/train_gpu.py pack --zip {zip_path.name}`), then "
+                   f"`python scripts/train_gpu.py import --runs-dir OUT --run {chosen} --zip {zip_path.name} "
+                   f"--out {out.name}`",
+        **({"previous_model": previous_model_record(previous)} if previous else {}),
+    }
+    calibrate_test_and_save(models[chosen], data, split, rec["norm_mean"], rec["norm_std"], training, out, run_dir,
+                            arch="resnet18", stem="s2", seed=0, data_path=zip_path)
+    print(f"wrote {out}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -218,7 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--runs", nargs="+", default=["a", "b"], choices=sorted(RUNS))
     t.add_argument("--device", default="cuda")
     t.add_argument("--limit", type=int, default=0, help="use only this many images (smoke test)")
+    i = sub.add_parser("import", help="choose a run on validation and write its weights file (here, not on the GPU)")
+    i.add_argument("--runs-dir", type=Path, required=True, help="the files the device brought back")
+    i.add_argument("--run", required=True, help="the run to ship (chosen on the validation figures printed)")
+    i.add_argument("--zip", type=Path, required=True, help="the EuroSAT RGB zip (validation and test parts)")
+    i.add_argument("--out", type=Path, required=True)
+    i.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "gpu_import")
+    i.add_argument("--previous", type=Path, help="the weights being replaced (their figures are kept beside)")
     args = ap.parse_args(argv)
+    if args.cmd == "import":
+        import_run(args.runs_dir, args.run, args.zip, args.out, args.run_dir, args.previous)
+        return 0
     if args.cmd == "pack":
         pack(args.zip, args.out)
         return 0

@@ -22,7 +22,7 @@ from torch import nn
 from lulc_core.classes import CLASS_NAMES
 from lulc_core.model.architectures import build_resnet
 from lulc_core.model.calibration import expected_calibration_error, fit_temperature, softmax
-from lulc_core.model.eurosat_data import load_image_set, stratified_split
+from lulc_core.model.eurosat_data import ImageSet, load_image_set, stratified_split
 from lulc_core.model.inference import predict_logits
 from lulc_core.model.recipes import EUROSAT_RGB
 from lulc_core.model.transforms import augment, cutmix_batch
@@ -198,7 +198,33 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
     if averaged is not None:  # the averaged weights are what is calibrated, tested and shipped
         model = averaged.module
     train_minutes = sum(h["minutes"] for h in history)
-    # Calibration on validation, then the one and only look at the test part.
+    training = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "optimizer": "SGD nesterov 0.9",
+                "lr_schedule": f"one-cycle, max lr {cfg.lr}", "weight_decay": cfg.weight_decay,
+                "precision": "bf16 autocast" if cfg.bf16 else "fp32",
+                "augmentations": "dihedral (flips both axes, 90-degree rotations), "
+                                 "brightness +-0.04, contrast +-10%"
+                                 + (f", CutMix on {cfg.cutmix:.0%} of batches" if cfg.cutmix else ""),
+                "label_smoothing": cfg.label_smoothing,
+                "weight_averaging": f"EMA decay {cfg.ema} (shipped)" if cfg.ema else "none",
+                "seed": cfg.seed, "hardware": _hardware(),
+                "pretrained": cfg.pretrained or "none (from scratch)",
+                "minutes": round(train_minutes + (previous.get("minutes") or 0), 1),
+                "threads": cfg.threads, "history": history,
+                **({"previous_cycle": previous} if previous else {})}
+    meta = calibrate_test_and_save(model, data, (tr_idx, va_idx, te_idx), mean, std, training, cfg.out,
+                                   cfg.run_dir, arch=cfg.arch, stem=cfg.stem, seed=cfg.seed, data_path=cfg.data)
+    _log(f"wrote {cfg.out} ({cfg.out.stat().st_size / 1e6:.1f} MB) in {(time.time() - t_start) / 60:.1f} min")
+    return meta
+
+
+def calibrate_test_and_save(model: nn.Module, data: ImageSet, split: tuple[np.ndarray, np.ndarray, np.ndarray],
+                            mean: list[float], std: list[float], training: dict, out: Path, run_dir: Path,
+                            arch: str, stem: str, seed: int, data_path: Path) -> WeightsMetadata:
+    """Fit temperatures on validation, choose TTA or not on validation, look at the test part
+    once and write the weights with their metadata (``training`` is the training record)."""
+    tr_idx, va_idx, te_idx = split
+    run_dir.mkdir(parents=True, exist_ok=True)
+    all_x = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
     model = model.to(memory_format=torch.contiguous_format).eval()
     y_va, y_te = data.labels[va_idx], data.labels[te_idx]
     metrics: dict = {}
@@ -217,38 +243,24 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
             "temperature": temps[key],
             "n_images": int(len(y_te)),
         }
-        np.save(cfg.run_dir / f"test_logits_{key}.npy", z_te)
+        np.save(run_dir / f"test_logits_{key}.npy", z_te)
         _log(f"TEST {key}: " + json.dumps(metrics[key]))
 
     # TTA or not is chosen on the validation part, never on the test figures
     best = "tta" if val_accuracy["tta"] >= val_accuracy["plain"] else "plain"
-    z_best = np.load(cfg.run_dir / f"test_logits_{best}.npy")
+    z_best = np.load(run_dir / f"test_logits_{best}.npy")
     metrics["report"] = test_report(z_best, y_te, temps[best], best)
     meta = WeightsMetadata(
-        architecture=cfg.arch, stem=cfg.stem, class_names=list(CLASS_NAMES),
+        architecture=arch, stem=stem, class_names=list(CLASS_NAMES),
         bands=list(EUROSAT_RGB.bands), recipe=RECIPE, norm_mean=mean, norm_std=std,
         temperature=temps["plain"], temperature_tta=temps["tta"],
         tta_default=best == "tta",
-        training_data_sha256=file_sha256(cfg.data) if cfg.data.is_file() else "",
-        split={"seed": cfg.seed, "fractions": [0.8, 0.1, 0.1], "train": int(len(tr_idx)),
+        training_data_sha256=file_sha256(data_path) if Path(data_path).is_file() else "",
+        split={"seed": seed, "fractions": [0.8, 0.1, 0.1], "train": int(len(tr_idx)),
                "validation": int(len(va_idx)), "test": int(len(te_idx))},
-        training={"epochs": cfg.epochs, "batch_size": cfg.batch_size, "optimizer": "SGD nesterov 0.9",
-                  "lr_schedule": f"one-cycle, max lr {cfg.lr}", "weight_decay": cfg.weight_decay,
-                  "precision": "bf16 autocast" if cfg.bf16 else "fp32",
-                  "augmentations": "dihedral (flips both axes, 90-degree rotations), "
-                                   "brightness +-0.04, contrast +-10%"
-                                   + (f", CutMix on {cfg.cutmix:.0%} of batches" if cfg.cutmix else ""),
-                  "label_smoothing": cfg.label_smoothing,
-                  "weight_averaging": f"EMA decay {cfg.ema} (shipped)" if cfg.ema else "none",
-                  "seed": cfg.seed, "hardware": _hardware(),
-                  "pretrained": cfg.pretrained or "none (from scratch)",
-                  "minutes": round(train_minutes + (previous.get("minutes") or 0), 1),
-                  "threads": cfg.threads, "history": history,
-                  "validation_accuracy": val_accuracy, "tta_chosen_on": "validation accuracy",
-                  **({"previous_cycle": previous} if previous else {})},
+        training={**training, "validation_accuracy": val_accuracy, "tta_chosen_on": "validation accuracy"},
         test_metrics=metrics,
         created=dt.date.today().isoformat(),
     )
-    save_weights(cfg.out, model, meta)
-    _log(f"wrote {cfg.out} ({cfg.out.stat().st_size / 1e6:.1f} MB) in {(time.time() - t_start) / 60:.1f} min")
+    save_weights(out, model, meta)
     return meta
