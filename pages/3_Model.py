@@ -44,7 +44,10 @@ st.info(
     "evidence too (see the Compare page).", icon=":material/info:")
 
 c = st.columns(4)
-c[0].metric("Test accuracy", f"{100 * m['accuracy']:.2f}%", help=f"{m['n_images']} held-out EuroSAT images; {m['mode']}")
+c[0].metric("Test accuracy", f"{100 * m['accuracy']:.2f}%", help=f"{m['n_images']} held-out EuroSAT images; {m['mode']}",
+            delta=None if m.get("previous_accuracy") is None else
+            f"{100 * (m['accuracy'] - m['previous_accuracy']):+.2f} points (previous weights "
+            f"{100 * m['previous_accuracy']:.2f}%)")
 c[1].metric("Calibration error (ECE)", f"{m.get('ece_after', float('nan')):.3f}",
             help="15 bins, after temperature scaling" + ("" if m["ece_before"] != m["ece_before"]
                                                           else f" (before: {m['ece_before']:.3f})"))

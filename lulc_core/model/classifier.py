@@ -46,19 +46,23 @@ def model_figures(meta, weights: str | Path | None = None, tta: bool | None = No
     """Held-out EuroSAT test figures of a mode of these weights (None: :func:`default_weights_path`):
     plain, or with TTA on, the shipped cascade's when it runs at the shipped threshold (``threshold``
     None: the shipped one), else full TTA's. Keys: ``mode`` (words), ``accuracy``, ``ece_after``,
-    ``ece_before`` (NaN where not measured), ``n_images``."""
+    ``ece_before`` (NaN where not measured), ``n_images``, ``kind`` (``cascade``, ``tta`` or ``plain``)
+    and ``previous_accuracy``: the same mode's figure of the weights these replaced, where recorded."""
     tta = meta.tta_default if tta is None else tta
+    previous = (meta.training.get("previous_model") or {}).get("test_accuracy") or {}
     entry = tta_cascade_entry(weights_sha256(default_weights_path() if weights is None else weights)) if tta else None
     if entry is not None and (threshold is None or threshold == float(entry["threshold"])):
         c = entry["test"]["cascade"]
         return {"mode": f"TTA cascade: the 8 flips and rotations for the {100 * c['tta_share']:.1f}% of patches "
                         f"under top probability {entry['threshold']:.2f}",
                 "accuracy": c["accuracy"], "ece_after": c["ece"], "ece_before": float("nan"),
-                "n_images": entry["test"]["n_images"]}
+                "n_images": entry["test"]["n_images"], "kind": "cascade",
+                "previous_accuracy": previous.get("cascade")}
     m = meta.test_metrics.get("tta" if tta else "plain", {})
     return {"mode": "full TTA (8 flips and rotations)" if tta else "plain",
             "accuracy": m.get("accuracy", float("nan")), "ece_after": m.get("ece_after", float("nan")),
-            "ece_before": m.get("ece_before", float("nan")), "n_images": m.get("n_images")}
+            "ece_before": m.get("ece_before", float("nan")), "n_images": m.get("n_images"),
+            "kind": "tta" if tta else "plain", "previous_accuracy": previous.get("tta" if tta else "plain")}
 
 
 class Classifier:
