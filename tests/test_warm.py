@@ -47,3 +47,33 @@ def test_the_stages_import_their_modules_and_load_the_models_without_declaring_a
     for stage in warm.STAGES:
         assert f"warm-up '{stage}' done" in log, log[-3000:]
     assert log.count("loaded the per-window classifier") == 1 and log.count("loaded the dense classifier") == 1
+    assert "lulc: demo analysis of" in log and "ready" in log, log[-3000:]
+
+
+def test_the_same_analysis_asked_twice_at_once_runs_once(monkeypatch):
+    """The warm-up's demo analysis and a session's click on the same demo (or two sessions) at the same
+    time: the second waits for the first one's result instead of computing it again."""
+    import threading
+
+    import ui.session as session
+
+    calls = []
+    real = session.run_analysis
+
+    def counting(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "run_analysis", counting)
+    session._analysis_store().clear()
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(session.prefetch_demo()), name=f"t{i}")
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert len(results) == 2 and len(calls) == 1, calls
+    assert len(session._analysis_store()) == 1
+    session.prefetch_demo()  # stored: not run again
+    assert len(calls) == 1

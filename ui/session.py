@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -180,44 +181,83 @@ def session_spend() -> SessionSpend:
     return st.session_state.pu_spent
 
 
-def budgeted(provider: Any, kind: str) -> Any:
-    """Sentinel Hub fetches checked against the budget and charged to this session and the day;
-    the wrapper sits inside the disk cache, so cached scenes are free and never refused."""
+def budgeted(provider: Any, kind: str, spend: SessionSpend | None = None) -> Any:
+    """Sentinel Hub fetches checked against the budget and charged to ``spend`` (None: this
+    session's) and the day; the wrapper sits inside the disk cache, so cached scenes are free and
+    never refused."""
     if kind != "sentinelhub" or not isinstance(provider, CachingProvider):
         return provider  # bundled or local scenes cost nothing
-    return CachingProvider(BudgetedProvider(provider.provider, pu_budget(), session_spend()), provider.cache)
+    spend = session_spend() if spend is None else spend
+    return CachingProvider(BudgetedProvider(provider.provider, pu_budget(), spend), provider.cache)
+
+
+@st.cache_resource(show_spinner=False)
+def _analysis_locks() -> dict[str, threading.Lock]:
+    return {}
+
+
+def _key_lock(key: str) -> threading.Lock:
+    """One lock per analysis signature: a second request for the same inputs waits for the first
+    one's result instead of computing it again (two sessions, or the warm-up and a session)."""
+    with _LOCKS_LOCK:
+        return _analysis_locks().setdefault(key, threading.Lock())
+
+
+_LOCKS_LOCK = threading.Lock()
+
+
+def stored_analysis(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str,
+                    acq_a: Acquisition | None, acq_b: Acquisition | None, max_cloud: float,
+                    spend: SessionSpend | None, progress=None,
+                    on_wait: Callable[[int], None] | None = None) -> tuple[str, Analysis]:
+    """The server's analysis for these inputs (signature, result), run once for all sessions.
+
+    New analyses take a turn among the server's slots (``on_wait(place)`` while queued); Sentinel
+    Hub fetches are charged to ``spend`` (a session's) and the day."""
+    key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
+    store = _analysis_store()
+    with _key_lock(key):
+        if key not in store:
+            provider = get_provider(kind, collection)
+            cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
+            seen = len(cache_warnings)
+            # the page's searches answer the run's
+            searched = CachedSearchProvider(budgeted(provider, kind, spend), search_cache())
+            with analysis_slots(settings().max_analyses).turn(on_wait):
+                result = run_analysis(aoi, wa, wb, searched, get_dense_classifier(), acq_a, acq_b, max_cloud,
+                                      progress=progress, classifier=get_classifier())  # refines unsure windows
+            # a scene that could not be cached is a warning on the page, never the end of the run
+            result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
+            store[key] = result
+            while len(store) > 8:
+                store.popitem(last=False)
+        store.move_to_end(key)
+        return key, store[key]
 
 
 def analyse(aoi: AOI, wa: DateWindow, wb: DateWindow, kind: str, collection: str,
             acq_a: Acquisition | None, acq_b: Acquisition | None, max_cloud: float,
             progress=None, on_wait: Callable[[int], None] | None = None) -> Analysis:
-    """Run (or reuse) the analysis for these inputs and make it the session's current one.
-
-    New analyses take a turn among the server's slots (``on_wait(place)`` while queued) and spend
-    this session's processing-unit budget."""
-    key = signature(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud)
-    store = _analysis_store()
-    if key not in store:
-        provider = get_provider(kind, collection)
-        cache_warnings = getattr(getattr(provider, "cache", None), "warnings", [])
-        seen = len(cache_warnings)
-        # the page's searches answer the run's
-        searched = CachedSearchProvider(budgeted(provider, kind), search_cache())
-        with analysis_slots(settings().max_analyses).turn(on_wait):
-            result = store.get(key) or run_analysis(  # another session may have run it meanwhile
-                aoi, wa, wb, searched, get_dense_classifier(), acq_a, acq_b, max_cloud,
-                progress=progress, classifier=get_classifier())  # refines low-confidence windows
-        # a scene that could not be cached is a warning on the page, never the end of the run
-        result.notes.extend(w for w in cache_warnings[seen:] if w not in result.notes)
-        store[key] = result
-        while len(store) > 8:
-            store.popitem(last=False)
-    store.move_to_end(key)
+    """Run (or reuse) the analysis for these inputs and make it the session's current one
+    (:func:`stored_analysis`, charged to this session's processing-unit budget)."""
+    spend = session_spend() if kind == "sentinelhub" else None
+    key, result = stored_analysis(aoi, wa, wb, kind, collection, acq_a, acq_b, max_cloud, spend,
+                                  progress=progress, on_wait=on_wait)
     st.session_state.analysis_key = key
-    st.session_state.analysis = store[key]
+    st.session_state.analysis = result
     st.session_state.analysis_link = link_params(aoi, wa, wb, kind)
     st.session_state.pop("cell", None)
-    return store[key]
+    return result
+
+
+def prefetch_demo() -> str:
+    """The first demo area's analysis computed ahead of any session (the warm-up's last stage): the
+    home page offers it first, so a new visitor's first click finds it ready. Returns its area."""
+    area = next(iter(demo_presets()))
+    provider = get_provider("demo")
+    wa, wb = demo_presets()[area]
+    stored_analysis(provider.area_aoi(area), wa, wb, "demo", DEFAULT_COLLECTION, None, None, 100.0, None)
+    return area
 
 
 # -- shareable links: the analysis as URL query parameters ---------------------------------------

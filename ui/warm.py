@@ -2,7 +2,9 @@
 
 A new server process spends its first seconds importing torch and the library (~2.5 s on two cores),
 loading both models (~0.6 s) and importing the map and chart packages that the pages need (folium,
-leafmap, plotly: ~1.6 s). :func:`start` does these in order in one daemon thread: started by
+leafmap, plotly: ~1.6 s); then it runs the analysis of the demo area the home page offers first
+(~1.9 s; :func:`ui.session.prefetch_demo`), which a session asking for it meanwhile waits for instead
+of computing it again. :func:`start` does these in order in one daemon thread: started by
 ``python -m ui.serve`` before the server listens, they overlap with the server's start and the
 browser loading the page; started by the home page (plain ``streamlit run app.py``), the later stages
 overlap with the person reading it.
@@ -27,6 +29,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "models": (),
     "pages": ("pandas", "folium", "leafmap.foliumap", "plotly.graph_objects", "ui.charts",
               "ui.map_overlays", "ui.offline_map", "ui.compare_maps", "ui.caches", "ui.regions", "ui.date_keys"),
+    "demo": (),
 }
 
 _LOCK = threading.Lock()
@@ -41,6 +44,12 @@ def _load_models() -> None:
     get_dense_classifier()
 
 
+def _prefetch_demo() -> None:
+    from ui.session import prefetch_demo
+
+    print(f"lulc: demo analysis of {prefetch_demo()} ready", file=sys.stderr, flush=True)
+
+
 def _run() -> None:
     for name, modules in STAGES.items():
         t0 = time.perf_counter()
@@ -49,6 +58,8 @@ def _run() -> None:
                 importlib.import_module(module)
             if name == "models":
                 _load_models()
+            if name == "demo":
+                _prefetch_demo()
             print(f"lulc: warm-up '{name}' done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         except Exception as exc:  # the page that needs it raises it again, where it is shown
             print(f"lulc: warm-up '{name}' failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
