@@ -119,15 +119,7 @@ def train_run(name: str, data: Path, out: Path, budget_s: float, device: str, li
     def step(opt, sched, idx) -> tuple[float, int]:
         x = tf.augment(x_all[idx].float() / 255, gen, shift_px=cfg["shift"])
         x = ((x - m) / s).contiguous(memory_format=torch.channels_last)
-        y = y_all[idx]
-        mixed = cfg["cutmix"] > 0 and float(torch.rand(1, generator=host_gen)) < cfg["cutmix"]
-        if mixed:
-            x, y, y2, lam = tf.cutmix_batch(x, y, host_gen)
-        with torch.autocast(**amp):
-            logits = model(x)
-        loss = loss_fn(logits.float(), y)
-        if mixed:
-            loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
+        loss, logits, y = tf.batch_loss(model, x, y_all[idx], loss_fn, cfg["cutmix"], host_gen, amp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

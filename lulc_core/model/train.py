@@ -25,7 +25,7 @@ from lulc_core.model.calibration import expected_calibration_error, fit_temperat
 from lulc_core.model.eurosat_data import ImageSet, load_image_set, stratified_split
 from lulc_core.model.inference import predict_logits
 from lulc_core.model.recipes import EUROSAT_RGB
-from lulc_core.model.transforms import augment, cutmix_batch
+from lulc_core.model.transforms import augment, batch_loss
 from lulc_core.model.weights import WeightsMetadata, file_sha256, save_weights
 
 RECIPE = EUROSAT_RGB.description  # the registry key the classifiers look the recipe up by
@@ -163,15 +163,8 @@ def train(cfg: TrainConfig) -> WeightsMetadata | None:
             x01 = augment(x_tr[b].float() / 255.0, gen)
             m = torch.tensor(mean).view(1, -1, 1, 1); s = torch.tensor(std).view(1, -1, 1, 1)
             x = ((x01 - m) / s).contiguous(memory_format=torch.channels_last)
-            y = y_tr[b]
-            mixed = cfg.cutmix > 0 and float(torch.rand(1, generator=gen)) < cfg.cutmix
-            if mixed:
-                x, y, y2, lam = cutmix_batch(x, y, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            if mixed:
-                loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
+            loss, logits, y = batch_loss(model, x, y_tr[b], loss_fn, cfg.cutmix, gen,
+                                         dict(device_type="cpu", dtype=torch.bfloat16, enabled=cfg.bf16))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step(); sched.step()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -73,3 +73,20 @@ def cutmix_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | 
     x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
     lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
     return x, y, y[perm], lam
+
+
+def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
+               cutmix: float, generator: torch.Generator | None, autocast: dict
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training batch's loss, the batch mixed by CutMix with probability ``cutmix`` (drawn on
+    ``generator``, a CPU one on a GPU); ``autocast``: :class:`torch.autocast`'s arguments.
+    Returns the loss, the logits and the labels they are counted against (the first image's)."""
+    mixed = cutmix > 0 and float(torch.rand(1, generator=generator)) < cutmix
+    if mixed:
+        x, y, y2, lam = cutmix_batch(x, y, generator)
+    with torch.autocast(**autocast):
+        logits = model(x)
+    loss = loss_fn(logits.float(), y)
+    if mixed:
+        loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
+    return loss, logits, y
