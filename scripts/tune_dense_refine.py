@@ -11,7 +11,8 @@ teacher is recomputed on the transformed windows. Rule fixed before any figure w
 lowest threshold (0.01 steps) whose top-1 agreement with the per-window classifier on those
 tuning windows is >= 95.5%.
 
-    python scripts/tune_dense_refine.py collect          # tuning windows (about 5 min on 2 cores)
+    python scripts/tune_dense_refine.py collect          # tuning windows (about 13 min on 2 cores)
+    python scripts/tune_dense_refine.py collect --dense-only   # new dense weights, same classifier
     python scripts/tune_dense_refine.py tune             # writes lulc_core/data/dense_refine.json
     python scripts/tune_dense_refine.py eval --out docs/dense_eval.json   # once, on the demo areas
                                           # (figures also go to dense_refine.json's held_out)
@@ -94,12 +95,21 @@ def cmd_collect(args) -> None:
     for i, (area, day, scene) in enumerate(oscd_scenes(Path(args.shared), held_out=False)):
         for v, (k, dy, dx) in enumerate(((1 + (2 * i) % 7, 8, 8), (1 + (2 * i + 1) % 7, 8, 0))):
             path = out / f"{area}_{day}_{v}.npz"
-            if path.exists():
+            if path.exists() and not args.dense_only:
                 continue
             t0 = time.time()
             dn = turn(scene.data, k)[:, dy:, dx:]
             valid = turn(scene.valid, k)[dy:, dx:]
             d = dense.predict_scene(dn, scene.bands, valid).probs
+            if args.dense_only:  # new dense weights, same classifier: its windows are kept
+                if not path.exists():
+                    raise SystemExit(f"{path}: no tuning windows to update; run `collect` without --dense-only")
+                old = dict(np.load(path))
+                if old["dense"].shape != d.shape:
+                    raise SystemExit(f"{path}: {old['dense'].shape} windows stored, {d.shape} now")
+                np.savez_compressed(path, **{**old, "dense": d})
+                log(f"{path.stem}: dense pass updated in {time.time() - t0:.0f} s")
+                continue
             t = teacher_probs(ref, dn, scene.bands, valid)
             b = teacher_probs(shipped, dn, scene.bands, valid)
             np.savez_compressed(path, dense=d, ref=t, refine=b, valid_share=window_valid_share(valid), k=k,
@@ -238,6 +248,9 @@ def main() -> None:
         p.add_argument("--shared", default=str(ROOT.parent / "shared"))
         p.add_argument("--threads", type=int, default=2)
     sub.choices["eval"].add_argument("--out", default="")
+    sub.choices["collect"].add_argument("--dense-only", action="store_true",
+                                        help="recompute only the dense pass in the stored tuning windows "
+                                             "(new dense weights, same per-window classifier)")
     sub.choices["eval"].add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" /
                                                               "eurosat_rgb.zip"))
     p = sub.add_parser("tune")

@@ -31,7 +31,7 @@ def main() -> None:
     cycles = meta.training_cycles
     hist = [dict(h, cycle=i + 1) for i, c in enumerate(cycles) for h in (c.get("history") or [])]
     zip_arg = "--data ../shared/data/eurosat/eurosat_rgb.zip"
-    commands = [f"`{tr['command']}`"] if tr.get("command") else []
+    commands = [tr["command"].replace("`", "")] if tr.get("command") else []
     for i, c in enumerate([] if commands else cycles, start=1):
         lr = str(c.get("lr_schedule", "")).rsplit(" ", 1)[-1]
         cmd = f"python -m lulc_core train {zip_arg} --run-dir runs/train{i} --epochs {c.get('epochs')} --lr {lr}"
@@ -143,8 +143,9 @@ def main() -> None:
         "typically dominated by the largest or most textured one.",
         "- **Seasons and regions.** EuroSAT covers European landscapes across seasons; bare winter fields, snow, "
         "haze and scenes outside Europe are less reliable. Compare dates in the same season where possible.",
-        "- **Not a change detector.** Change is read off two independent classifications; classifier errors "
-        "on either date appear as change (see docs/CHANGE_EVALUATION.md).",
+        "- **Not a change detector on its own.** Two independent classifications flip where nothing changed; the "
+        "app decides the two dates' classes jointly with 10 m spectral change evidence (see "
+        "docs/CHANGE_EVALUATION.md).",
     ]
     arch = ROOT / "docs" / "arch_comparison.json"
     lines += ["", "## Architecture comparison", ""]
@@ -243,13 +244,16 @@ def dense_section() -> list[str]:
                 "| | vs per-window (one view), windows every 16 px | where both are confident (>= 0.6) | "
                 "vs per-window with TTA, windows every 32 px |", "|---|---|---|---|",
                 f"| naive fully convolutional pass | {pct(np_['agreement'])} ({np_['windows']:,}) | "
-                f"{pct(np_['agreement_both_confident'])} | {pct(nt.get('agreement', float('nan')))} |",
+                f"{pct(np_['agreement_both_confident'])} | {pct(nt['agreement']) if nt else 'not measured'} |",
                 f"| distilled (shipped) | **{pct(dp['agreement'])}** ({dp['windows']:,}) | "
                 f"**{pct(dp['agreement_both_confident'])}** ({dp['windows_both_confident']:,}) | "
-                f"{pct(dt.get('agreement', float('nan')))} ({dt.get('windows', 0):,}) |", "",
-                "For scale: the per-window classifier with and without its own 8-view TTA agrees on "
-                f"{pct(ev['distilled'].get('per_window_plain_vs_per_window_tta', {}).get('agreement', float('nan')))}"
-                " of the windows every 32 px. The dense pass alone does not reach the 95% target"
+                + (f"{pct(dt['agreement'])} ({dt['windows']:,}) |" if dt else "not measured |"), "",
+                ("For scale: the per-window classifier with and without its own 8-view TTA agrees on "
+                 f"{pct(ev['distilled']['per_window_plain_vs_per_window_tta']['agreement'])} of the windows every "
+                 "32 px. " if ev["distilled"].get("per_window_plain_vs_per_window_tta") else
+                 "(Agreement with the TTA teacher not measured for these weights: it needs `distill_dense.py targets "
+                 "--tta --step 32` first.) ")
+                + "The dense pass alone does not reach the 95% target"
                 + (" (the refine cascade below does)." if ev.get("refine_cascade", {}).get("dense_plus_refine", {})
                    .get("agreement", 0) >= 0.95 else "."), ""]
         eu = ev.get("eurosat", {})
