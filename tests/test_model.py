@@ -276,3 +276,16 @@ def test_figures_shown_are_those_of_the_mode_the_app_runs():
     assert full["mode"].startswith("full TTA")
     assert plain["accuracy"] <= shown["accuracy"] <= full["accuracy"]  # the cascade sits between the two
     assert shown["accuracy"] != full["accuracy"]
+
+
+def test_the_figures_of_each_mode_carry_the_replaced_weights_figure_of_the_same_mode():
+    """The Model page shows the previous weights' accuracy beside the new one, mode for mode."""
+    from lulc_core.model.classifier import model_figures
+
+    clf = Classifier()
+    prev = clf.meta.training["previous_model"]["test_accuracy"]  # recorded by train_gpu.py import --previous
+    m = clf.test_figures()
+    assert m["kind"] == "cascade" and m["previous_accuracy"] == prev["cascade"]
+    assert m["accuracy"] > m["previous_accuracy"]
+    assert model_figures(clf.meta, tta=False)["previous_accuracy"] == prev["plain"]
+    assert model_figures(clf.meta, tta=True, threshold=float("inf"))["previous_accuracy"] == prev["tta"]
