@@ -36,8 +36,8 @@ from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (STEP_PX, WINDOW_PX, DenseClassifier, dense_logits, head_from_fc,
                                    metadata_for_student, trunk, windows_at)
 from lulc_core.model.transforms import dihedral, normalise
-from lulc_core.model.weights import (SHIPPED_DENSE, SHIPPED_RGB, load_dense_weights, load_weights, save_weights,
-                                     weights_sha256)
+from lulc_core.model.weights import (SHIPPED_DENSE, default_weights_path, load_dense_weights, load_weights,
+                                     save_weights, weights_sha256)
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
@@ -91,7 +91,7 @@ def cmd_targets(args) -> None:
     out = RUN / f"targets_{'tta' if args.tta else 'plain'}"
     out.mkdir(parents=True, exist_ok=True)
     clf = Classifier(tta=args.tta, threads=2, tta_threshold=float("inf"), bf16=False)  # as distilled: fp32, full TTA
-    teacher = weights_sha256(SHIPPED_RGB)  # a file computed by other weights is computed again
+    teacher = weights_sha256(clf.weights)  # a file computed by other weights is computed again
     rng = np.random.default_rng(1)
     step = args.step
     for area, day, recipe, valid in scenes(Path(args.shared)):
@@ -105,44 +105,46 @@ def cmd_targets(args) -> None:
                 val = dihedral(torch.from_numpy(valid[dy:, dx:].copy())[None, None], k)[0, 0].numpy()
                 versions.append((f"_aug{j}", np.ascontiguousarray(rec), np.ascontiguousarray(val)))
         for suffix, rec, val in versions:
-            path = out / f"{area}_{day}{suffix}.npz"
-            if target_teacher(path) == teacher:
-                continue
-            t0 = time.time()
-            probs, nodata = teacher_targets(clf, rec, val, step)
-            np.savez_compressed(path, recipe=rec, probs=probs, step=step, nodata=nodata, teacher_sha256=teacher)
-            log(f"{area} {day}{suffix}: {probs.shape[0]}x{probs.shape[1]} windows in {time.time() - t0:.0f} s")
+            write_targets(out / f"{area}_{day}{suffix}.npz", clf, teacher, rec, val, step)
     if args.eurosat_mosaics:
         for name, rec, val in eurosat_mosaics(Path(args.eurosat), args.eurosat_mosaics, args.mosaic_side):
-            path = out / f"{name}.npz"
-            if target_teacher(path) == teacher:
-                continue
-            probs, nodata = teacher_targets(clf, rec, val, step)
-            np.savez_compressed(path, recipe=rec, probs=probs, step=step, nodata=nodata, teacher_sha256=teacher)
-            log(f"{name}: {probs.shape[0]}x{probs.shape[1]} windows")
+            write_targets(out / f"{name}.npz", clf, teacher, rec, val, step)
 
 
-def target_teacher(path: Path) -> str | None:
-    """sha256 of the per-window weights whose probabilities ``path`` holds (None: no file, or one
+def target_teacher(targets) -> str | None:
+    """sha256 of the per-window weights whose probabilities an opened targets file holds (None:
     written before the teacher was recorded)."""
-    if not path.exists():
-        return None
-    with np.load(path) as d:
-        return str(d["teacher_sha256"]) if "teacher_sha256" in d.files else None
+    return str(targets["teacher_sha256"]) if "teacher_sha256" in targets.files else None
+
+
+def write_targets(path: Path, clf: Classifier, teacher: str, recipe: np.ndarray, valid: np.ndarray,
+                  step: int) -> None:
+    """The teacher's targets of one scene into ``path``, unless the file already holds this
+    teacher's (``teacher``: sha256 of ``clf``'s weights)."""
+    if path.exists():
+        with np.load(path) as d:
+            if target_teacher(d) == teacher:
+                return
+    t0 = time.time()
+    probs, nodata = teacher_targets(clf, recipe, valid, step)
+    np.savez_compressed(path, recipe=recipe, probs=probs, step=step, nodata=nodata, teacher_sha256=teacher)
+    log(f"{path.stem}: {probs.shape[0]}x{probs.shape[1]} windows in {time.time() - t0:.0f} s")
 
 
 def load_targets(held_out: bool, teacher: str = "plain"):
     """The teacher's targets of the held-out (demo) or training scenes; stops when a file was
-    computed by other weights than the shipped per-window classifier (run ``targets`` again)."""
+    computed by other weights than the per-window classifier in use (:func:`default_weights_path`,
+    the teacher that ``train`` and ``eval`` load; run ``targets`` again)."""
     out = []
-    shipped = weights_sha256(SHIPPED_RGB)
+    weights = default_weights_path()
+    expected = weights_sha256(weights)
     for p in sorted((RUN / f"targets_{teacher}").glob("*.npz")):
-        if target_teacher(p) != shipped:
-            sys.exit(f"{p} holds another teacher's probabilities than the shipped classifier "
-                     f"({SHIPPED_RGB.name}): run `python scripts/distill_dense.py targets` again")
+        d = np.load(p)
+        if target_teacher(d) != expected:
+            sys.exit(f"{p} holds another teacher's probabilities than {weights.name}: "
+                     "run `python scripts/distill_dense.py targets` again")
         area = p.stem.split("_")[0] if not p.stem.startswith("saclay") else "_".join(p.stem.split("_")[:2])
         if (area in HELD_OUT) == held_out:
-            d = np.load(p)
             out.append((p.stem, d["recipe"], d["probs"], int(d["step"]), d["nodata"]))
     return out
 
