@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import tempfile
@@ -71,6 +72,12 @@ def fresh_to_compare(browser, work: Path, plain: bool):
     return proc, pg, (t_compare - t0, t_server, t_home - t0, t_compare - t_click)
 
 
+def warm_up_stages(work: Path) -> str:
+    """The server log's warm-up stage times (ui.warm), e.g. "; warm-up: session 2.4 s, models 0.6 s"."""
+    found = re.findall(r"warm-up '(\w+)' done in ([\d.]+) s", work.with_suffix(".log").read_text(errors="replace"))
+    return "; warm-up: " + ", ".join(f"{name} {sec} s" for name, sec in found) if found else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=7, help="clicks on new cells (then as many on the same cells)")
@@ -93,7 +100,7 @@ def main() -> int:
             totals.append(figures[0])
             lines.append(f"fresh server ({how}) -> Compare (4 maps drawn): {figures[0]:.1f} s "
                          f"(server up {figures[1]:.1f} s, home page's button {figures[2]:.1f} s, "
-                         f"'Analyse demo area' -> maps {figures[3]:.1f} s)")
+                         f"'Analyse demo area' -> maps {figures[3]:.1f} s){warm_up_stages(Path(tmp) / f'run{run}')}")
             if run < args.fresh_runs - 1:
                 stop_app(proc)
                 pg.close()
