@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_an_unknown_stage_is_refused():
-    with pytest.raises(ValueError, match="unknown warm-up stage 'maps'.*session, models, demo, pages"):
+    with pytest.raises(ValueError, match="unknown warm-up stage 'maps'.*session, models, pages"):
         warm.wait("maps")
 
 

@@ -4,12 +4,10 @@ A new server process spends its first seconds importing torch and the library (~
 loading both models (~0.6 s) and importing the map and chart packages that the pages need (folium,
 leafmap, plotly: ~1.6 s); then it runs the analysis of the demo area the home page offers first
 (~1.9 s; :func:`ui.session.prefetch_demo`), which a session asking for it meanwhile waits for instead
-of computing it again. :func:`start` does these in a daemon thread: the first two in order, then the
-demo analysis in a second thread while the first imports the pages' packages (the analysis runs
-mostly in torch and numpy, which release the GIL, so the two overlap on two cores; the analysis needs
-nothing that the page packages import). Started by ``python -m ui.serve`` before the server listens,
-they overlap with the server's start and the browser loading the page; started by the home page
-(plain ``streamlit run app.py``), the later stages overlap with the person reading it.
+of computing it again. :func:`start` does these in order in one daemon thread: started by
+``python -m ui.serve`` before the server listens, they overlap with the server's start and the
+browser loading the page; started by the home page (plain ``streamlit run app.py``), the later stages
+overlap with the person reading it.
 
 A script :func:`wait` s for a stage before importing what it needs, so that a module is never imported
 by two threads at once. A stage that fails only logs: the page's own import or load then raises the
@@ -29,9 +27,9 @@ import time
 STAGES: dict[str, tuple[str, ...]] = {
     "session": ("torch", "ui.session"),
     "models": (),
-    "demo": (),  # in its own thread (PARALLEL), started when "models" is done
     "pages": ("pandas", "folium", "leafmap.foliumap", "plotly.graph_objects", "ui.charts",
               "ui.map_overlays", "ui.offline_map", "ui.compare_maps", "ui.caches", "ui.regions", "ui.date_keys"),
+    "demo": (),
 }
 
 _LOCK = threading.Lock()
@@ -52,35 +50,21 @@ def _prefetch_demo() -> None:
     print(f"lulc: demo analysis of {prefetch_demo()} ready", file=sys.stderr, flush=True)
 
 
-#: Stages run in a thread of their own once the stage before them is done (the rest run in order).
-PARALLEL = ("demo",)
-
-
-def _stage(name: str) -> None:
-    t0 = time.perf_counter()
-    try:
-        for module in STAGES[name]:
-            importlib.import_module(module)
-        if name == "models":
-            _load_models()
-        if name == "demo":
-            _prefetch_demo()
-        print(f"lulc: warm-up '{name}' done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    except Exception as exc:  # the page that needs it raises it again, where it is shown
-        print(f"lulc: warm-up '{name}' failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    finally:
-        _DONE[name].set()
-
-
 def _run() -> None:
-    names = list(STAGES)
-    for i, name in enumerate(names):
-        if name in PARALLEL:
-            continue
-        _stage(name)
-        for later in names[i + 1:i + 2]:
-            if later in PARALLEL:  # e.g. the demo analysis, once the models are loaded
-                threading.Thread(target=_stage, args=(later,), name=f"lulc-warm-up-{later}", daemon=True).start()
+    for name, modules in STAGES.items():
+        t0 = time.perf_counter()
+        try:
+            for module in modules:
+                importlib.import_module(module)
+            if name == "models":
+                _load_models()
+            if name == "demo":
+                _prefetch_demo()
+            print(f"lulc: warm-up '{name}' done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        except Exception as exc:  # the page that needs it raises it again, where it is shown
+            print(f"lulc: warm-up '{name}' failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        finally:
+            _DONE[name].set()
 
 
 def start() -> bool:
