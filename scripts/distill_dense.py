@@ -133,10 +133,16 @@ def write_targets(path: Path, clf: Classifier, teacher: str, recipe: np.ndarray,
     log(f"{path.stem}: {probs.shape[0]}x{probs.shape[1]} windows in {time.time() - t0:.0f} s")
 
 
-def load_targets(held_out: bool, teacher: str = "plain"):
-    """The teacher's targets of the held-out (demo) or training scenes; stops when a file was
-    computed by other weights than the per-window classifier in use (:func:`default_weights_path`,
-    the teacher that ``train`` and ``eval`` load; run ``targets`` again)."""
+def kept_out_areas(meta) -> tuple[str, ...]:
+    """The areas a student's distillation kept out (for tuning the refine cascade on unseen windows);
+    () for weights that saw every non-demo area or were never distilled."""
+    return tuple((meta.training or {}).get("distillation", {}).get("kept_out_areas", ()))
+
+
+def load_targets(held_out: bool, teacher: str = "plain", keep_out: tuple[str, ...] = ()):
+    """The teacher's targets of the held-out (demo) or training scenes (never those of ``keep_out``
+    areas); stops when a file was computed by other weights than the per-window classifier in use
+    (:func:`default_weights_path`, the teacher that ``train`` and ``eval`` load; run ``targets`` again)."""
     out = []
     weights = default_weights_path()
     expected = weights_sha256(weights)
@@ -146,7 +152,7 @@ def load_targets(held_out: bool, teacher: str = "plain"):
             sys.exit(f"{p} holds another teacher's probabilities than {weights.name}: "
                      "run `python scripts/distill_dense.py targets` again")
         area = p.stem.split("_")[0] if not p.stem.startswith("saclay") else "_".join(p.stem.split("_")[:2])
-        if (area in HELD_OUT) == held_out:
+        if (area in HELD_OUT) == held_out and area not in keep_out:
             out.append((p.stem, d["recipe"], d["probs"], int(d["step"]), d["nodata"]))
     return out
 
@@ -156,8 +162,15 @@ def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     teacher, meta = load_weights()
-    student, _ = load_weights(args.init or None)
-    train, held = load_targets(False, args.teacher), load_targets(True, args.teacher)
+    student, init_meta = load_weights(args.init or None)
+    keep_out = tuple(a for a in args.keep_out.split(",") if a)
+    if set(keep_out) & set(HELD_OUT):
+        sys.exit("--keep-out names non-demo areas (the demo areas are held out already)")
+    if args.init and keep_out and not set(keep_out) <= set(kept_out_areas(init_meta)) \
+            and "distillation" in (init_meta.training or {}):
+        sys.exit(f"{args.init} was distilled on {', '.join(sorted(set(keep_out) - set(kept_out_areas(init_meta))))}: "
+                 "start from weights that never saw the areas kept out (e.g. no --init)")
+    train, held = load_targets(False, args.teacher, keep_out), load_targets(True, args.teacher)
     log(f"train scenes {len(train)}, held-out scenes {len(held)}")
     log(f"naive FCN on held-out: {agreement_with_head(teacher, None, meta, held)}")
     for m in student.modules():  # BatchNorm statistics stay those of the per-window model
@@ -213,12 +226,13 @@ def cmd_train(args) -> None:
                         else "shipped per-window classifier, one view (no TTA), calibrated"),
             "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas; "
                     f"teacher windows every {train[0][3]} px",
-            "held_out_areas": list(HELD_OUT), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
+            "held_out_areas": list(HELD_OUT), "kept_out_areas": list(keep_out), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
             "batch": args.batch, "crops_px": [192, 256, 320], "loss": "KL(teacher || student)",
             "batchnorm": "frozen (per-window statistics)",
             "agreement_train_areas": res_train, "agreement_held_out": res_held,
             "command": f"python scripts/distill_dense.py targets && python scripts/distill_dense.py train "
-                       f"--minutes {args.minutes} --lr {args.lr} --teacher {args.teacher}"}
+                       f"--minutes {args.minutes} --lr {args.lr} --teacher {args.teacher}"
+                       + (f" --keep-out {','.join(keep_out)}" if keep_out else "")}
     save_weights(Path(args.out), student, metadata_for_student(meta, info), half=True)
     (RUN / "distill.json").write_text(json.dumps(info, indent=1))
     log(f"wrote {args.out}")
@@ -229,7 +243,7 @@ def cmd_head(args) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     student, meta, _ = load_dense_weights(Path(args.student))  # any earlier head is replaced
-    train, held = load_targets(False, "plain"), load_targets(True, "plain")
+    train, held = load_targets(False, "plain", kept_out_areas(meta)), load_targets(True, "plain")
 
     def features(data):
         out = []
@@ -273,7 +287,7 @@ def cmd_head(args) -> None:
         opt.step()
         if it % 50 == 0:
             log(f"iter {it} loss {loss.item():.4f} train agreement {agree(head, ftr):.4f}")
-    info = json.loads((RUN / "distill.json").read_text()) if (RUN / "distill.json").exists() else {}
+    info = dict((meta.training or {}).get("distillation") or {})  # the student's own record (kept-out areas too)
     info["position_aware_head"] = {"iters": args.iters, "lr": args.lr, "l2_to_uniform": args.l2,
                                    "train_agreement": agree(head, ftr), "held_out_agreement": agree(head, fho),
                                    "command": f"python scripts/distill_dense.py head --iters {args.iters}"}
@@ -379,6 +393,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4); p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
     p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
+    p.add_argument("--keep-out", default="", help="non-demo areas (comma-separated) kept out of distillation, "
+                                                  "so that the refine cascade is tuned on windows never seen")
     p.add_argument("--out", default=str(SHIPPED_DENSE))
     p = sub.add_parser("head"); p.add_argument("--student", default=str(SHIPPED_DENSE))
     p.add_argument("--iters", type=int, default=300); p.add_argument("--lr", type=float, default=1e-3)

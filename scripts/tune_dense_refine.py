@@ -9,7 +9,10 @@ unturned crops against the one-view teacher, which is not flip-invariant) and sh
 (window origins between those it was fitted on), twice per scene with different turns; the
 teacher is recomputed on the transformed windows. Rule fixed before any figure was seen: the
 lowest threshold (0.01 steps) whose top-1 agreement with the per-window classifier on those
-tuning windows is >= 95.5%.
+tuning windows is >= 95.5%. Dense weights distilled with ``distill_dense.py train --keep-out AREAS``
+are tuned instead on those areas' scenes as they are (windows the student never saw), in
+``runs/refine/tuning_kept_out_*``: the transformed distillation areas flatter a student that fits
+them well (the tuned threshold then refines too few windows elsewhere).
 
     python scripts/tune_dense_refine.py collect          # tuning windows (about 13 min on 2 cores)
     python scripts/tune_dense_refine.py collect --dense-only   # new dense weights, same classifier
@@ -38,7 +41,7 @@ from lulc_core.model.cascades import REFINE_FILE, refine_threshold
 from lulc_core.model.dense import DenseClassifier, refine_windows, windows_at
 from lulc_core.cells import MAX_NODATA_SHARE
 from lulc_core.grid import STEP_PX, WINDOW_PX
-from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, weights_sha256
+from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, load_dense_weights, weights_sha256
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
@@ -85,15 +88,31 @@ def teacher_probs(clf: Classifier, dn: np.ndarray, bands, valid: np.ndarray) -> 
     return np.concatenate(out).reshape(rows, cols, -1)
 
 
+def kept_out() -> tuple[str, ...]:
+    """The non-demo areas the shipped dense weights' distillation kept out (``distill_dense.py train
+    --keep-out``): when there are any, the threshold is tuned on them, untransformed (windows the
+    student never saw, like the app's); otherwise on the transformed distillation areas."""
+    _, meta, _ = load_dense_weights(SHIPPED_DENSE)
+    return tuple((meta.training or {}).get("distillation", {}).get("kept_out_areas", ()))
+
+
+def tuning_dir(kept: tuple[str, ...]) -> Path:
+    return RUN / ("tuning_kept_out_" + "-".join(sorted(kept)) if kept else "tuning")
+
+
 def cmd_collect(args) -> None:
-    out = RUN / "tuning"
+    kept = kept_out()
+    out = tuning_dir(kept)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     dense = DenseClassifier(threads=args.threads)
     ref = Classifier(tta=False, bf16=False, threads=args.threads)  # the teacher, as distilled
     shipped = Classifier(tta=False, threads=args.threads)  # what refinement runs
     for i, (area, day, scene) in enumerate(oscd_scenes(Path(args.shared), held_out=False)):
-        for v, (k, dy, dx) in enumerate(((1 + (2 * i) % 7, 8, 8), (1 + (2 * i + 1) % 7, 8, 0))):
+        if kept and area not in kept:
+            continue
+        variants = ((0, 0, 0),) if kept else ((1 + (2 * i) % 7, 8, 8), (1 + (2 * i + 1) % 7, 8, 0))
+        for v, (k, dy, dx) in enumerate(variants):
             path = out / f"{area}_{day}_{v}.npz"
             if path.exists() and not args.dense_only:
                 continue
@@ -129,7 +148,8 @@ def figures(dense: np.ndarray, ref: np.ndarray, refined_probs: np.ndarray, refin
 
 
 def cmd_tune(args) -> None:
-    data = [np.load(p) for p in sorted((RUN / "tuning").glob("*.npz"))]
+    kept = kept_out()
+    data = [np.load(p) for p in sorted(tuning_dir(kept).glob("*.npz"))]
     if not data:
         raise SystemExit("no tuning windows: run `collect` first")
     d, t, b = (np.concatenate([x[k].reshape(-1, x[k].shape[-1]) for x in data]) for k in ("dense", "ref", "refine"))
@@ -146,9 +166,11 @@ def cmd_tune(args) -> None:
     entry = {"refine_below": chosen["refine_below"],
              "rule": f"lowest threshold (0.01 steps) whose top-1 agreement with the per-window classifier on the "
                      f"tuning windows is >= {100 * TARGET:.1f}%",
-             "tuning_windows": "the 6 OSCD areas out of the demo set (both dates), each turned by a flip / rotation "
-                               "and shifted by 8 px, twice with different turns; teacher recomputed on them; "
-                               f"{int(ok.sum())} windows with <= 10% missing pixels",
+             "tuning_windows": (f"the OSCD areas kept out of the dense distillation ({', '.join(kept)}), both dates, "
+                                "as the app sees them" if kept else
+                                "the 6 OSCD areas out of the demo set (both dates), each turned by a flip / rotation "
+                                "and shifted by 8 px, twice with different turns; teacher recomputed on them")
+                               + f"; {int(ok.sum())} windows with <= 10% missing pixels",
              "tuning_dense_only": curve[0], "tuning_chosen": chosen,
              "tuning_curve": [c for c in curve if round(c["refine_below"] * 100) % 5 == 0],
              "dense_weights": SHIPPED_DENSE.name, "dense_weights_sha256": weights_sha256(SHIPPED_DENSE),
