@@ -92,11 +92,18 @@ if held:
     d = st.columns(3)
     if refine:
         r = refine["held_out"]
+        prev = (refine.get("previous_pair") or {}).get("held_out")  # the pair these replaced, same windows
         d[0].metric("Agreement with the per-window model", f"{100 * r['dense_plus_refine']['agreement']:.1f}%",
+                    delta=(f"{100 * (r['dense_plus_refine']['agreement'] - prev['dense_plus_refine']['agreement']):+.1f} "
+                           "points on the replaced weights") if prev else None,
                     help=f"Top-1 agreement on {r['dense_plus_refine']['windows']:,} windows of real scenes of areas "
                          f"never used in distillation ({', '.join(r['areas'])}), with the refine cascade "
-                         f"(dense pass alone: {100 * r['dense_only']['agreement']:.1f}%)")
+                         f"(dense pass alone: {100 * r['dense_only']['agreement']:.1f}%"
+                         + (f"; the replaced weights: {100 * prev['dense_plus_refine']['agreement']:.1f}% with the "
+                            f"cascade, {100 * prev['dense_only']['agreement']:.1f}% alone" if prev else "") + ")")
         d[1].metric("Windows re-classified one by one", f"{100 * r['refined_share']:.1f}%",
+                    delta=(f"{100 * (r['refined_share'] - prev['refined_share']):+.1f} points on the replaced weights"
+                           if prev else None), delta_color="inverse",
                     help=f"Dense windows under top probability {refine['refine_below']:.2f}, classified again by the "
                          "per-window model")
     else:

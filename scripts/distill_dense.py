@@ -111,6 +111,24 @@ def cmd_targets(args) -> None:
     if args.eurosat_mosaics:
         for name, rec, val in eurosat_mosaics(Path(args.eurosat), args.eurosat_mosaics, args.mosaic_side):
             write_targets(out / f"{name}.npz", clf, teacher, rec, val, step)
+    # the command that wrote these targets, recorded by `train` in the weights' training record
+    (out / "targets.json").write_text(json.dumps({"command": targets_command(args)}, indent=1))
+
+
+def targets_command(args) -> str:
+    """The ``targets`` command line of ``args`` (the options that shape the training data)."""
+    return (f"python scripts/distill_dense.py targets --step {args.step}" + (" --tta" if args.tta else "")
+            + (f" --augment {args.augment}" if args.augment else "")
+            + (f" --eurosat-mosaics {args.eurosat_mosaics} --mosaic-side {args.mosaic_side}"
+               if args.eurosat_mosaics else ""))
+
+
+def recorded_targets_command(teacher: str) -> str:
+    """The recorded ``targets`` command of the ``teacher`` targets (plain ``targets`` when unrecorded)."""
+    try:
+        return json.loads((RUN / f"targets_{teacher}" / "targets.json").read_text())["command"]
+    except (OSError, ValueError, KeyError):
+        return "python scripts/distill_dense.py targets"
 
 
 def target_teacher(targets) -> str | None:
@@ -224,13 +242,14 @@ def cmd_train(args) -> None:
     log(f"final train {res_train} held-out {res_held}")
     info = {"teacher": ("shipped per-window classifier, TTA (8 dihedral views), calibrated" if args.teacher == "tta"
                         else "shipped per-window classifier, one view (no TTA), calibrated"),
-            "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas; "
-                    f"teacher windows every {train[0][3]} px",
+            "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas and those kept out, "
+                    "with their turned and shifted copies and EuroSAT training-part mosaics as the targets command "
+                    f"made them ({len(train)} scenes); teacher windows every {train[0][3]} px",
             "held_out_areas": list(HELD_OUT), "kept_out_areas": list(keep_out), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
             "batch": args.batch, "crops_px": [192, 256, 320], "loss": "KL(teacher || student)",
             "batchnorm": "frozen (per-window statistics)",
             "agreement_train_areas": res_train, "agreement_held_out": res_held,
-            "command": f"python scripts/distill_dense.py targets && python scripts/distill_dense.py train "
+            "command": f"{recorded_targets_command(args.teacher)} && python scripts/distill_dense.py train "
                        f"--minutes {args.minutes} --lr {args.lr} --teacher {args.teacher}"
                        + (f" --keep-out {','.join(keep_out)}" if keep_out else "")}
     save_weights(Path(args.out), student, metadata_for_student(meta, info), half=True)

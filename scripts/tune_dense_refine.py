@@ -177,6 +177,15 @@ def cmd_tune(args) -> None:
              "classifier_weights": default_weights_path().name,
              "classifier_weights_sha256": weights_sha256(default_weights_path()),
              "command": "python scripts/tune_dense_refine.py collect && python scripts/tune_dense_refine.py tune"}
+    shipped = json.loads(REFINE_FILE.read_text()) if REFINE_FILE.exists() else {}
+    same_pair = all(shipped.get(k) == entry[k] for k in ("dense_weights_sha256", "classifier_weights_sha256"))
+    if not same_pair and "held_out" in shipped:  # the pair this entry replaces, for the figures beside the new ones
+        entry["previous_pair"] = {"dense_weights_sha256": shipped["dense_weights_sha256"],
+                                  "refine_below": shipped["refine_below"], "held_out": shipped["held_out"],
+                                  "note": "the dense weights and threshold these replaced, measured the same way "
+                                          "on the same windows"}
+    elif same_pair and "previous_pair" in shipped:
+        entry["previous_pair"] = shipped["previous_pair"]
     Path(args.out).write_text(json.dumps(entry, indent=1) + "\n")
     log(f"wrote {args.out}")
 

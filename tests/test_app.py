@@ -384,7 +384,12 @@ def test_model_page():
     held = json.loads(REFINE_FILE.read_text())["held_out"]  # the shipped cascade's figures, not the dense pass's
     agreement = next(m for m in at.metric if m.label == "Agreement with the per-window model")
     assert agreement.value == f"{100 * held['dense_plus_refine']['agreement']:.1f}%"
-    assert any(m.label == "Windows re-classified one by one" for m in at.metric)
+    refined = next(m for m in at.metric if m.label == "Windows re-classified one by one")
+    prev = json.loads(REFINE_FILE.read_text()).get("previous_pair")
+    if prev:  # the replaced pair's figures beside the new ones, as deltas
+        gain = 100 * (held["dense_plus_refine"]["agreement"] - prev["held_out"]["dense_plus_refine"]["agreement"])
+        assert agreement.delta.startswith(f"{gain:+.1f} points")
+        assert refined.delta.startswith(f"{100 * (held['refined_share'] - prev['held_out']['refined_share']):+.1f} points")
 
 
 def test_dashboard_runs_on_sentinelhub_when_credentials_are_set(fake_sh, monkeypatch):
