@@ -7,8 +7,10 @@ it runs, ``exit.json`` when it ended (return code, or cancelled) and the region'
 ``out/``. The child runs ``python -m lulc_core.batch run FOLDER``: it inherits the server's
 environment (Sentinel Hub credentials never enter a file, a command line or a task graph), and a
 Dask scheduler address when the server has one (``LULC_DASK_SCHEDULER``), else it starts a local
-cluster sized to the machine. A batch is cancelled with SIGINT to its process group (finished
-tiles are kept: the same request run again computes only the missing ones).
+cluster sized to the machine. A batch is cancelled with SIGINT to its main process, which stops
+between tiles and closes its cluster (the local cluster's workers ignore SIGINT, so no tile is cut
+short and reported failed); finished tiles are kept: the same request run again computes only the
+missing ones.
 
 Reading a finished output folder (:func:`read_region_output`, :func:`overview_layers`,
 :func:`cell_at`) works on any ``compare`` region output, from the dashboard or the command line.
@@ -168,8 +170,9 @@ def list_batches(root: Path) -> list[BatchStatus]:
 
 
 def cancel_batch(folder: Path, wait_s: float = 20.0) -> None:
-    """Stop a running batch: SIGINT to its process group (the run stops between tiles and keeps the
-    finished ones), SIGKILL if it has not ended after ``wait_s``."""
+    """Stop a running batch: SIGINT to its main process (the run stops between tiles, keeps the finished
+    ones and closes its cluster, whose workers ignore SIGINT), SIGKILL to its whole process group if it
+    has not ended after ``wait_s``."""
     folder = Path(folder)
     if not (folder / "pid").exists():
         return
@@ -177,7 +180,10 @@ def cancel_batch(folder: Path, wait_s: float = 20.0) -> None:
     (folder / "cancelled").write_text("")
     for sig in (signal.SIGINT, signal.SIGKILL):
         try:
-            os.killpg(pid, sig)
+            if sig == signal.SIGINT:
+                os.kill(pid, sig)
+            else:
+                os.killpg(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.time() + wait_s

@@ -24,9 +24,20 @@ def as_region(args: argparse.Namespace, aoi) -> bool:
                 or east - west > MAX_LON_SPAN)
 
 
+def start_local_cluster(n_workers: int):
+    """A LocalCluster of ``n_workers`` processes (one task at a time each) whose workers ignore SIGINT
+    (:mod:`lulc_core.worker_setup`): a Ctrl-C (or a batch's cancel) is for this process, which stops
+    between tiles and closes the cluster, instead of killing workers mid-task and reporting their
+    tiles as failed."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        preload=["lulc_core.worker_setup"])
+
+
 def compare_region(args: argparse.Namespace, aoi) -> int:
     """compare over a region: tiles on a Dask cluster (a local one sized to this machine, or --scheduler)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from lulc_core.cache import default_cache_dir
     from lulc_core.change import ChangeThresholds
@@ -58,7 +69,7 @@ def compare_region(args: argparse.Namespace, aoi) -> int:
         cfg = RegionConfig(**{**cfg.__dict__, "torch_threads": args.threads or threads})
         print(f"note: local Dask cluster of {n} worker process(es), one tile at a time each, "
               f"{cfg.torch_threads} torch thread(s) each", file=sys.stderr)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        cluster = start_local_cluster(n)
         client = Client(cluster)
     try:
         result = run_region(aoi.geometry, cfg, args.out, client, thresholds, core_px=args.tile_px, name=aoi.name)

@@ -4,6 +4,8 @@ read from its log, cancel, and a finished output opened as totals, overview maps
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -125,3 +127,26 @@ def test_area_page_offers_a_region_as_a_batch(monkeypatch, tmp_path):
     assert len(started) == 1 and any("Batch started" in s.value for s in at.success)
     cancel_batch(started[0], wait_s=30)
     assert batch_status(started[0]).state == "cancelled"
+
+
+def _sigint_ignored() -> bool:
+    mask = next(line for line in open(f"/proc/{os.getpid()}/status") if line.startswith("SigIgn")).split()[1]
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from /proc (Linux)")
+def test_the_local_clusters_workers_ignore_sigint_and_this_process_does_not():
+    """A Ctrl-C or a batch's cancel reaches the run's own process, which stops between tiles and closes the
+    cluster; workers that died of it would report their tiles as failed instead."""
+    from distributed import Client
+
+    from lulc_core.cli_region import start_local_cluster
+
+    before = signal.getsignal(signal.SIGINT)
+    cluster = start_local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            assert list(client.run(_sigint_ignored).values()) == [True]
+    finally:
+        cluster.close()
+    assert signal.getsignal(signal.SIGINT) is before and not _sigint_ignored()
