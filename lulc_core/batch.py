@@ -106,6 +106,9 @@ def run(folder: Path) -> int:
     """The child's work: the region run, then ``exit.json`` (what the dashboard reads)."""
     from lulc_core.cli import main as cli_main
 
+    # a process started by one that ignores SIGINT (a server, a test runner) inherits that: the cancel
+    # (SIGINT to this process) must raise KeyboardInterrupt here, whatever the parent did
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code: int
     try:
         code = int(cli_main(_command(folder)) or 0)
