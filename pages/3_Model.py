@@ -54,7 +54,9 @@ c[1].metric("Calibration error (ECE)", f"{m.get('ece_after', float('nan')):.3f}"
 c[2].metric("Architecture", f"{meta.architecture}", help=f"{meta.stem} stem, trained from scratch: "
                                                   + " + ".join(str(c.get("epochs")) for c in meta.training_cycles)
                                                   + f" epochs in {len(meta.training_cycles)} cycle(s)")
-c[3].metric("Test-time augmentation", "8 flips/rotations" if clf.tta else "off")
+c[3].metric("Test-time augmentation", "cascade" if clf.tta else "off",
+            help=("Patches whose top probability is under the shipped threshold are classified again in their 8 "
+                  "flips and rotations and take the average" if clf.tta else "One view per patch"))
 
 st.subheader("Input contract")
 st.markdown(f"- Bands (in channel order): **{', '.join(meta.bands)}** picked by name from Level-1C digital numbers\n"
