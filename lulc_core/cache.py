@@ -89,6 +89,8 @@ class SceneCache:
         self.hits = 0
         self.misses = 0
         self.discarded = 0
+        #: Why each discarded entry could not be read (file name: exception), for the log and diagnosis.
+        self.discard_reasons: list[str] = []
         #: One line per failed cache write since this object was made (the run went on without it).
         self.warnings: list[str] = []
 
@@ -110,6 +112,7 @@ class SceneCache:
                 log.warning("discarding corrupt cache entry %s: %s", p.name, exc)
                 self._unlink_if_same(p, os.fstat(f.fileno()))
                 self.discarded += 1
+                self.discard_reasons.append(f"{p.name}: {type(exc).__name__}: {exc}")
                 self.misses += 1
                 return None
         try:

@@ -977,6 +977,7 @@ def _(tmp, mp):
     p = c.put("a" * 64, small_scene())
     p.write_bytes(p.read_bytes()[:500])
     assert c.get("a" * 64) is None and c.discarded == 1 and not p.exists()
+    assert len(c.discard_reasons) == 1 and c.discard_reasons[0].startswith(p.name + ": ")  # why, for the log
     return "miss"
 
 
@@ -1024,7 +1025,7 @@ def _stress_worker(root: str, seconds: float, seed: int) -> tuple[int, int, list
                 if getattr(cache, "warnings", None):
                     errors.append(cache.warnings[0])
                 if cache.discarded:  # a good entry read as corrupt (a read racing a rename or an eviction)
-                    errors.append(f"{cache.discarded} entries discarded as corrupt")
+                    errors.append(f"{cache.discarded} entries discarded as corrupt ({'; '.join(cache.discard_reasons)})")
             except Exception as exc:  # noqa: BLE001 - any exception is the failure being tested
                 errors.append(f"{type(exc).__name__}: {exc}")
 
