@@ -38,6 +38,7 @@ def main() -> None:
     import torch
 
     from lulc_core import region_tasks as rt
+    from lulc_core.cells import CellStatus
     from lulc_core.model.cascades import refine_threshold
     from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, weights_sha256
     from lulc_core.region import RegionConfig, pool_normalisation, sample_key_bound
@@ -69,7 +70,7 @@ def main() -> None:
     t0 = time.monotonic()
     p1 = rt.tile_classify(cfg, tile, bound)
     t["pass 1 as shipped (dense + refine)"] = time.monotonic() - t0
-    refined = float(np.mean([p1[f"refined_{k}"][p1[f"status_{k}"] == 0].mean() for k in "ab"]))
+    refined = float(np.mean([p1[f"refined_{k}"][p1[f"status_{k}"] == CellStatus.OK].mean() for k in "ab"]))
     norm = pool_normalisation([p1])
     t0 = time.monotonic(); p2 = rt.tile_measure(cfg, tile, norm); t["pass 2 (measure)"] = time.monotonic() - t0
     thrs = tuple(threshold_from_sums(p2["n"], *p2[k]) for k in ("plain", "tolerant"))

@@ -17,8 +17,4 @@ def ignore_sigint() -> bool:
     return True
 
 
-def dask_setup(worker) -> None:  # noqa: ARG001 - Dask's preload hook
-    ignore_sigint()
-
-
 ignore_sigint()

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import (STEP_PX, WINDOW_PX, DenseClassifier, dense_logits, head_from_fc,
-                                   metadata_for_student, trunk, windows_at)
+                                   kept_out_areas, metadata_for_student, trunk, windows_at)
 from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import (SHIPPED_DENSE, default_weights_path, load_dense_weights, load_weights,
                                      save_weights, weights_sha256)
@@ -149,12 +149,6 @@ def write_targets(path: Path, clf: Classifier, teacher: str, recipe: np.ndarray,
     probs, nodata = teacher_targets(clf, recipe, valid, step)
     np.savez_compressed(path, recipe=recipe, probs=probs, step=step, nodata=nodata, teacher_sha256=teacher)
     log(f"{path.stem}: {probs.shape[0]}x{probs.shape[1]} windows in {time.time() - t0:.0f} s")
-
-
-def kept_out_areas(meta) -> tuple[str, ...]:
-    """The areas a student's distillation kept out (for tuning the refine cascade on unseen windows);
-    () for weights that saw every non-demo area or were never distilled."""
-    return tuple((meta.training or {}).get("distillation", {}).get("kept_out_areas", ()))
 
 
 def load_targets(held_out: bool, teacher: str = "plain", keep_out: tuple[str, ...] = ()):

@@ -38,7 +38,7 @@ import torch
 from lulc_core.bands import eurosat_rgb_recipe
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.cascades import REFINE_FILE, refine_threshold
-from lulc_core.model.dense import DenseClassifier, refine_windows, windows_at
+from lulc_core.model.dense import DenseClassifier, kept_out_areas, refine_windows, windows_at
 from lulc_core.cells import MAX_NODATA_SHARE
 from lulc_core.grid import STEP_PX, WINDOW_PX
 from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, load_dense_weights, weights_sha256
@@ -92,8 +92,7 @@ def kept_out() -> tuple[str, ...]:
     """The non-demo areas the shipped dense weights' distillation kept out (``distill_dense.py train
     --keep-out``): when there are any, the threshold is tuned on them, untransformed (windows the
     student never saw, like the app's); otherwise on the transformed distillation areas."""
-    _, meta, _ = load_dense_weights(SHIPPED_DENSE)
-    return tuple((meta.training or {}).get("distillation", {}).get("kept_out_areas", ()))
+    return kept_out_areas(load_dense_weights(SHIPPED_DENSE)[1])
 
 
 def tuning_dir(kept: tuple[str, ...]) -> Path:

@@ -236,7 +236,9 @@ def dense_section() -> list[str]:
            f"teacher = {d.get('teacher', '?')}; loss {d.get('loss', '?')}; batch norm {d.get('batchnorm', '?')}; "
            f"{d.get('steps', '?')} steps on crops of {d.get('crops_px', '?')} px; then a position-aware 4x4 head "
            "(started from average pooling + the linear layer) fitted on the frozen trunk's features.",
-           "", f"Commands: `{ev_commands(d)}`, then "
+           # the commands docs/dense_eval.json records as run, when the weights' own record predates the
+           # recorded targets options; else the weights' record
+           "", f"Commands: `{ev.get('commands_run') or d.get('command', '')}`, then "
            f"`{d.get('position_aware_head', {}).get('command', '')}`; figures: "
            "`python scripts/distill_dense.py eval --out docs/dense_eval.json`.", ""]
     if ev:
@@ -274,14 +276,6 @@ def dense_section() -> list[str]:
         out += refine_section(ev.get("refine_cascade"), d.get("agreement_train_areas", {}).get("agreement"),
                               dp["agreement"], bool(d.get("kept_out_areas")))
     return out
-
-
-def ev_commands(d: dict) -> str:
-    """The distillation's commands: those docs/dense_eval.json records as run (when the weights' own record
-    predates the recorded targets options), else the weights' record."""
-    ev_path = ROOT / "docs" / "dense_eval.json"
-    ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}
-    return ev.get("commands_run") or d.get("command", "")
 
 
 def refine_section(rc: dict | None, train_agreement: float | None, held_out_agreement: float,

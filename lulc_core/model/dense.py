@@ -258,6 +258,13 @@ def windows_at(recipe: np.ndarray, step_px: int = STEP_PX, window_px: int = WIND
         writeable=False)
 
 
+def kept_out_areas(meta: WeightsMetadata) -> tuple[str, ...]:
+    """The non-demo areas a student's distillation kept out (``scripts/distill_dense.py train --keep-out``,
+    so that its refine cascade is tuned on windows it never saw); () for weights that saw every non-demo
+    area or were never distilled."""
+    return tuple((meta.training or {}).get("distillation", {}).get("kept_out_areas", ()))
+
+
 def metadata_for_student(teacher: WeightsMetadata, distillation: dict) -> WeightsMetadata:
     """The student's metadata: the teacher's input contract plus how it was distilled."""
     from dataclasses import replace
