@@ -45,12 +45,11 @@ from eval_change_oscd import (area_features, auroc, bootstrap, f1, fit_evidence,
 
 from lulc_core.bands import band_indices  # noqa: E402
 from lulc_core.change import ChangeKind  # noqa: E402
-from lulc_core.grid import GEOMETRY  # noqa: E402
+from lulc_core.grid import GEOMETRY, block_means  # noqa: E402
 from lulc_core.model.classifier import Classifier  # noqa: E402
 from lulc_core.model.dense import DenseClassifier  # noqa: E402
 from lulc_core.model.transforms import normalise  # noqa: E402
 from lulc_core.providers.demo import DemoProvider  # noqa: E402
-from lulc_core.scene import DateWindow  # noqa: E402
 
 CONFIDENCE = 0.6
 LAYERS = ("conv1", "layer1", "layer2")
@@ -115,10 +114,9 @@ def deep_change(classifier: Classifier, a, b, valid: np.ndarray, use: np.ndarray
               np.concatenate([fa.reshape(len(fa), -1), fb.reshape(len(fb), -1)], 1).std(1) + 1e-6)
         d = np.sqrt((((fa - fb) / sd[:, None, None]) ** 2).mean(0))
         per = GEOMETRY.cell_px // (valid.shape[0] // d.shape[0])  # locations per cell side
-        h, w = d.shape[0] // per * per, d.shape[1] // per * per
 
         def cells(v: np.ndarray) -> np.ndarray:
-            c = v[:h, :w].reshape(h // per, per, w // per, per).mean((1, 3))
+            c = block_means(v, per)
             c = np.pad(c, ((0, max(0, rows - c.shape[0])), (0, max(0, cols - c.shape[1]))))[:rows, :cols]
             return c[use]
         out[f"{k}_mean"] = cells(d)
@@ -215,11 +213,9 @@ def main() -> None:
         if not info.get("label"):
             continue
         f = area_features(provider, area, info, shared, dense, classifier)
-        aoi = provider.area_aoi(area)
-        a, b = (provider.fetch(aoi, DateWindow.parse(d["date"])) for d in info["dates"])
-        valid = a.valid & b.valid & ~a.cloud & ~b.cloud
+        a, b = f.pop("scenes")  # not kept: the deep features are all this needs of them
         feats.append(f)
-        deeps.append(deep_change(classifier, a, b, valid, f["cell"]["use"], channel_sd))
+        deeps.append(deep_change(classifier, a, b, f["valid"], f["cell"]["use"], channel_sd))
         print(f"{area}: features in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     areas = [Area(f, d, feats[:i] + feats[i + 1:]) for i, (f, d) in enumerate(zip(feats, deeps))]
     truth = np.concatenate([a.truth for a in areas])

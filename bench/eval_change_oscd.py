@@ -175,7 +175,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
     ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
     cva = np.sqrt(((b.data.astype(np.float32) - a.data.astype(np.float32)) ** 2).sum(0)) / 10_000
-    out = {"area": area, "dates": [d1, d2], "pixel": {}}
+    out = {"area": area, "dates": [d1, d2], "pixel": {}, "scenes": (a, b), "valid": sp.valid}
     known_px = cm > 0
     ok = known_px & sp.valid
     out["pixel"] = {"f1": f1(sp.changed[ok], (cm == 2)[ok]), "threshold": sp.threshold,
@@ -304,8 +304,11 @@ def main() -> None:
     dense = DenseClassifier(args.dense_weights)
     classifier = None if args.no_refine else Classifier()
     t0 = time.time()
-    feats = [area_features(provider, area, info, shared, dense, classifier)
-             for area, info in sorted(index.items()) if info.get("label")]
+    feats = []
+    for area, info in sorted(index.items()):
+        if info.get("label"):
+            feats.append(area_features(provider, area, info, shared, dense, classifier))
+            del feats[-1]["scenes"]  # not needed here (bench/eval_change_deep.py uses them)
     held: dict[str, dict[str, list]] = {lv: {k: [] for k in ("prob", "changed", "truth", "zscore", "cva", "share",
                                                                     "spectral_only", "flip", "logistic", "joint_flip",
                                                                     "built_up", "p_change", "p_evidence",
