@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lulc_core.change import (CHANGE_EVALUATION, CHANGE_MODEL, ChangeKind, ChangeResult, ChangeThresholds,
                               compare)
-from lulc_core.joint import EvidenceModel
+from lulc_core.deep_change import deep_change
+from lulc_core.joint import CountedChangeModel, EvidenceModel
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
@@ -163,7 +164,15 @@ def aggregate_cells(classes: ClassMap, k: int) -> np.ndarray:
         return np.nanmean(blocks, axis=(1, 3))
 
 
-def area_features(provider, area: str, info: dict, shared: Path, dense, classifier=None) -> dict:
+def patch_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each k x k block of cells of a (rows, cols, F) array, NaN-aware."""
+    r, c = x.shape[0] // k, x.shape[1] // k
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x[: r * k, : c * k].reshape(r, k, c, k, -1), axis=(1, 3))
+
+
+def area_features(provider, area: str, info: dict, shared: Path, dense, classifier=None, deep_classifier=None) -> dict:
     aoi = provider.area_aoi(area)
     d1, d2 = (d["date"] for d in info["dates"])
     a = provider.fetch(aoi, DateWindow.parse(d1))
@@ -174,6 +183,8 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
     sp_tol = spectral_change(a, b, tolerance_px=BUILT_TOLERANCE_PX, normalisation=sp.normalisation)
     ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
+    deep = deep_change(deep_classifier or classifier or Classifier(), a.data, b.data, a.bands, sp.valid,
+                       ca.status.shape).features
     cva = np.sqrt(((b.data.astype(np.float32) - a.data.astype(np.float32)) ** 2).sum(0)) / 10_000
     out = {"area": area, "dates": [d1, d2], "pixel": {}, "scenes": (a, b), "valid": sp.valid}
     known_px = cm > 0
@@ -211,6 +222,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
             "zscore": (block_sums(zs, px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "cva": (block_sums(np.where(sp.valid, cva, 0), px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "maps": (A, B, share), "use": use, "built_share": sp_tol.share(px),
+            "deep": deep if level == "cell" else patch_mean(deep, px // CELL_PX),
         }
     return out
 
@@ -228,11 +240,33 @@ def decide(f: dict, min_spectral: float, confidence: float, level: str = "group"
 
 
 def joint_decision(f: dict, model: EvidenceModel, min_built: float, min_spectral: float,
-                   confidence: float) -> ChangeResult:
-    """The product's decision (lulc_core.change.compare: joint classification, kinds) on one area's maps."""
+                   confidence: float, counted: CountedChangeModel | None = None) -> ChangeResult:
+    """The product's decision (lulc_core.change.compare: joint classification, kinds) on one area's maps;
+    without ``counted`` the built-up share rule (no deep evidence)."""
     a, b, share = f["maps"]
     return compare(a, b, ChangeThresholds(confidence, min_spectral, "group", min_built), share, model,
-                   built_share=f["built_share"])
+                   built_share=f["built_share"], deep=f["deep"] if counted is not None else None,
+                   counted_model=counted)
+
+
+COUNTED_THRESHOLDS = np.round(np.arange(0.02, 0.91, 0.02), 2)
+
+
+def fit_counted(train: list[dict], level: str, model: EvidenceModel, min_built: float, min_spectral: float,
+                confidence: float) -> CountedChangeModel:
+    """The counted-change model (logistic on the 10 m shares and the deep change features) fitted on the
+    training areas' units, and its threshold: the best F1 of the counted change there."""
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([f[level][key][f[level]["use"]] for f in train])
+    cm = CountedChangeModel.fit(np.concatenate([f[level]["share"] for f in train]), cat("built_share"), cat("deep"),
+                                np.concatenate([f[level]["truth"] for f in train]))
+    truth = np.concatenate([f[level]["truth"] for f in train])
+
+    def score(t: float) -> tuple[float, float]:
+        pred = np.concatenate([joint_decision(f[level], model, min_built, min_spectral, confidence,
+                                              cm.with_threshold(t)).counted[f[level]["use"]] for f in train])
+        return f1(pred, truth)["f1"], -t
+    return cm.with_threshold(float(max(COUNTED_THRESHOLDS, key=score)))
 
 
 BIAS_GRID = np.arange(0.0, 4.01, 0.5)
@@ -303,16 +337,18 @@ def main() -> None:
     provider = DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
     dense = DenseClassifier(args.dense_weights)
     classifier = None if args.no_refine else Classifier()
+    deep_classifier = classifier or Classifier()
     t0 = time.time()
     feats = []
     for area, info in sorted(index.items()):
         if info.get("label"):
-            feats.append(area_features(provider, area, info, shared, dense, classifier))
+            feats.append(area_features(provider, area, info, shared, dense, classifier, deep_classifier))
             del feats[-1]["scenes"]  # not needed here (bench/eval_change_deep.py uses them)
     held: dict[str, dict[str, list]] = {lv: {k: [] for k in ("prob", "changed", "truth", "zscore", "cva", "share",
                                                                     "spectral_only", "flip", "logistic", "joint_flip",
                                                                     "built_up", "p_change", "p_evidence",
-                                                                    "independent_changed")}
+                                                                    "independent_changed", "share_rule_changed",
+                                                                    "p_counted")}
                                         for lv in ("cell", "patch")}
     rows = []
     for i, f in enumerate(feats):
@@ -324,7 +360,9 @@ def main() -> None:
             s_only = tune_spectral_only(train, level)
             model = fit_evidence(train, level, args.confidence)
             s_built = tune_min_built(train, level, model, s_only, args.confidence)
-            ch = joint_decision(g, model, s_built, s_only, args.confidence)
+            counted = fit_counted(train, level, model, s_built, s_only, args.confidence)
+            ch = joint_decision(g, model, s_built, s_only, args.confidence, counted)
+            share_rule = joint_decision(g, model, s_built, s_only, args.confidence)
             use = g["use"]
             prob = g["share"]  # the product's change score: untuned
             changed = ch.counted[use]
@@ -335,6 +373,7 @@ def main() -> None:
                          ("joint_flip", (ch.kind == ChangeKind.LAND_COVER)[use]),
                          ("built_up", (ch.kind == ChangeKind.BUILT_UP)[use]),
                          ("p_change", ch.p_change[use]), ("p_evidence", ch.p_evidence[use]),
+                         ("share_rule_changed", share_rule.counted[use]), ("p_counted", ch.p_counted[use]),
                          ("independent_changed", decide(g, tune_min_spectral(train, level, args.confidence),
                                                         args.confidence)),
                          ("logistic", logistic_alternative(train, g, level))):
@@ -344,6 +383,8 @@ def main() -> None:
                           "auroc_zscore_baseline": round(auroc(g["zscore"], g["truth"]), 3),
                           "auroc_cva": round(auroc(g["cva"], g["truth"]), 3),
                           "f1_changed": round(f1(changed, g["truth"])["f1"], 3),
+                          "f1_changed_built_share_rule": round(f1(share_rule.counted[use], g["truth"])["f1"], 3),
+                          "counted_threshold": counted.threshold,
                           "changed": int(changed.sum()), "min_spectral_tuned": s_only, "min_built_tuned": s_built,
                           "evidence_model": [round(model.intercept, 3), round(model.slope, 3), model.transition_bias],
                           "joint_flip_unchanged": round(float((ch.kind == ChangeKind.LAND_COVER)[use][~g["truth"]].mean()), 4),
@@ -366,7 +407,10 @@ def main() -> None:
             "logistic_share_and_group_distance": {"auroc": auroc(H["logistic"], t),
                                                   "best_f1_any_threshold": best_f1(H["logistic"], t)},
             "changed_state": f1(H["changed"], t),
-            "changed_state_definition": "counted change: land-cover change (joint group flip) + built-up change",
+            "changed_state_definition": "counted change: land-cover change (joint group flip) + built-up change "
+                                        "(counted-change model of the 10 m shares and the deep change features)",
+            "changed_state_built_share_rule": f1(H["share_rule_changed"], t),
+            "p_counted": {"auroc": auroc(H["p_counted"], t)},
             "independent_argmax_changed_state_before": f1(H["independent_changed"], t),
             "built_up_change_state": f1(H["built_up"], t),
             "p_change_joint": {"auroc": auroc(H["p_change"], t)},
@@ -384,7 +428,8 @@ def main() -> None:
             "bootstrap_95ci_auroc_difference_score_minus_zscore": bootstrap(
                 lambda d, tt: auroc(d[:, 0], tt) - auroc(d[:, 1], tt), {"d": np.column_stack([H["prob"], H["zscore"]])},
                 t)["d"],
-            "bootstrap_95ci_f1_changed": bootstrap(lambda p, tt: f1(p, tt)["f1"], {"changed": H["changed"]}, t),
+            "bootstrap_95ci_f1_changed": bootstrap(lambda p, tt: f1(p, tt)["f1"], {"changed": H["changed"],
+                                                   "built_share_rule": H["share_rule_changed"]}, t),
         }
     px = [f["pixel"]["f1"] for f in feats]
     tp, fp, fn = (sum(p[k] for p in px) for k in ("tp", "fp", "fn"))
@@ -393,6 +438,8 @@ def main() -> None:
     final = tune_spectral_only(feats, "cell")
     final_model = fit_evidence(feats, "cell", args.confidence)
     final_built = tune_min_built(feats, "cell", final_model, final, args.confidence)
+    final_counted = fit_counted(feats, "cell", final_model, final_built, final, args.confidence)
+    summary["shipped_counted_model"] = final_counted.to_json()
     summary["shipped_min_spectral"] = final
     summary["shipped_min_built_spectral"] = final_built
     summary["shipped_evidence_model"] = {"intercept": final_model.intercept, "slope": final_model.slope,
@@ -415,10 +462,14 @@ def main() -> None:
             "min_spectral": final, "min_built_spectral": final_built,
             "evidence_model": {"intercept": final_model.intercept, "slope": final_model.slope,
                                "transition_bias": final_model.transition_bias},
+            "counted_model": final_counted.to_json(),
             "fitted_on": "OSCD change maps, 7 areas, 160 m cells (summary numbers only): min_spectral = best F1 of "
                          "'share >= s' alone; evidence_model = logistic fit of truly changed on logit(share), transition_bias = "
                          "the largest keeping confident group flips on <= 1% of unchanged cells; "
-                         "min_built_spectral = best F1 of the counted change (land-cover + built-up)",
+                         "min_built_spectral = best F1 of the counted change (land-cover + built-up) "
+                         "with the built-up share rule (used without deep evidence); counted_model = logistic fit of truly "
+                         "changed on the 10 m shares and the deep change features, its threshold the best F1 of the "
+                         "counted change",
             "confidence": args.confidence}, indent=1))
     if args.out:
         Path(args.out).write_text(text)

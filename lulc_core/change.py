@@ -41,7 +41,8 @@ import numpy as np
 from lulc_core.classes import GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
 from lulc_core.classify import ClassMap
 from lulc_core.errors import ThresholdError
-from lulc_core.joint import CHANGE_MODEL, EvidenceModel, grouped, joint_posterior, map_pair, shipped_evidence_model
+from lulc_core.joint import (CHANGE_MODEL, CountedChangeModel, EvidenceModel, grouped, joint_posterior, map_pair,
+                             shipped_counted_model, shipped_evidence_model)
 
 CHANGE_EVALUATION = CHANGE_MODEL.with_name("change_eval.json")
 DEFAULT_CONFIDENCE = 0.6
@@ -171,6 +172,8 @@ class ChangeResult:
     transition_cells: np.ndarray
     independent_flip_ha: float  # the two dates' own argmaxes change group, the joint decision keeps it
     within_group_ha: float  # the pair changes class inside one group (natural dynamics at group level)
+    p_counted: np.ndarray | None = None  # P(counted change | 10 m shares, deep change), when deep evidence was given
+    deep: np.ndarray | None = None  # (rows, cols, 4) deep change features (lulc_core.deep_change.FEATURES)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -259,7 +262,8 @@ def _marginal_map(m: ClassMap, probs: np.ndarray) -> ClassMap:
 
 def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
             spectral_share: np.ndarray | None = None, evidence: EvidenceModel | None = None,
-            built_share: np.ndarray | None = None) -> ChangeResult:
+            built_share: np.ndarray | None = None, deep: np.ndarray | None = None,
+            counted_model: CountedChangeModel | None = None) -> ChangeResult:
     """Joint two-date classification and the kind of change of every cell (see the module docstring).
 
     ``spectral_share``: per cell, the share of comparable 10 m pixels with spectral change (NaN =
@@ -319,7 +323,18 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     kind[ok] = ChangeKind.UNCHANGED
     kind[ok & (s >= thresholds.min_spectral)] = ChangeKind.NATURAL
     sb = s if built_share is None else np.nan_to_num(built_share.astype(np.float64), nan=-1.0)
-    kind[has_evidence & built_either & (sb >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
+    counted_model = counted_model or (shipped_counted_model() if deep is not None else None)
+    p_counted = None
+    if deep is not None and counted_model is not None and spectral_share is not None:
+        if deep.shape[:2] != shape:
+            raise ValueError(f"deep change evidence {deep.shape[:2]} does not match the grid {shape}")
+        p_counted = np.where(both, counted_model.probability(share, share if built_share is None else built_share,
+                                                             deep), np.nan)
+        # counted only with 10 m evidence too: the misregistration-tolerant share at the natural-dynamics support
+        kind[has_evidence & (sb >= float(__import__("os").environ.get("GATE", thresholds.min_spectral)))
+             & (np.nan_to_num(p_counted) >= counted_model.threshold)] = ChangeKind.BUILT_UP
+    else:
+        kind[has_evidence & built_either & (sb >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
     kind[ok & flip] = ChangeKind.LAND_COVER
     kind[a.area_ha <= 0] = ChangeKind.OUTSIDE
     state = np.full(shape, ChangeState.UNCERTAIN, dtype=np.int8)
@@ -338,7 +353,8 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     return ChangeResult(
         _marginal_map(a, marg_a), _marginal_map(b, marg_b), a, b, thresholds, kind, state, score, p_change,
         p_evidence, share, share if built_share is None else built_share.astype(np.float64), ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
-        float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0)
+        float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0, p_counted,
+        None if deep is None else deep.astype(np.float32))
 
 
 def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict | None:

@@ -163,11 +163,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
           if v is not None}
     thresholds = ChangeThresholds(args.confidence, level=args.level, **kw)
     provider = _provider(args)
-    refiner = None
-    if args.refine_below is None or args.refine_below > 0:
-        from lulc_core.model.classifier import Classifier
+    from lulc_core.model.classifier import Classifier
 
-        refiner = Classifier(threads=args.threads, tta=False)
+    # the per-window classifier refines unsure windows (unless --refine-below 0) and gives the deep change evidence
+    refiner = Classifier(threads=args.threads, tta=False)
     bars = {}
 
     def progress(stage: str, fraction: float, message: str) -> None:

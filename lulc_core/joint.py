@@ -20,7 +20,7 @@ the two dates' own answers go through.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -118,3 +118,89 @@ def map_pair(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def grouped(joint: np.ndarray, membership: np.ndarray) -> np.ndarray:
     """The joint posterior summed into groups: (..., G, G) from (..., K, K) and a (K, G) 0/1 matrix."""
     return np.einsum("...ab,ag,bh->...gh", joint, membership, membership)
+
+
+#: The inputs of :class:`CountedChangeModel`, in order: the cell's 10 m spectral share, its share
+#: tolerant of 1 px of misregistration, and the deep change features (:mod:`lulc_core.deep_change`).
+COUNTED_INPUTS: tuple[str, ...] = ("share", "built_share", "conv1_share", "conv1_mean", "layer1_share", "layer1_mean")
+
+
+def counted_inputs(share: np.ndarray, built_share: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """(..., 6) model inputs: logits of the shares (clipped to [floor, 1 - floor]; NaN as no change),
+    logs of the mean distances (NaN as 0)."""
+    cols = []
+    for k, v in zip(COUNTED_INPUTS, [share, built_share] + [deep[..., i] for i in range(deep.shape[-1])]):
+        v = np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0)
+        if k.endswith("share"):
+            v = np.clip(v, SHARE_FLOOR, 1 - SHARE_FLOOR)
+            cols.append(np.log(v / (1 - v)))
+        else:
+            cols.append(np.log(np.maximum(v, 0.0) + 1e-3))
+    return np.stack(cols, -1)
+
+
+@dataclass(frozen=True)
+class CountedChangeModel:
+    """P(change a planner counts | evidence): a logistic model of :data:`COUNTED_INPUTS` (standardised
+    by ``mean`` / ``scale``), fitted on the OSCD change maps leave one area out, and the ``threshold``
+    above which a cell's change is counted (chosen for the best F1 of the counted change on the
+    training areas). Inputs are clipped to the range seen in fitting (``low`` / ``high``): the model
+    is not extrapolated (a scene against itself has mean distances of 0, far below any fitted cell).
+    Only summary numbers: 6 means, scales, lows and highs, 7 weights and the threshold."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]  # intercept first
+    threshold: float = 0.5
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+
+    def probability(self, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray) -> np.ndarray:
+        x = counted_inputs(share, built_share, deep)
+        if self.low is not None and self.high is not None:
+            x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
+        x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 1 / (1 + np.exp(-(self.weights[0] + x @ np.asarray(self.weights[1:]))))
+
+    @classmethod
+    def fit(cls, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray, changed: np.ndarray,
+            l2: float = 1e-3, iterations: int = 50) -> "CountedChangeModel":
+        """Maximum-likelihood fit (Newton's method, a little ridge) on cells; threshold left at 0.5."""
+        x = counted_inputs(share, built_share, deep)
+        mean, scale = x.mean(0), x.std(0) + 1e-9
+        X = np.column_stack([np.ones(len(x)), (x - mean) / scale])
+        y = np.asarray(changed, dtype=np.float64)
+        w = np.zeros(X.shape[1])
+        for _ in range(iterations):
+            p = 1 / (1 + np.exp(-(X @ w)))
+            g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
+            hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+            step = np.linalg.solve(hess, g)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls(tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, w)), 0.5,
+                   tuple(map(float, x.min(0))), tuple(map(float, x.max(0))))
+
+    def with_threshold(self, threshold: float) -> "CountedChangeModel":
+        return replace(self, threshold=float(threshold))
+
+    def to_json(self) -> dict:
+        return {"inputs": list(COUNTED_INPUTS), "mean": list(self.mean), "scale": list(self.scale),
+                "weights": list(self.weights), "threshold": self.threshold,
+                "low": None if self.low is None else list(self.low),
+                "high": None if self.high is None else list(self.high)}
+
+
+@lru_cache(maxsize=4)
+def shipped_counted_model(path: Path = CHANGE_MODEL) -> CountedChangeModel | None:
+    """The counted-change model fitted on the OSCD areas (``change_model.json``), else None."""
+    try:
+        d = json.loads(Path(path).read_text())["counted_model"]
+        if list(d["inputs"]) != list(COUNTED_INPUTS):
+            return None
+        bounds = [None if d.get(k) is None else tuple(map(float, d[k])) for k in ("low", "high")]
+        return CountedChangeModel(tuple(map(float, d["mean"])), tuple(map(float, d["scale"])),
+                                  tuple(map(float, d["weights"])), float(d["threshold"]), *bounds)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

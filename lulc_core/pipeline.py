@@ -1,5 +1,5 @@
 """The whole analysis as one call: AOI + two date windows -> scenes -> dense class maps ->
-10 m spectral change -> one change decision per cell.
+10 m spectral change and deep change vectors -> one change decision per cell.
 
 Stages report progress as ``progress(stage, fraction, message)`` with the stages in
 :data:`STAGES`, so the CLI and the dashboard show the same steps.
@@ -16,6 +16,7 @@ from lulc_core.aoi import AOI
 from lulc_core.change import ChangeResult, ChangeThresholds, compare
 from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
 from lulc_core.collection import get_collection
+from lulc_core.deep_change import DeepChange, deep_change
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.scene import Acquisition, DateWindow, Scene, check_window_order
 from lulc_core.season import representative_date, season_note
@@ -51,6 +52,7 @@ class Analysis:
     change: ChangeResult
     provider: str
     notes: list[str] = field(default_factory=list)
+    deep: DeepChange | None = None  # the deep change evidence (None without the per-window classifier)
 
     @property
     def grid(self):
@@ -69,8 +71,8 @@ class Analysis:
         """The same analysis with other change thresholds (no refetch, no reclassification)."""
         return Analysis(self.aoi, self.a, self.b, self.spectral,
                         compare(self.a.classes, self.b.classes, thresholds, self.change.spectral_share,
-                                built_share=self.change.built_share),
-                        self.provider, self.notes)
+                                built_share=self.change.built_share, deep=self.change.deep),
+                        self.provider, self.notes, self.deep)
 
 
 def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider, dense_classifier,
@@ -88,8 +90,10 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
 
     ``classifier``: the per-window :class:`~lulc_core.model.classifier.Classifier` (shared,
     loaded once by the caller) that re-classifies the dense pass's low-confidence windows;
-    ``refine_below``: their threshold (None: the shipped one). Without a classifier the class
-    maps are the dense pass alone.
+    ``refine_below``: their threshold (None: the shipped one; 0: no refinement). The classifier's
+    early layers also give the deep change evidence (:mod:`lulc_core.deep_change`) that decides the
+    counted built-up change. Without a classifier the class maps are the dense pass alone and
+    built-up change falls back to the built-up share rule.
     """
     check_window_order(window_a, window_b)
 
@@ -123,6 +127,11 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     share = spectral.share(cell_px)
     built_share = spectral_change(out[0].scene, out[1].scene, tolerance_px=BUILT_TOLERANCE_PX,
                                   normalisation=spectral.normalisation).share(cell_px)
+    deep = None
+    if classifier is not None:
+        report("spectral change")(0.6, "deep change vectors")
+        deep = deep_change(classifier, out[0].scene.data, out[1].scene.data, out[0].scene.bands, spectral.valid,
+                           out[0].classes.status.shape, cell_px)
     report("spectral change")(1.0, f"{100 * spectral.changed_share:.1f}% of comparable pixels changed")
     notes = []
     if domain_note := get_collection(provider.collection).domain_note:
@@ -130,5 +139,6 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     if not np.isfinite(spectral.threshold):
         notes.append("The two dates share too few clear pixels for spectral change evidence.")
     return Analysis(aoi, out[0], out[1], spectral,
-                    compare(out[0].classes, out[1].classes, thresholds, share, built_share=built_share),
-                    getattr(provider, "name", "?"), notes)
+                    compare(out[0].classes, out[1].classes, thresholds, share, built_share=built_share,
+                            deep=None if deep is None or deep.thresholds is None else deep.features),
+                    getattr(provider, "name", "?"), notes, deep)

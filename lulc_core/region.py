@@ -22,6 +22,11 @@ passes:
 3. *decide*: with the region's two thresholds, each core cell's share of changed pixels; the
    client then runs the (per-cell) change decision and writes the mosaics.
 
+The deep change evidence (:mod:`lulc_core.deep_change`) has the same two global steps and follows
+the same passes: pass 1 adds each core's per-channel sums of the early layers (the region's channel
+scales), pass 2 the sums of the scaled distances (the region's thresholds; the distances are kept in
+the worker's stash), pass 3 the cells' deep features.
+
 Everything else (the recipe, the dense windows, the refine cascade, the cell status, the joint
 decision) is per window or per cell, and the tile geometry makes those equal a single run's.
 
@@ -49,12 +54,13 @@ import numpy as np
 
 from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
 from lulc_core.classify import ClassMap
+from lulc_core.deep_change import ChannelSums, DistanceSums
 from lulc_core.region_tasks import clear_stash, tile_classify, tile_decide, tile_measure
 from lulc_core.spectral import MIN_PIXELS, PIF_SHARE, SAMPLE_PIXELS, fit_normalisation_samples, threshold_from_sums
 from lulc_core.tiles import DENSE_TILE_PX, Tile, plan_tiles
 
 RETRIES = 2  # a failing tile is tried this many more times (on any worker) before it is reported
-FORMAT = 2  # of the per-tile files (2: samples by pixel key)
+FORMAT = 3  # of the per-tile files (2: samples by pixel key; 3: deep change evidence)
 GB = 2**30
 #: Tiles keep pixels for the normalisation's sample up to this many times SAMPLE_PIXELS in all.
 SAMPLE_MARGIN = 4
@@ -264,23 +270,29 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     for r in p1.values():  # the samples are not needed any more
         if r is not None:
             r.pop("sample_a", None), r.pop("sample_b", None), r.pop("sample_keys", None)
-    nkey = hashlib.sha256(json.dumps(norm).encode()).hexdigest()[:12]
+    deep_sums = [ChannelSums.from_json(p1[t.key]["deep_sums"]) for t in ok if p1[t.key].get("deep_sums")]
+    sd = sum(deep_sums, ChannelSums()).channel_sd() if len(deep_sums) == len(ok) else None
+    channel_sd = None if sd is None else {k: v.tolist() for k, v in sd.items()}
+    nkey = hashlib.sha256(json.dumps([norm, channel_sd]).encode()).hexdigest()[:12]
     p2_path = {t.key: work / f"{t.key}.measure-{nkey}.json" for t in ok}
     if norm is not None:
         _run_pass(client, "2/3 measure", tile_measure, [t for t in ok if not p2_path[t.key].exists()],
-                  lambda t: (cfg, t, norm), lambda t, r: p2_path[t.key].write_text(json.dumps(r)),
+                  lambda t: (cfg, t, norm, channel_sd), lambda t, r: p2_path[t.key].write_text(json.dumps(r)),
                   progress, failed, workers)
         ok = [t for t in ok if p2_path[t.key].exists()]
         sums = [json.loads(p2_path[t.key].read_text()) for t in ok]
         n = sum(s["n"] for s in sums)
         thr = tuple(threshold_from_sums(n, sum(s[k][0] for s in sums), sum(s[k][1] for s in sums))
                     for k in ("plain", "tolerant"))
+        deep_thr = (sum((DistanceSums(s["deep"]) for s in sums), DistanceSums()).thresholds()
+                    if channel_sd is not None and all("deep" in s for s in sums) else None)
     else:
-        thr = (float("nan"), float("nan"))
-    tkey = hashlib.sha256(json.dumps([nkey, thr]).encode()).hexdigest()[:12]
+        thr, deep_thr = (float("nan"), float("nan")), None
+    tkey = hashlib.sha256(json.dumps([nkey, thr, deep_thr]).encode()).hexdigest()[:12]
     p3_path = {t.key: work / f"{t.key}.decide-{tkey}.npz" for t in ok}
     _run_pass(client, "3/3 decide", tile_decide, [t for t in ok if not p3_path[t.key].exists()],
-              lambda t: (cfg, t, norm, thr), lambda t, r: _save(p3_path[t.key], r), progress, failed, workers)
+              lambda t: (cfg, t, norm, thr, channel_sd, deep_thr), lambda t, r: _save(p3_path[t.key], r), progress,
+              failed, workers)
     ok = [t for t in ok if p3_path[t.key].exists()]
     try:
         client.run(clear_stash, cfg.run_key())
@@ -290,7 +302,8 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     writer = RegionWriter(out, tiles, thresholds, windows=(cfg.window_a, cfg.window_b))
     for t in ok:
         writer.add(t, tile_change(t, p1[t.key], _load(p3_path[t.key]), thresholds))
-    spectral = {"normalisation": norm, "threshold": thr[0], "built_threshold": thr[1]}
+    spectral = {"normalisation": norm, "threshold": thr[0], "built_threshold": thr[1],
+                "deep_thresholds": deep_thr}
     result = RegionResult(out, len(tiles), [t.key for t in ok], failed, sum(t.area_km2 for t in ok),
                           time.monotonic() - t0, [], skipped=skipped)
     result.outputs = writer.finish(name, spectral, failed)
@@ -309,4 +322,5 @@ def tile_change(tile: Tile, p1: dict[str, Any], p3: dict[str, Any], thresholds):
     names = tuple(p1["class_names"])
     maps = [ClassMap(grid, p1[f"probs_{k}"], p1[f"status_{k}"], p1["area_ha"], names, p1[f"refined_{k}"])
             for k in "ab"]
-    return compare(maps[0], maps[1], thresholds, p3["spectral_share"], built_share=p3["built_share"]), p3["change_10m"]
+    return compare(maps[0], maps[1], thresholds, p3["spectral_share"], built_share=p3["built_share"],
+                   deep=p3.get("deep")), p3["change_10m"]

@@ -21,6 +21,8 @@ import numpy as np
 
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classify import classify_cells
+from lulc_core.deep_change import LAYERS as DEEP_LAYERS
+from lulc_core.deep_change import DeepFeatures, DistanceSums, cell_features, change_distance, channel_sums
 from lulc_core.grid import STEP_PX, share_in_blocks
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.spectral import CHANGE_BANDS, SAMPLE_PIXELS, change_magnitude, sample_pixels
@@ -54,7 +56,9 @@ def _torch_threads(cfg: RegionConfig) -> int:
 
 def worker_models(cfg: RegionConfig) -> tuple[Any, Any]:
     """(dense classifier, refine classifier or None), loaded once per process and kept. Torch's
-    threads are set here: Dask's nanny sets OMP_NUM_THREADS=1 in its workers."""
+    threads are set here: Dask's nanny sets OMP_NUM_THREADS=1 in its workers. The per-window
+    classifier of the deep change evidence is :func:`worker_classifier` (the refine classifier when
+    refinement is on)."""
     refine = cfg.refine_below is None or cfg.refine_below > 0
     key = (cfg.dense_weights, cfg.dense_tile_px, refine, _torch_threads(cfg))
     with _LOCK:
@@ -68,6 +72,22 @@ def worker_models(cfg: RegionConfig) -> tuple[Any, Any]:
             torch.set_num_threads(threads)
             dense = DenseClassifier(cfg.dense_weights, threads=threads, tile_px=cfg.dense_tile_px)
             _MODELS[key] = (dense, Classifier(threads=threads, tta=False) if refine else None)
+            _LOADS[0] += 1
+        return _MODELS[key]
+
+
+def worker_classifier(cfg: RegionConfig):
+    """The per-window classifier (its recipe and early layers give the deep change evidence), loaded
+    once per process: the refine classifier when refinement is on."""
+    refiner = worker_models(cfg)[1]
+    if refiner is not None:
+        return refiner
+    key = ("classifier", _torch_threads(cfg))
+    with _LOCK:
+        if key not in _MODELS:
+            from lulc_core.model.classifier import Classifier
+
+            _MODELS[key] = Classifier(threads=key[-1], tta=False)
             _LOADS[0] += 1
         return _MODELS[key]
 
@@ -166,7 +186,9 @@ def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, An
     out["sample_keys"] = keys
     for label, s in zip("ab", scenes):
         out[f"sample_{label}"] = s.data.reshape(len(s.bands), -1)[:, idx]
-    _change_bands(cfg, tile, scenes)
+    bands = _change_bands(cfg, tile, scenes)
+    out["deep_sums"] = channel_sums(DeepFeatures(worker_classifier(cfg)), bands["a"], bands["b"], CHANGE_BANDS,
+                                    bands["valid"], tile.core_in_tile).to_json()
     return out
 
 
@@ -183,8 +205,41 @@ def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> 
     return d["valid"], *mags
 
 
-def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> dict[str, Any]:
-    """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant)."""
+def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[float]]) -> dict[str, np.ndarray]:
+    """The core's deep change distances (:func:`~lulc_core.deep_change.change_distance`): from this
+    worker's stash, else computed from the change bands and stashed."""
+    path = _stash_dir(cfg) / f"{tile.key}.deep.npz"
+    try:
+        with np.load(path) as z:
+            if z["sd_key"].tobytes() == _sd_key(channel_sd):
+                return {k: z[k] for k in DEEP_LAYERS}
+    except (OSError, ValueError, KeyError):
+        pass
+    d = _change_bands(cfg, tile)
+    sd = {k: np.asarray(v) for k, v in channel_sd.items()}
+    out = change_distance(DeepFeatures(worker_classifier(cfg)), d["a"], d["b"], CHANGE_BANDS, d["valid"], sd,
+                          tile.core_in_tile)
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, sd_key=np.frombuffer(_sd_key(channel_sd), np.uint8), **out)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return out
+
+
+def _sd_key(channel_sd: dict[str, list[float]]) -> bytes:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(channel_sd, sort_keys=True).encode()).digest()
+
+
+def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
+                 channel_sd: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant) and,
+    with the region's ``channel_sd``, of its deep change distances."""
     y0, x0, y1, x1 = tile.core_in_tile
     valid, *mags = _magnitudes(cfg, tile, norm)
     out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
@@ -192,13 +247,19 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) ->
         v = m[y0:y1, x0:x1]
         v = v[np.isfinite(v)].astype(np.float64)
         out[name] = [float(v.sum()), float(np.square(v).sum())]
+    if channel_sd is not None:
+        sums = DistanceSums()
+        sums.add(_deep_distance(cfg, tile, channel_sd))
+        out["deep"] = sums.sums
     return out
 
 
 def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | None,
-                thresholds: tuple[float, float]) -> dict[str, Any]:
-    """Pass 3: each core cell's share of changed pixels (plain and tolerant) and the core's 10 m change
-    (1 changed, 0 not, 255 not comparable)."""
+                thresholds: tuple[float, float], channel_sd: dict[str, list[float]] | None = None,
+                deep_thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Pass 3: each core cell's share of changed pixels (plain and tolerant), its deep change features
+    (with the region's channel scales and thresholds; else none) and the core's 10 m change (1
+    changed, 0 not, 255 not comparable)."""
     y0, x0, y1, x1 = tile.core_in_tile
     if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
         valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
@@ -214,7 +275,10 @@ def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | No
             shares.append(share_in_blocks(changed, valid, STEP_PX))
             if changed10 is None:
                 changed10 = np.where(valid, changed, 255).astype(np.uint8)
-    return {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "change_10m": changed10}
+    out = {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "change_10m": changed10}
+    if channel_sd is not None and deep_thresholds is not None:
+        out["deep"] = cell_features(_deep_distance(cfg, tile, channel_sd), deep_thresholds, STEP_PX)
+    return out
 
 
 def clear_stash(run_key: str) -> bool:

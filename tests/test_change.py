@@ -303,20 +303,26 @@ def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_on
         mask = d_ref.classes.refined
         assert mask.any() and not mask.all()
         np.testing.assert_array_equal(d_ref.classes.probs[ok & ~mask], d_plain.classes.probs[ok & ~mask])
-    np.testing.assert_array_equal(off.change.state, plain.change.state)
+    # the classifier also gives the deep change evidence: the same decision over the dense pass's maps
+    assert off.change.deep is not None and plain.change.deep is None
+    same = compare(plain.a.classes, plain.b.classes, plain.change.thresholds, plain.change.spectral_share,
+                   built_share=plain.change.built_share, deep=off.change.deep)
+    np.testing.assert_array_equal(off.change.state, same.state)
 
 
 def test_a_scene_against_itself_or_a_1px_shifted_copy_counts_near_zero_change():
     from dataclasses import replace
 
     from lulc_core.classify import classify_cells
+    from lulc_core.deep_change import deep_change
+    from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
     from lulc_core.pipeline import BUILT_TOLERANCE_PX
     from lulc_core.providers.demo import DemoProvider
     from lulc_core.scene import DateWindow
     from lulc_core.spectral import spectral_change
 
-    provider, dense = DemoProvider(), DenseClassifier()
+    provider, dense, clf = DemoProvider(), DenseClassifier(), Classifier()
     aoi = provider.area_aoi("norcia")
     scene = provider.fetch(aoi, DateWindow.parse("2015-07-01/2015-07-31"))
     shifted = replace(scene, data=np.roll(scene.data, 1, axis=2), valid=np.roll(scene.valid, 1, axis=1),
@@ -325,7 +331,14 @@ def test_a_scene_against_itself_or_a_1px_shifted_copy_counts_near_zero_change():
     for other, most in ((scene, 0.0), (shifted, 0.01)):
         cb = classify_cells(other, aoi, dense)
         px = ca.grid.cell_px
-        ch = compare(ca, cb, ChangeThresholds(), spectral_change(scene, other).share(px),
-                     built_share=spectral_change(scene, other, tolerance_px=BUILT_TOLERANCE_PX).share(px))
-        kinds = ch.kind_areas_ha()
-        assert kinds["land-cover change"] + kinds["built-up change"] <= most * aoi.area_ha
+        sp = spectral_change(scene, other)
+        deep = deep_change(clf, scene.data, other.data, scene.bands, sp.valid, ca.status.shape, px)
+        assert deep.thresholds is not None
+        for evidence in (None, deep.features):  # the built-up share rule, then the deep change evidence
+            ch = compare(ca, cb, ChangeThresholds(), sp.share(px),
+                         built_share=spectral_change(scene, other, tolerance_px=BUILT_TOLERANCE_PX).share(px),
+                         deep=evidence)
+            assert (ch.p_counted is None) == (evidence is None)
+            kinds = ch.kind_areas_ha()
+            print(most, evidence is None, kinds["land-cover change"], kinds["built-up change"], aoi.area_ha)
+            assert kinds["land-cover change"] + kinds["built-up change"] <= most * aoi.area_ha
