@@ -174,6 +174,7 @@ class ChangeResult:
     within_group_ha: float  # the pair changes class inside one group (natural dynamics at group level)
     p_counted: np.ndarray | None = None  # P(counted change | 10 m shares, deep change), when deep evidence was given
     deep: np.ndarray | None = None  # (rows, cols, 4) deep change features (lulc_core.deep_change.FEATURES)
+    counted_model: CountedChangeModel | None = None  # the model behind p_counted
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -330,9 +331,7 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
             raise ValueError(f"deep change evidence {deep.shape[:2]} does not match the grid {shape}")
         p_counted = np.where(both, counted_model.probability(share, share if built_share is None else built_share,
                                                              deep), np.nan)
-        # counted only with 10 m evidence too: the misregistration-tolerant share at the natural-dynamics support
-        kind[has_evidence & (sb >= float(__import__("os").environ.get("GATE", thresholds.min_spectral)))
-             & (np.nan_to_num(p_counted) >= counted_model.threshold)] = ChangeKind.BUILT_UP
+        kind[has_evidence & (np.nan_to_num(p_counted) >= counted_model.threshold)] = ChangeKind.BUILT_UP
     else:
         kind[has_evidence & built_either & (sb >= thresholds.min_built_spectral)] = ChangeKind.BUILT_UP
     kind[ok & flip] = ChangeKind.LAND_COVER
@@ -354,7 +353,7 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
         _marginal_map(a, marg_a), _marginal_map(b, marg_b), a, b, thresholds, kind, state, score, p_change,
         p_evidence, share, share if built_share is None else built_share.astype(np.float64), ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
         float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0, p_counted,
-        None if deep is None else deep.astype(np.float32))
+        None if deep is None else deep.astype(np.float32), counted_model if p_counted is not None else None)
 
 
 def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict | None:

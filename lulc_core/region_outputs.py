@@ -151,7 +151,8 @@ class RegionWriter:
         paths += self._write_csvs()
         paths.append(write_region_report(self.out, name=name, thresholds=self.thresholds, tiles_total=self.n_tiles,
                                          tiles_done=self.done, area_km2=self.area_km2, zones=list(self.zones),
-                                         failed=failed, windows=self.windows))
+                                         failed=failed, windows=self.windows,
+                                         deep=spectral.get("deep_thresholds") is not None))
         for f in self.partial.glob("*"):
             f.unlink()
         self.partial.rmdir()

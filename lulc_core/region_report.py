@@ -18,6 +18,7 @@ import numpy as np
 from lulc_core.change import ChangeKind, ChangeThresholds
 from lulc_core.classes import CLASS_COLOURS, CLASS_NAMES, GROUP_NAMES, group_of_classes, hex_to_rgb
 from lulc_core.export import CLASS_NODATA
+from lulc_core.joint import shipped_counted_model
 from lulc_core.render import KIND_COLOURS, change_legend_items, legend_html, legend_items, png_bytes
 from lulc_core.report import ATTRIBUTION, _img
 from lulc_core.texts import change_rule_text
@@ -103,8 +104,9 @@ def _group_gains(transitions: list[dict[str, str]]) -> list[tuple[str, str, str,
 
 def region_report_html(out: Path, *, name: str, thresholds: ChangeThresholds, tiles_total: int,
                        tiles_done: list[str], area_km2: float, zones: list[str], failed: dict[str, dict[str, Any]],
-                       windows: tuple[str, str] | None = None, max_side: int = 1200) -> str:
-    """The report of the region output in ``out`` as one self-contained HTML page (see the module)."""
+                       windows: tuple[str, str] | None = None, max_side: int = 1200, deep: bool = False) -> str:
+    """The report of the region output in ``out`` as one self-contained HTML page (see the module); ``deep``:
+    the run had the deep change evidence (built-up change by the counted-change model)."""
     out = Path(out)
     kinds = {r["kind"]: r for r in _rows(out / "kinds.csv")}
     missing = [k for k in COUNTED if k not in kinds]
@@ -154,7 +156,7 @@ th{{background:#f4f4f4}} .note{{background:#fff8e1;padding:8px 12px;border-left:
 <tr><th>of which built-up change</th><td>{float(kinds['built-up change']['hectares']):,.2f} ha</td></tr></table>
 {fail_html}
 <h2>Hectares by kind and state (kinds.csv)</h2>{_table(("kind", "hectares", "cells"), kind_rows, "kinds")}
-<p>{change_rule_text(thresholds)}</p>
+<p>{change_rule_text(thresholds, shipped_counted_model() if deep else None)}</p>
 <h2>Largest from-to transitions (transitions.csv)</h2>
 {_table(("from (date A)", "to (date B)", "kind", "hectares"), move_rows, "transitions")}
 <h2>Gains and losses by land-cover group (hectares, between groups)</h2>

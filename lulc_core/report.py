@@ -127,7 +127,7 @@ table{{border-collapse:collapse;font-size:12px;margin:6px 0}} td,th{{border:1px 
 <tr><th>uncertain (left out of the tables)</th><td>{kinds['uncertain']:,.1f} ha</td></tr>
 <tr><th>flips of the classifiers alone, kept by the joint decision</th><td>{ch.independent_flip_ha:,.1f} ha</td></tr></table>
 {season_html}
-<p>{change_rule_text(thr)}</p>
+<p>{change_rule_text(thr, ch.counted_model)}</p>
 <h2>Area and data</h2>
 <ul><li>AOI: {analysis.aoi.area_ha:,.1f} ha, bounds W {w:.5f}, S {s:.5f}, E {e:.5f}, N {n:.5f};
 grid {grid.crs}, {grid.rows} x {grid.cols} cells of {cell_m:.0f} m (each classified from the {window_m:.0f} m window around it)</li>

@@ -7,22 +7,33 @@ import numpy as np
 from lulc_core.cells import STATUS_NAMES
 from lulc_core.change import KIND_NAMES, ChangeResult, ChangeThresholds
 from lulc_core.grid import GEOMETRY, PATCH_M, RESOLUTION_M
+from lulc_core.joint import CountedChangeModel
 from lulc_core.spectral import CHANGE_SD
 
 CELL_M = GEOMETRY.cell_px * RESOLUTION_M
 
 
-def change_rule_text(thresholds: ChangeThresholds) -> str:
-    """The change decision in one paragraph (dashboard and report)."""
+def change_rule_text(thresholds: ChangeThresholds, counted: CountedChangeModel | None = None) -> str:
+    """The change decision in one paragraph (dashboard and report). ``counted``: the counted-change model
+    when the analysis had the deep change evidence (the per-window classifier), else the built-up share
+    rule is described."""
     level = "land-cover group" if thresholds.level == "group" else "class"
+    if counted is not None:
+        built = ("<b>built-up change</b> (counted): no land-cover change, but change evidence of the kind that "
+                 "construction, demolition and new roads leave, judged jointly from the cell's 10 m spectral change "
+                 "and the change in the classifier's own early layers (deep change vectors): P(counted change) of at "
+                 f"least {counted.threshold:.2f} by a model fitted on OSCD urban change maps; the cell need not be "
+                 "classified built-up on either date (a building site on a field rarely is); ")
+    else:
+        built = (f"<b>built-up change</b> (counted): at least {100 * thresholds.min_built_spectral:.0f}% of its 10 m "
+                 "pixels changed in a cell built-up on either date (construction, demolition, new roads), even "
+                 "without a group change; ")
     return ("The two dates are classified <b>jointly</b>: a cell keeps one class on both dates unless its own "
             "10 m change evidence makes a transition likely (date B normalised onto date A by regression on "
             "pseudo-invariant pixels; a pixel changes above the scene's mean + "
             f"{CHANGE_SD:g} standard deviations of the change magnitude). Each cell gets one kind: "
             f"<b>land-cover change</b> (counted): the most probable pair of classes changes {level} with a joint "
-            f"probability of at least {thresholds.confidence:.2f}; <b>built-up change</b> (counted): at least "
-            f"{100 * thresholds.min_built_spectral:.0f}% of its 10 m pixels changed in a cell built-up on either "
-            "date (construction, demolition, new roads), even without a group change; <b>natural dynamics</b> "
+            f"probability of at least {thresholds.confidence:.2f}; " + built + "<b>natural dynamics</b> "
             f"(shown, not counted): at least {100 * thresholds.min_spectral:.0f}% of its 10 m pixels changed "
             "otherwise (harvest, crop rotation, phenology, water level); <b>uncertain</b>: cloudy or no data on "
             "either date, or not confident; <b>unchanged</b>: the rest. Change score (0..1): the share of the "
@@ -57,6 +68,11 @@ def why_cell(change: ChangeResult, row: int, col: int) -> str:
     if np.isfinite(share):
         parts.append(f"{100 * share:.0f}% of its 10 m pixels changed, so P(change | evidence) "
                      f"{change.p_evidence[row, col]:.2f}")
+    if change.p_counted is not None and np.isfinite(change.p_counted[row, col]):
+        d = change.deep[row, col]
+        deep = (f"{100 * d[0]:.0f}% of its stem and {100 * d[2]:.0f}% of its layer-1 locations changed in the "
+                "classifier's early layers" if np.isfinite(d).all() else "no deep change evidence")
+        parts.append(f"{deep}, so P(counted change) {change.p_counted[row, col]:.2f}")
     ka, kb = int(change.label_a[row, col]), int(change.label_b[row, col])
     if ka >= 0 and kb >= 0:
         level = "group" if change.thresholds.level == "group" else "class"

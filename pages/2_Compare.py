@@ -287,7 +287,7 @@ maps_and_details()
 
 # -- change ----------------------------------------------------------------------------------------
 st.subheader("Change")
-st.markdown(change_rule_text(thresholds), unsafe_allow_html=True)
+st.markdown(change_rule_text(thresholds, ch.counted_model), unsafe_allow_html=True)
 st.markdown(f"**Gains and losses per {'group' if level == 'group' else 'class'} (ha)**")
 st.plotly_chart(gains_losses_bars(ch, level), width="stretch", key="gains_losses")
 st.markdown(f"**From-to transitions between groups (hectares)**: rows = date A, columns = date B. Counted: "
