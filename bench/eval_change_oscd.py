@@ -165,11 +165,11 @@ def aggregate_cells(classes: ClassMap, k: int) -> np.ndarray:
 
 
 def patch_mean(x: np.ndarray, k: int) -> np.ndarray:
-    """Mean of each k x k block of cells of a (rows, cols, F) array, NaN-aware."""
+    """Mean of each k x k block of cells of a (rows, cols, F) array over its finite values (NaN where none)."""
     r, c = x.shape[0] // k, x.shape[1] // k
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x[: r * k, : c * k].reshape(r, k, c, k, -1), axis=(1, 3))
+    blocks = x[: r * k, : c * k].reshape(r, k, c, k, -1)
+    n = np.isfinite(blocks).sum(axis=(1, 3))
+    return np.where(n > 0, np.nansum(blocks, axis=(1, 3)) / np.maximum(n, 1), np.nan)
 
 
 def area_features(provider, area: str, info: dict, shared: Path, dense, classifier=None, deep_classifier=None) -> dict:

@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the tuned value shipped in lulc_core/data/change_model.json)")
     c.add_argument("--min-built-spectral", type=float, default=None,
                    help="share of changed 10 m pixels that makes a cell built-up on either date built-up change "
-                        "(default: the tuned value shipped in lulc_core/data/change_model.json)")
+                        "where the deep change evidence is unavailable (default: the tuned value shipped in "
+                        "lulc_core/data/change_model.json)")
     c.add_argument("--dense-weights", default=str(SHIPPED_DENSE),
                    help="dense (fully convolutional) classifier weights (default: shipped)")
     c.add_argument("--refine-below", type=float, default=None,

@@ -8,8 +8,9 @@ network the app runs): the stem (``conv1``, 20 m) and ``layer1`` (20 m). Per lay
 2. the change at a location is the root mean square over channels of the scaled difference, each
    location matched to the nearest of the other date's within one location, both ways, the larger
    kept (:func:`distance`: a scene against a copy shifted by 1 px shows no change);
-3. a location is changed above mean + 2 sd of that distance over the comparable locations
-   (:class:`DistanceSums`, additive as well: the same rule as the 10 m spectral threshold);
+3. a location is changed above mean + 2 sd of that distance over the comparable locations, never
+   below :data:`MIN_DISTANCE` (:class:`DistanceSums`, additive as well: the same rule as the 10 m
+   spectral threshold and its floor);
 4. each cell (16 px) gets its share of changed locations and its mean distance
    (:func:`cell_features`).
 
@@ -42,6 +43,11 @@ HALO_PX = 32  # context above and below a strip: more than the layers' receptive
 STRIP_PX = 512  # rows of 10 m pixels per strip
 KEEP_BYTES = 256 * 2**20  # scenes whose two dates' layers (float16) fit this are run through the layers once
 TOLERANCE = 0  # 20 m locations: each location is matched to the other date's nearest within this radius
+#: A location is never changed below this distance: the difference must be at least as large as the
+#: scene's own spread of each channel from place to place (the channels are scaled by it). Binds only on
+#: pairs with almost no change (a scene against itself or a shifted copy: 0.6-0.7 for the stem); on the
+#: OSCD pairs the mean + 2 sd rule gives 1.01-1.45 (stem) and 1.13-1.52 (layer1), above it.
+MIN_DISTANCE = 1.0
 
 
 def early_layers(net: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -121,14 +127,15 @@ class DistanceSums:
             out.sums[k] = [a[0] + n, a[1] + s1, a[2] + s2]
         return out
 
-    def thresholds(self) -> dict[str, float] | None:
-        """Per layer, mean + 2 sd of the distance (None: too few comparable locations)."""
+    def thresholds(self, min_distance: float = MIN_DISTANCE) -> dict[str, float] | None:
+        """Per layer, mean + 2 sd of the distance, never below ``min_distance`` (None: too few
+        comparable locations)."""
         if not self.sums or min(v[0] for v in self.sums.values()) < MIN_PIXELS:
             return None
         out = {}
         for k, (n, s1, s2) in self.sums.items():
             mean = s1 / n
-            out[k] = mean + CHANGE_SD * float(np.sqrt(max(s2 / n - mean * mean, 0.0)))
+            out[k] = max(min_distance, mean + CHANGE_SD * float(np.sqrt(max(s2 / n - mean * mean, 0.0))))
         return out
 
 

@@ -160,6 +160,58 @@ def test_kinds_on_a_synthetic_pair():
     assert ch.state.tolist() == [[CHANGED, UNCHANGED, UNCHANGED]]
 
 
+def test_kinds_with_the_deep_change_evidence_on_real_imagery():
+    """Norcia in July against itself with two edits in date B: a 320 m x 320 m piece of the town pasted
+    into a field is counted built-up change (the field's cells were never built-up), and nothing away
+    from it; the field, reddened instead as by a season (no texture, no built-up), is natural
+    dynamics, not counted."""
+    from dataclasses import replace
+
+    from lulc_core.classify import classify_cells
+    from lulc_core.deep_change import deep_change
+    from lulc_core.model.classifier import Classifier
+    from lulc_core.model.dense import DenseClassifier
+    from lulc_core.pipeline import BUILT_TOLERANCE_PX
+    from lulc_core.providers.demo import DemoProvider
+    from lulc_core.scene import DateWindow
+    from lulc_core.spectral import spectral_change
+
+    provider, dense, clf = DemoProvider(), DenseClassifier(), Classifier()
+    aoi = provider.area_aoi("norcia")
+    scene = provider.fetch(aoi, DateWindow.parse("2015-07-01/2015-07-31"))
+    ca = classify_cells(scene, aoi, dense)
+    px = ca.grid.cell_px
+    farmed = [CLASS_NAMES.index(c) for c in ("AnnualCrop", "PermanentCrop", "Pasture", "HerbaceousVegetation")]
+    assert (ca.probs[4:6, 0:4][..., farmed].sum(-1) > 0.9).all()  # fields on date A
+    assert (ca.probs[0:2, 8:10, CLASS_NAMES.index("Residential")] > 0.5).all()  # the town the piece comes from
+
+    def kinds(edit) -> tuple[np.ndarray, object]:
+        b = scene.data.copy()
+        edit(b)
+        other = replace(scene, data=b)
+        sp = spectral_change(scene, other)
+        deep = deep_change(clf, scene.data, other.data, scene.bands, sp.valid, ca.status.shape, px)
+        ch = compare(ca, classify_cells(other, aoi, dense), ChangeThresholds(), sp.share(px),
+                     built_share=spectral_change(scene, other, tolerance_px=BUILT_TOLERANCE_PX).share(px),
+                     deep=deep.features)
+        return ch.kind, ch
+
+    def paste(b):
+        b[:, 4 * px: 6 * px, 0: 2 * px] = scene.data[:, 0: 2 * px, 8 * px: 10 * px]
+
+    def redden(b):
+        red = list(scene.bands).index("B04")
+        b[red, 4 * px: 5 * px, 0: 4 * px] = (b[red, 4 * px: 5 * px, 0: 4 * px] * 1.4).astype(b.dtype)
+
+    kind, ch = kinds(paste)
+    assert (kind[4:6, 0:2] == ChangeKind.BUILT_UP).all()
+    # nothing counted beyond the cells around the piece (the early layers see 23 px around a location)
+    assert ch.counted[7:].sum() + ch.counted[:3].sum() + ch.counted[:, 3:].sum() == 0
+    kind, ch = kinds(redden)
+    assert (kind[4, 0:4] == ChangeKind.NATURAL).all() and not ch.counted[4, 0:4].any()
+    assert ch.counted.sum() == 0
+
+
 def test_group_confidence_sums_the_classes_of_a_group():
     # 0.35 AnnualCrop + 0.35 Pasture: no class is confident at 0.6, the group is
     A, P = CLASS_NAMES.index("AnnualCrop"), CLASS_NAMES.index("Pasture")

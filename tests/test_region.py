@@ -182,6 +182,7 @@ def test_region_as_tiles_gives_the_single_run_answer(single_run, region_run):
         assert ds.transform == aoi.grid.transform @ __import__("affine").Affine.scale(16)
         state, kind = ds.read(1), ds.read(4)
     ch = an.change
+    assert ch.p_counted is not None  # built-up change decided with the deep change evidence, here and on the tiles
     ref_state, ref_kind = (np.where(ch.state == 3, np.nan, x) for x in (ch.state, ch.kind))
     same = ((state == ref_state) | (np.isnan(state) & np.isnan(ref_state))) & \
         ((kind == ref_kind) | (np.isnan(kind) & np.isnan(ref_kind)))

@@ -16,6 +16,7 @@ from lulc_core.change import ChangeThresholds
 from lulc_core.region import RegionConfig, run_region
 from lulc_core.region_report import region_report_html, write_region_report
 from lulc_core.report import ATTRIBUTION
+from lulc_core.joint import shipped_counted_model
 from lulc_core.texts import change_rule_text
 from lulc_core.tiles import plan_tiles
 
@@ -58,7 +59,9 @@ def test_report_is_written_with_the_outputs_and_self_contained(region):
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert "pisa centre" in page and "EPSG:32632" in page and "1 of 1 done, 0 failed" in page
     assert all(f"window {w}" in page for w in WINDOWS)  # the run passes its date windows
-    assert change_rule_text(ChangeThresholds()) in page and ATTRIBUTION in page
+    # the region had the deep change evidence: its built-up change is the counted-change model's
+    assert change_rule_text(ChangeThresholds(), shipped_counted_model()) in page and ATTRIBUTION in page
+    assert change_rule_text(ChangeThresholds()) not in page
     assert "imagery acquired 2015-07" in page and "imagery acquired 2018-02" in page
     assert f"{result.area_km2:,.1f} km2" in page
 
