@@ -26,9 +26,9 @@ from lulc_core.providers.demo import DemoProvider
 from lulc_core.scene import DateWindow
 
 
-def month_window(date: str) -> DateWindow:
+def month_window(date) -> DateWindow:
     """The calendar month around a demo date (as the Area page proposes it)."""
-    y, m, _ = date.split("-")
+    y, m, _ = str(date).split("-")
     end = {"02": 28, "04": 30, "06": 30, "09": 30, "11": 30}.get(m, 31)
     return DateWindow.parse(f"{y}-{m}-01/{y}-{m}-{end}")
 
@@ -51,7 +51,7 @@ def area_kinds(provider: DemoProvider, area: str, dense: DenseClassifier, clf: C
     def ha(k: dict) -> dict:
         return {n: round(v, 1) for n, v in k.items() if n != "outside"}
 
-    return {"area": area, "dates": [d1, d2], "area_ha": round(aoi.area_ha, 1),
+    return {"area": area, "dates": [str(d1), str(d2)], "area_ha": round(aoi.area_ha, 1),
             "with_deep_change_evidence": ha(ch.kind_areas_ha()),
             "built_up_share_rule": ha(rule.kind_areas_ha()),
             "independent_confident_group_flips_ha": round(float(ia.area_ha[own_flip].sum()), 1),

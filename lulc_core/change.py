@@ -12,9 +12,14 @@ Definitions (shown in the dashboard, the report and the README):
   :data:`~lulc_core.classes.LAND_COVER_GROUPS`; ``class`` between the 10 EuroSAT classes.
 - **land-cover change** (counted): the most probable (A, B) pair changes group (class) and has
   a joint probability of at least ``confidence``.
-- **built-up change** (counted): no land-cover change, but at least ``min_built_spectral`` of
-  the cell's 10 m pixels changed and the cell is built-up on either date (construction,
-  demolition, new roads).
+- **built-up change** (counted): no land-cover change, but change evidence of the kind that
+  construction, demolition and new roads leave: with the deep change evidence
+  (:mod:`lulc_core.deep_change`), P(counted change) of at least the
+  :class:`~lulc_core.joint.CountedChangeModel`'s threshold, from the cell's 10 m shares and its deep
+  change features, except in a cell confidently in agriculture and grassland on both dates with
+  a built-up probability under :data:`SEASONAL_MAX_BUILT` on both (the season's work); the cell
+  need not be built-up on either date. Without the deep evidence: at least
+  ``min_built_spectral`` of the cell's 10 m pixels changed and the cell is built-up on either date.
 - **natural dynamics** (shown, not counted): at least ``min_spectral`` of the 10 m pixels
   changed without either of the above (harvest, crop rotation, phenology, water level).
 - **uncertain**: cloudy or no data on either date, no comparable 10 m pixel, or the most
@@ -25,7 +30,8 @@ Definitions (shown in the dashboard, the report and the README):
   pixels with spectral change (without spectral evidence: the total-variation distance between
   the two dates' group probabilities).
 - Tuned on the OSCD change maps, leave one area out (``lulc_core/data/change_model.json``):
-  the evidence model's two numbers and the two spectral supports (docs/CHANGE_EVALUATION.md).
+  the evidence model's two numbers, the two spectral supports and the counted-change model
+  (docs/CHANGE_EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -88,8 +94,12 @@ COUNTED_KINDS = (ChangeKind.LAND_COVER, ChangeKind.BUILT_UP)
 KIND_DEFINITIONS = {
     ChangeKind.LAND_COVER: "the cell's most probable pair of classes on the two dates, decided jointly with its "
                            "own change evidence, moves between land-cover groups",
-    ChangeKind.BUILT_UP: "strong 10 m change evidence in a cell that is built-up on either date (construction, "
-                         "demolition, new roads), even without a group change",
+    ChangeKind.BUILT_UP: "change evidence of the kind construction, demolition and new roads leave (the 10 m "
+                         "spectral change and the change in the classifier's early layers, judged together by a "
+                         "model fitted on urban change maps), even without a group change and in a cell not yet "
+                         "classed built-up, but not in fields or grassland on both dates with no sign of built-up "
+                         "(the season's work); where the early layers give no evidence: strong 10 m change evidence "
+                         "in a cell built-up on either date",
     ChangeKind.NATURAL: "10 m change evidence without either of the above (harvest, crop rotation, phenology, "
                         "water level): shown, not counted",
     ChangeKind.UNCHANGED: "confident, and no change evidence beyond the natural-dynamics support",

@@ -22,8 +22,9 @@ def change_rule_text(thresholds: ChangeThresholds, counted: CountedChangeModel |
         built = ("<b>built-up change</b> (counted): no land-cover change, but change evidence of the kind that "
                  "construction, demolition and new roads leave, judged jointly from the cell's 10 m spectral change "
                  "and the change in the classifier's own early layers (deep change vectors): P(counted change) of at "
-                 f"least {counted.threshold:.2f} by a model fitted on OSCD urban change maps; the cell need not be "
-                 "classified built-up on either date (a building site on a field rarely is); ")
+                 f"least {counted.threshold:.2f} by a model fitted on OSCD urban change maps, except where both dates "
+                 "are confidently agriculture or grassland with no sign of built-up (the season's work); the cell "
+                 "need not be classified built-up on either date (a building site on a field rarely is); ")
     else:
         built = (f"<b>built-up change</b> (counted): at least {100 * thresholds.min_built_spectral:.0f}% of its 10 m "
                  "pixels changed in a cell built-up on either date (construction, demolition, new roads), even "

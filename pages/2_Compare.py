@@ -55,8 +55,11 @@ with st.sidebar:
                      help="A cell whose most probable pair of classes (decided jointly for the two dates, at the "
                           "chosen level) is under this is 'uncertain' and left out of the transition tables.")
     min_built = st.slider("Built-up change support (share of 10 m pixels)", 0.0, 1.0, step=0.02, key="thr_built",
-                          help="A cell built-up on either date counts as built-up change when at least this share "
-                               "of its comparable 10 m pixels changed. Tuned on OSCD change maps (leave one area out).")
+                          help="Used only where the deep change evidence is unavailable (too few comparable "
+                               "pixels): a cell built-up on either date counts as built-up change when at least this "
+                               "share of its comparable 10 m pixels changed. Elsewhere built-up change is decided by "
+                               "the counted-change model (see 'Change' below). Tuned on OSCD change maps (leave one "
+                               "area out).")
     min_spectral = st.slider("Natural dynamics support (share of 10 m pixels)", 0.0, 1.0, step=0.02,
                              key="thr_spectral",
                              help="Other cells with at least this share of changed 10 m pixels are shown as natural "
