@@ -108,6 +108,7 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
             "change": STATE_NAMES[int(change.state[r, c])],
             "change_kind": KIND_NAMES[int(change.kind[r, c])],
             "p_change": num(change.p_change[r, c]),
+            "p_counted": None if change.p_counted is None else num(change.p_counted[r, c]),
             "transition": change.transition_kind(ka, kb) if ka >= 0 and kb >= 0 else None,
             "change_score": num(change.score[r, c]),
             "spectral_share": num(change.spectral_share[r, c]),

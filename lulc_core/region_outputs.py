@@ -105,6 +105,7 @@ class RegionWriter:
                 "change_kind": KIND_NAMES[int(ch.kind[r, c])], "class_a": names[ka], "class_b": names[kb],
                 "group_a": GROUP_NAMES[groups[ka]], "group_b": GROUP_NAMES[groups[kb]],
                 "p_change": float(ch.p_change[r, c]), "change_score": float(ch.score[r, c]),
+                "p_counted": float("nan") if ch.p_counted is None else float(ch.p_counted[r, c]),
                 "area_ha": float(ch.a.area_ha[r, c]),
                 "geometry": grid.to_wgs84(grid.cell_box(int(r), int(c)))})
 
@@ -163,7 +164,7 @@ class RegionWriter:
 
         path = self.out / "changed_cells.parquet"
         cols = ["zone", "row", "col", "tile", "change_kind", "class_a", "class_b", "group_a", "group_b",
-                "p_change", "change_score", "area_ha"]
+                "p_change", "change_score", "p_counted", "area_ha"]
         if self.changed:
             gdf = gpd.GeoDataFrame(self.changed, geometry="geometry", crs="EPSG:4326")
         else:

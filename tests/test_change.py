@@ -205,6 +205,11 @@ def test_kinds_with_the_deep_change_evidence_on_real_imagery():
 
     kind, ch = kinds(paste)
     assert (kind[4:6, 0:2] == ChangeKind.BUILT_UP).all()
+    from lulc_core.export import cell_features
+
+    cell = next(f["properties"] for f in cell_features(ch)["features"] if (f["properties"]["row"], f["properties"]["col"]) == (4, 0))
+    assert cell["change"] == "changed" and cell["change_kind"] == "built-up change"
+    assert cell["p_counted"] >= ch.counted_model.threshold
     # nothing counted beyond the cells around the piece (the early layers see 23 px around a location)
     assert ch.counted[7:].sum() + ch.counted[:3].sum() + ch.counted[:, 3:].sum() == 0
     kind, ch = kinds(redden)
