@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import eval_change_oscd as E  # noqa: E402
 
+from lulc_core.joint import fit_logistic  # noqa: E402
+
 
 def _neighbours(v: np.ndarray, k: int) -> np.ndarray:
     r = k // 2
@@ -47,16 +49,10 @@ def cell_inputs(f: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2):
+    """A standardised logistic model (lulc_core.joint.fit_logistic) fitted on X, y: its scoring function."""
     m, s = X.mean(0), X.std(0) + 1e-9
-    Z = np.column_stack([np.ones(len(X)), (X - m) / s])
-    w = np.zeros(Z.shape[1])
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-Z @ w))
-        step = np.linalg.solve((Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(w)), Z.T @ (p - y) + l2 * np.r_[0, w[1:]])
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return lambda X: 1 / (1 + np.exp(-(np.column_stack([np.ones(len(X)), (X - m) / s]) @ w)))
+    w = fit_logistic((X - m) / s, y, l2)
+    return lambda X: 1 / (1 + np.exp(-(w[0] + ((X - m) / s) @ w[1:])))
 
 
 def main() -> None:

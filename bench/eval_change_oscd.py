@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from lulc_core.change import (CHANGE_EVALUATION, CHANGE_MODEL, ChangeKind, ChangeResult, ChangeThresholds,
                               compare)
 from lulc_core.deep_change import deep_change
-from lulc_core.joint import CountedChangeModel, EvidenceModel
+from lulc_core.joint import CountedChangeModel, EvidenceModel, fit_logistic
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.model.classifier import Classifier
@@ -116,21 +116,6 @@ def bootstrap(metric, arrays: dict[str, np.ndarray], truth: np.ndarray, draws: i
             samples[k].append(metric(v[idx], t))
     return {k: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
             for k, v in samples.items()}
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
-    """Logistic regression by Newton's method: weights for [1, x...]."""
-    X = np.column_stack([np.ones(len(x)), x])
-    w = np.zeros(X.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-X @ w))
-        g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
-        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
-        step = np.linalg.solve(H, g)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
 
 
 # -- per-area features ---------------------------------------------------------------------------

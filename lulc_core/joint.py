@@ -120,6 +120,22 @@ def grouped(joint: np.ndarray, membership: np.ndarray) -> np.ndarray:
     return np.einsum("...ab,ag,bh->...gh", joint, membership, membership)
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> np.ndarray:
+    """Logistic regression of ``y`` (0/1) on ``x`` (N, F) by Newton's method, a small ridge ``l2`` on the
+    slopes: the weights of [1, x...]."""
+    X = np.column_stack([np.ones(len(x)), x])
+    w = np.zeros(X.shape[1])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
 #: The inputs of :class:`CountedChangeModel`, in order: the cell's 10 m spectral share, its share
 #: tolerant of 1 px of misregistration, and the deep change features (:mod:`lulc_core.deep_change`).
 COUNTED_INPUTS: tuple[str, ...] = ("share", "built_share", "conv1_share", "conv1_mean", "layer1_share", "layer1_mean")
@@ -168,17 +184,7 @@ class CountedChangeModel:
         """Maximum-likelihood fit (Newton's method, a little ridge) on cells; threshold left at 0.5."""
         x = counted_inputs(share, built_share, deep)
         mean, scale = x.mean(0), x.std(0) + 1e-9
-        X = np.column_stack([np.ones(len(x)), (x - mean) / scale])
-        y = np.asarray(changed, dtype=np.float64)
-        w = np.zeros(X.shape[1])
-        for _ in range(iterations):
-            p = 1 / (1 + np.exp(-(X @ w)))
-            g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
-            hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
-            step = np.linalg.solve(hess, g)
-            w -= step
-            if np.abs(step).max() < 1e-8:
-                break
+        w = fit_logistic((x - mean) / scale, np.asarray(changed, dtype=np.float64), l2, iterations)
         return cls(tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, w)), 0.5,
                    tuple(map(float, x.min(0))), tuple(map(float, x.max(0))))
 
