@@ -5,9 +5,9 @@ network the app runs): the stem (``conv1``, 20 m) and ``layer1`` (20 m). Per lay
 
 1. every channel is scaled by its standard deviation over the comparable locations of both dates
    (:class:`ChannelSums`: count, sum and sum of squares, which a region adds over its tiles);
-2. the change at a location is the root mean square over channels of the scaled difference, each
-   location matched to the nearest of the other date's within one location, both ways, the larger
-   kept (:func:`distance`: a scene against a copy shifted by 1 px shows no change);
+2. the change at a location is the root mean square over channels of the scaled difference
+   (:func:`distance`; with :data:`TOLERANCE` > 0 each location is matched to the nearest of the
+   other date's within that radius, both ways, the larger kept: measured, no gain, so 0);
 3. a location is changed above mean + 2 sd of that distance over the comparable locations, never
    below :data:`MIN_DISTANCE` (:class:`DistanceSums`, additive as well: the same rule as the 10 m
    spectral threshold and its floor);
