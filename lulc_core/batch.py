@@ -250,7 +250,8 @@ def overview_layers(out: Path, max_side: int = 1200) -> dict[str, list[tuple[np.
 
 def cell_at(out: Path, lon: float, lat: float) -> dict[str, Any] | None:
     """What a region output says about the 160 m cell at a lon/lat point (None outside the region):
-    each date's class and probabilities, the change state, kind, score, spectral share and P(change)."""
+    each date's class and probabilities, the change state, kind, score, spectral share, P(change) and
+    P(counted change) (NaN without the deep change evidence)."""
     import rasterio
     from pyproj import Transformer
 
@@ -265,13 +266,16 @@ def cell_at(out: Path, lon: float, lat: float) -> dict[str, Any] | None:
             if not (0 <= row < src.height and 0 <= col < src.width):
                 continue
             window = ((row, row + 1), (col, col + 1))
-            state, score, share, kind, p_change = (float(b) for b in src.read(window=window)[:, 0, 0])
+            values = [float(b) for b in src.read(window=window)[:, 0, 0]]
+            state, score, share, kind, p_change = values[:5]
+            p_counted = values[5] if len(values) > 5 else float("nan")  # outputs before p_counted have 5 bands
         if np.isnan(state):
             continue
         cell: dict[str, Any] = {"zone": zone, "row": row, "col": col, "lon": lon, "lat": lat,
                                 "state": STATE_NAMES[ChangeState(int(state))],
                                 "kind": KIND_NAMES[ChangeKind(int(kind))] if not np.isnan(kind) else "",
-                                "score": score, "spectral_share": share, "p_change": p_change}
+                                "score": score, "spectral_share": share, "p_change": p_change,
+                                "p_counted": p_counted}
         for date in ("a", "b"):
             with rasterio.open(Path(out) / f"classes_{date}_{zone}.tif") as src:
                 v = src.read(window=window)[:, 0, 0]

@@ -127,6 +127,20 @@ def write_geojson(path: str | Path, change: ChangeResult) -> Path:
     return path
 
 
+
+#: The bands of the change-cells GeoTIFFs (single run and region), in order.
+CHANGE_CELL_BANDS = ("change_state", "change_score", "spectral_share", "change_kind", "p_change", "p_counted")
+
+
+def change_cell_bands(ch: ChangeResult) -> np.ndarray:
+    """(len(CHANGE_CELL_BANDS), rows, cols) float32: the cells' state and kind (NaN outside the AOI),
+    score, spectral share, P(change) and P(counted change) (NaN without the deep change evidence)."""
+    outside = ch.state == ChangeState.OUTSIDE
+    p_counted = np.full(ch.state.shape, np.nan) if ch.p_counted is None else ch.p_counted
+    return np.stack([np.where(outside, np.nan, ch.state), ch.score, ch.spectral_share,
+                     np.where(outside, np.nan, ch.kind), ch.p_change, p_counted]).astype(np.float32)
+
+
 def write_change_geotiffs(out_dir: str | Path, analysis: Analysis) -> tuple[Path, Path]:
     """``change_10m.tif`` (band 1 spectral change magnitude, band 2 spectral change 1/0, NaN
     where not comparable) and ``change_cells.tif`` (state: changed = the counted kinds, change score,
@@ -146,13 +160,11 @@ def write_change_geotiffs(out_dir: str | Path, analysis: Analysis) -> tuple[Path
                        gain=",".join(f"{g:.4f}" for g in sp.gain), offset=",".join(f"{o:.2f}" for o in sp.offset),
                        bands=",".join(sp.bands))
     pc = out_dir / "change_cells.tif"
-    outside = ch.state == ChangeState.OUTSIDE
-    with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=5, dtype="float32",
-                       crs=grid.crs, transform=grid.transform @ Affine.scale(grid.cell_px), nodata=float("nan"),
-                       compress="deflate") as ds:
-        ds.write(np.stack([np.where(outside, np.nan, ch.state), ch.score, ch.spectral_share,
-                           np.where(outside, np.nan, ch.kind), ch.p_change]).astype(np.float32))
-        for i, name in enumerate(("change_state", "change_score", "spectral_share", "change_kind", "p_change"), 1):
+    with rasterio.open(pc, "w", driver="GTiff", width=grid.cols, height=grid.rows, count=len(CHANGE_CELL_BANDS),
+                       dtype="float32", crs=grid.crs, transform=grid.transform @ Affine.scale(grid.cell_px),
+                       nodata=float("nan"), compress="deflate") as ds:
+        ds.write(change_cell_bands(ch))
+        for i, name in enumerate(CHANGE_CELL_BANDS, 1):
             ds.set_band_description(i, name)
         ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != ChangeState.OUTSIDE),
                        kinds=",".join(f"{int(k)}={v}" for k, v in KIND_NAMES.items() if k != ChangeKind.OUTSIDE),

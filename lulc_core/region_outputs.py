@@ -3,7 +3,7 @@
 In ``OUT``, per UTM zone ``<EPSG>``, Cloud-Optimised GeoTIFFs with the single run's layouts
 (:mod:`lulc_core.export`): ``classes_a_<EPSG>.tif`` / ``classes_b_<EPSG>.tif`` (class + 10
 probabilities per 160 m cell, colour-table sidecar), ``change_cells_<EPSG>.tif`` (state, score,
-spectral share, kind, P(change)) and ``change_10m_<EPSG>.tif`` (1 changed, 0 not, 255 not
+spectral share, kind, P(change), P(counted change): :data:`~lulc_core.export.CHANGE_CELL_BANDS`) and ``change_10m_<EPSG>.tif`` (1 changed, 0 not, 255 not
 comparable); one ``<product>.vrt`` each over the zones (in EPSG:4326 when the region spans several);
 ``changed_cells.parquet`` (GeoParquet, EPSG:4326: one polygon per changed cell);
 ``kinds.csv`` (hectares and cells by kind and state), ``transitions.csv`` (from-to, hectares) and
@@ -23,7 +23,8 @@ from rasterio.windows import Window
 
 from lulc_core.change import KIND_NAMES, STATE_NAMES, ChangeKind, ChangeResult, ChangeState
 from lulc_core.classes import CLASS_COLOURS, CLASS_NAMES, GROUP_NAMES, LAND_COVER_GROUPS, group_of_classes
-from lulc_core.export import CLASS_NODATA, PROB_SCALE, _write_colour_table_sidecar
+from lulc_core.export import (CHANGE_CELL_BANDS, CLASS_NODATA, PROB_SCALE, _write_colour_table_sidecar,
+                              change_cell_bands)
 from lulc_core.grid import STEP_PX
 from lulc_core.region_report import write_region_report
 from lulc_core.tiles import Tile
@@ -56,7 +57,8 @@ class RegionWriter:
             for p in ("classes_a", "classes_b"):
                 self.ds[p, crs] = rasterio.open(self.partial / f"{p}_{epsg}.tif", "w", count=1 + n, dtype="uint16",
                                                 nodata=CLASS_NODATA, **cells)
-            self.ds["change_cells", crs] = rasterio.open(self.partial / f"change_cells_{epsg}.tif", "w", count=5,
+            self.ds["change_cells", crs] = rasterio.open(self.partial / f"change_cells_{epsg}.tif", "w",
+                                                          count=len(CHANGE_CELL_BANDS),
                                                          dtype="float32", nodata=float("nan"), **cells)
             px = dict(cells, width=zone.width, height=zone.height, transform=zone.transform)
             self.ds["change_10m", crs] = rasterio.open(self.partial / f"change_10m_{epsg}.tif", "w", count=1,
@@ -76,10 +78,7 @@ class RegionWriter:
             for k in range(len(cm.class_names)):
                 data[1 + k][ok] = np.rint(cm.probs[..., k][ok] * PROB_SCALE).astype(np.uint16)
             self.ds[p, tile.crs].write(data, window=cw)
-        outside = ch.state == ChangeState.OUTSIDE
-        self.ds["change_cells", tile.crs].write(np.stack([
-            np.where(outside, np.nan, ch.state), ch.score, ch.spectral_share, np.where(outside, np.nan, ch.kind),
-            ch.p_change]).astype(np.float32), window=cw)
+        self.ds["change_cells", tile.crs].write(change_cell_bands(ch), window=cw)
         self.ds["change_10m", tile.crs].write(change10[None], window=Window(x0, y0, x1 - x0, y1 - y0))
         self.transition_ha += ch.transition_ha
         self.transition_cells += ch.transition_cells
@@ -128,7 +127,7 @@ class RegionWriter:
                 ds.scales = (1.0,) + (1.0 / PROB_SCALE,) * len(CLASS_NAMES)
                 ds.update_tags(classes=",".join(CLASS_NAMES), region=name)
             elif p == "change_cells":
-                for i, b in enumerate(("change_state", "change_score", "spectral_share", "change_kind", "p_change"), 1):
+                for i, b in enumerate(CHANGE_CELL_BANDS, 1):
                     ds.set_band_description(i, b)
                 ds.update_tags(states=",".join(f"{k}={v}" for k, v in STATE_NAMES.items() if k != ChangeState.OUTSIDE),
                                kinds=",".join(f"{int(k)}={v}" for k, v in KIND_NAMES.items() if k != ChangeKind.OUTSIDE),

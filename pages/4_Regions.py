@@ -115,6 +115,8 @@ if point:
         st.markdown(f"**Cell** row {cell['row']}, column {cell['col']} (EPSG:{cell['zone']}): "
                     f"{cell['kind'] or cell['state']}; {cell['class_a'] or 'not classified'} -> "
                     f"{cell['class_b'] or 'not classified'}; spectral change on {cell['spectral_share']:.0%} of its "
-                    f"10 m pixels; P(change) {cell['p_change']:.2f}")
+                    f"10 m pixels; P(change) {cell['p_change']:.2f}"
+                    + (f"; P(counted change) {cell['p_counted']:.2f} from the 10 m and deep change evidence"
+                       if cell["p_counted"] == cell["p_counted"] else ""))
         st.plotly_chart(probability_bars(cell["probs_a"], cell["probs_b"], ("date A", "date B"), 0.6, CLASS_NAMES),
                         key="region_probs")

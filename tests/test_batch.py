@@ -65,6 +65,7 @@ def test_a_batch_runs_to_the_end_and_its_output_opens(finished):
     cell = cell_at(folder / "out", 10.395, 43.712)
     assert cell is not None and cell["class_a"] and cell["class_b"] and cell["kind"]
     assert cell["probs_a"].sum() == pytest.approx(1.0, abs=0.01) and 0 <= cell["p_change"] <= 1
+    assert 0 <= cell["p_counted"] <= 1  # the region ran with the deep change evidence
     assert cell_at(folder / "out", 10.6, 43.712) is None  # outside the region
 
 

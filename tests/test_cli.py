@@ -123,8 +123,11 @@ def test_compare_writes_every_export_and_matches_the_dashboard_pipeline(aoi_file
         state = ds.read(1)
     np.testing.assert_array_equal(np.where(np.isnan(state), 3, state).astype(int), an.change.state)
     with rasterio.open(out_dir / "change_cells.tif") as ds:
-        kind = ds.read(4)
+        kind, p_counted = ds.read(4), ds.read(6)
+        assert ds.descriptions[5] == "p_counted"
     np.testing.assert_array_equal(np.where(np.isnan(kind), 5, kind).astype(int), an.change.kind)
+    assert an.change.p_counted is not None  # both ran with the deep change evidence
+    np.testing.assert_allclose(p_counted, an.change.p_counted.astype(np.float32), equal_nan=True)
     with rasterio.open(out_dir / "change_10m.tif") as ds:
         assert ds.res == (10, 10) and ds.descriptions == ("spectral_change_magnitude", "spectral_change")
         np.testing.assert_array_equal(np.nan_to_num(ds.read(2)) > 0, an.spectral.changed)
