@@ -313,6 +313,9 @@ def main() -> None:
     ap.add_argument("--confidence", type=float, default=0.6)
     ap.add_argument("--no-refine", action="store_true",
                     help="class maps from the dense pass alone (default: with the shipped refine cascade, as the app)")
+    ap.add_argument("--deep-from", choices=("classifier", "dense"), default="classifier",
+                    help="whose early layers give the deep change features: the per-window classifier's "
+                         "(default) or the dense model's")
     ap.add_argument("--write", action="store_true",
                     help=f"write the summary to {CHANGE_EVALUATION.name} and the tuned model to {CHANGE_MODEL.name}")
     ap.add_argument("--out", default="", help="also write the summary JSON here")
@@ -322,7 +325,7 @@ def main() -> None:
     provider = DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
     dense = DenseClassifier(args.dense_weights)
     classifier = None if args.no_refine else Classifier()
-    deep_classifier = classifier or Classifier()
+    deep_classifier = dense if args.deep_from == "dense" else classifier or Classifier()
     t0 = time.time()
     feats = []
     for area, info in sorted(index.items()):

@@ -346,9 +346,6 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
             raise ValueError(f"deep change evidence {deep.shape[:2]} does not match the grid {shape}")
         p_counted = np.where(both, counted_model.probability(share, share if built_share is None else built_share,
                                                              deep), np.nan)
-        # a confident pair inside agriculture and grassland on both dates is the season's work, not a building site
-        farmed = groups == group_of_classes(("AnnualCrop",))[0]
-        seasonal = confident & farmed[np.maximum(ka, 0)] & farmed[np.maximum(kb, 0)]
         # a confident pair inside agriculture and grassland, with no hint of built-up on either date, is the
         # season's work (harvest, ploughing, crop rotation), not a building site
         farmed = groups == group_of_classes(("AnnualCrop",))[0]
