@@ -1,6 +1,6 @@
 """Cost of the deep change evidence (lulc_core.deep_change) on one analysis: the early layers of both
 dates, the distances and the cell features, as run_analysis runs them (layers kept once when they fit
-KEEP_BYTES), and with the layers run twice in strips (as a scene too large to keep them, or a region
+KEEP_BYTES), and with the layers run twice, block by block (as a scene too large to keep them, or a region
 tile, does). Prints seconds (best of --repeat) and peak RSS growth.
 
 Usage: python bench/bench_deep_change.py [--area pisa] [--oscd beirut --shared ../shared] [--threads 2]
@@ -64,7 +64,7 @@ def main() -> None:
     dc.KEEP_BYTES = keep
     km2 = float(np.prod(valid.shape)) * 1e-4
     print(json.dumps({"area": area, "km2": round(km2, 1), "threads": args.threads,
-                      "seconds_layers_kept": round(kept, 2), "seconds_layers_twice_in_strips": round(twice, 2),
+                      "seconds_layers_kept": round(kept, 2), "seconds_layers_twice_in_blocks": round(twice, 2),
                       "s_per_km2_kept": round(kept / km2, 4), "peak_rss_growth_mb": round((rss_kept - rss0) / 1024)}))
 
 

@@ -1,4 +1,4 @@
-"""Deep change evidence (lulc_core.deep_change): strips, additive statistics, no change without change."""
+"""Deep change evidence (lulc_core.deep_change): blocks, additive statistics, no change without change."""
 
 import numpy as np
 import pytest
@@ -19,15 +19,15 @@ def norcia():
     return Classifier(threads=2, tta=False), a, b
 
 
-def test_strips_computed_twice_equal_the_layers_kept_once(norcia, monkeypatch):
-    """A scene too large to keep its layers runs them twice in strips of rows with a halo: the same
-    statistics and cell features as running them once over the whole scene."""
+def test_blocks_computed_twice_equal_the_layers_kept_once(norcia, monkeypatch):
+    """A scene too large to keep its layers runs them twice in square blocks with a halo: the same
+    statistics and cell features as running them once over the whole scene (one block)."""
     clf, a, b = norcia
     valid = a.valid & b.valid
     cells = (valid.shape[0] // 16, valid.shape[1] // 16)
     once = dc.deep_change(clf, a.data, b.data, a.bands, valid, cells)
     monkeypatch.setattr(dc, "KEEP_BYTES", 0)
-    monkeypatch.setattr(dc, "STRIP_PX", 64)  # 3 strips over Norcia's 192 rows
+    monkeypatch.setattr(dc, "BLOCK_PX", 64)  # 3 x 5 blocks over Norcia's 192 x 320 px
     twice = dc.deep_change(clf, a.data, b.data, a.bands, valid, cells)
     for k in dc.LAYERS:
         np.testing.assert_allclose(twice.channel_sd[k], once.channel_sd[k], rtol=1e-5)
