@@ -3,7 +3,12 @@ dates, the distances and the cell features, as run_analysis runs them (layers ke
 KEEP_BYTES), and with the layers run twice, block by block (as a scene too large to keep them, or a region
 tile, does). Prints seconds (best of --repeat) and peak RSS growth.
 
+``--wide 2528x5056``: instead, one synthetic pair that large (random DN, half its rows different on
+date B), its layers kept only if they fit KEEP_BYTES (as an analysis does): seconds of one run and
+its peak RSS growth (what a large AOI costs; the memory the blocks bound).
+
 Usage: python bench/bench_deep_change.py [--area pisa] [--oscd beirut --shared ../shared] [--threads 2]
+                                         [--wide HxW]
 """
 
 from __future__ import annotations
@@ -38,6 +43,25 @@ def best_of(repeat: int, fn) -> float:
     return min(times)
 
 
+def wide(h: int, w: int, threads: int) -> None:
+    from lulc_core.bands import EUROSAT_BAND_ORDER
+
+    rng = np.random.default_rng(0)
+    bands = tuple(EUROSAT_BAND_ORDER)
+    a = rng.integers(500, 3000, (len(bands), h, w), dtype=np.uint16)
+    b = a.copy()
+    b[:, : h // 2] = rng.integers(500, 3000, (len(bands), h // 2, w), dtype=np.uint16)
+    valid = np.ones((h, w), bool)
+    clf = Classifier(threads=threads, tta=False)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    dc.deep_change(clf, a, b, bands, valid, (h // 16, w // 16))
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"synthetic_px": [h, w], "km2": round(h * w * 1e-4, 1), "threads": threads,
+                      "seconds": round(seconds, 2),
+                      "peak_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--area", default="pisa", help="bundled demo area")
@@ -45,7 +69,10 @@ def main() -> None:
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parent.parent.parent / "shared"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--wide", default="", metavar="HxW", help="a synthetic pair of this many pixels instead")
     args = ap.parse_args()
+    if args.wide:
+        return wide(*(int(v) for v in args.wide.lower().split("x")), args.threads)
     if args.oscd:
         provider, area = DemoProvider(Path(args.shared) / "data" / "s2" / "oscd", name="oscd"), args.oscd
     else:

@@ -41,8 +41,9 @@ LAYER_STRIDE = 2  # both layers sit at 20 m (stride 2 of the 10 m grid)
 FEATURES: tuple[str, ...] = ("conv1_share", "conv1_mean", "layer1_share", "layer1_mean")
 HALO_PX = 32  # context around a block: more than the layers' receptive field (23 px)
 #: Side of the square blocks of 10 m pixels the layers run on: memory bounded whatever the scene's
-#: width, and faster than whole-width strips (the layers' activations stay in cache: 4.8 Mpx/s against
-#: 3.8 at 2 threads, measured with bench/bench_deep_change.py).
+#: width, and faster than whole-width strips (the layers' activations stay in cache: at 2 threads
+#: early_layers ran at 4.8 Mpx/s on 576 px squares against 3.8 on 576 x 5056 strips; a 2528 x 5056 px
+#: pair, ``python bench/bench_deep_change.py --wide 2528x5056``, took 14.8-15.4 s against 32.8 s in strips).
 BLOCK_PX = 512
 KEEP_BYTES = 256 * 2**20  # scenes whose two dates' layers fit this are run through the layers once
 #: A location is never changed below this distance: the difference must be at least as large as the
