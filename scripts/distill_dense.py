@@ -169,12 +169,34 @@ def load_targets(held_out: bool, teacher: str = "plain", keep_out: tuple[str, ..
     return out
 
 
+def load_student_init(init: str):
+    """The student to start from: the per-window classifier (``init`` empty), or a weights file; a
+    dense file's position-aware head is dropped (training uses the uniform head; ``head`` fits a new one)."""
+    if not init:
+        return load_weights()
+    model, meta, _ = load_dense_weights(Path(init))
+    return model, meta
+
+
+def train_config(args, keep_out: tuple[str, ...]) -> dict:
+    """The options a resumed run must share with the run it resumes."""
+    return {"init": args.init, "teacher": args.teacher, "keep_out": list(keep_out), "steps": args.steps,
+            "lr": args.lr, "batch": args.batch, "seed": args.seed, "crops_px": list(CROPS_PX)}
+
+
+CROPS_PX = (192, 256, 320)
+
+
 def cmd_train(args) -> None:
-    torch.manual_seed(0)
+    """Fine-tune the student on the teacher's targets. ``--minutes``: a cosine schedule over wall
+    time, one sitting. ``--steps``: a cosine schedule over steps, checkpointed every
+    ``--checkpoint-every`` steps (student, optimiser, losses, wall time) so that ``--resume`` goes
+    on where an interrupted run stopped; each step's crops come from a generator seeded by
+    (seed, step), so a resumed run draws what an uninterrupted one would have."""
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
     teacher, meta = load_weights()
-    student, init_meta = load_weights(args.init or None)
+    student, init_meta = load_student_init(args.init)
     keep_out = tuple(a for a in args.keep_out.split(",") if a)
     if set(keep_out) & set(HELD_OUT):
         sys.exit("--keep-out names non-demo areas (the demo areas are held out already)")
@@ -184,22 +206,45 @@ def cmd_train(args) -> None:
                  "start from weights that never saw the areas kept out (e.g. no --init)")
     train, held = load_targets(False, args.teacher, keep_out), load_targets(True, args.teacher)
     log(f"train scenes {len(train)}, held-out scenes {len(held)}")
-    log(f"naive FCN on held-out: {agreement_with_head(teacher, None, meta, held)}")
     for m in student.modules():  # BatchNorm statistics stay those of the per-window model
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
             m.requires_grad_(False)
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    config = train_config(args, keep_out)
+    checkpoint = Path(args.checkpoint)
+    step_i, losses, wall_before, resumed, log_every = 0, [], 0.0, 0, 50
+    if args.steps and args.resume and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != config:
+            sys.exit(f"{checkpoint} was written by another run ({state['config']}); "
+                     "start a new one without --resume or with the same options")
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        step_i, losses, wall_before = state["step"], state["losses"], state["wall_s"]
+        resumed = state["resumed"] + 1
+        log(f"resumed {checkpoint} at step {step_i} of {args.steps} ({wall_before / 60:.1f} min so far)")
+    else:
+        log(f"naive FCN on held-out: {agreement_with_head(teacher, None, meta, held)}")
     deadline = time.time() + args.minutes * 60
-    step_i, losses = 0, []
     t_start = time.time()
-    while time.time() < deadline:
-        frac = (time.time() - t_start) / (args.minutes * 60)
+
+    def save_checkpoint() -> None:
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"config": config, "student": student.state_dict(), "optimizer": opt.state_dict(),
+                    "step": step_i, "losses": losses, "wall_s": wall_before + time.time() - t_start,
+                    "resumed": resumed}, tmp)
+        tmp.replace(checkpoint)
+
+    last = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    while (step_i < last) if args.steps else (time.time() < deadline):
+        frac = step_i / args.steps if args.steps else (time.time() - t_start) / (args.minutes * 60)
         for g in opt.param_groups:
             g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+        rng = np.random.default_rng([args.seed, step_i])
         xs, ts, ms = [], [], []
-        crop = int(rng.choice([192, 256, 320]))
+        crop = int(rng.choice(CROPS_PX))
         for _ in range(args.batch):
             name, recipe, probs, step, nodata = train[rng.integers(len(train))]
             nw = (crop - WINDOW_PX) // step + 1
@@ -212,6 +257,7 @@ def cmd_train(args) -> None:
             m = torch.from_numpy((nodata[i:i + nw, j:j + nw] <= 0.1).astype(np.float32))[None]
             k = int(rng.integers(8)) if args.teacher == "tta" else 0  # only the TTA teacher is flip-invariant
             xs.append(dihedral(x[None], k)[0]); ts.append(dihedral(t[None], k)[0]); ms.append(dihedral(m[None], k)[0])
+        step_i += 1
         if not xs:
             continue
         x = normalise(torch.stack(xs), meta.norm_mean, meta.norm_std).contiguous(memory_format=torch.channels_last)
@@ -225,26 +271,40 @@ def cmd_train(args) -> None:
         loss.backward()
         opt.step()
         losses.append(float(loss))
-        step_i += 1
-        if step_i % 50 == 0:
-            log(f"step {step_i} loss {np.mean(losses[-50:]):.4f} lr {opt.param_groups[0]['lr']:.2e}")
-        if step_i % 300 == 0:
+        if step_i % log_every == 0:
+            log(f"step {step_i} loss {np.mean(losses[-log_every:]):.4f} lr {opt.param_groups[0]['lr']:.2e}")
+        if args.steps and step_i % args.checkpoint_every == 0:
+            save_checkpoint()
+        if step_i % args.eval_every == 0:
             log(f"held-out: {agreement_with_head(student, None, meta, held)}")
-            save_weights(RUN / "student.pt", student, metadata_for_student(meta, {}), half=False)
+    if args.steps:
+        save_checkpoint()
+        if step_i < args.steps:
+            log(f"stopped at step {step_i} of {args.steps}: go on with the same command and --resume")
+            return
+    wall_s = wall_before + time.time() - t_start
     res_train = agreement_with_head(student, None, meta, train)
     res_held = agreement_with_head(student, None, meta, held)
     log(f"final train {res_train} held-out {res_held}")
+    import platform
+
     info = {"teacher": ("shipped per-window classifier, TTA (8 dihedral views), calibrated" if args.teacher == "tta"
                         else "shipped per-window classifier, one view (no TTA), calibrated"),
             "data": "OSCD Sentinel-2 L1C imagery (no labels), areas other than the demo areas and those kept out, "
                     "with their turned and shifted copies and EuroSAT training-part mosaics as the targets command "
                     f"made them ({len(train)} scenes); teacher windows every {train[0][3]} px",
-            "held_out_areas": list(HELD_OUT), "kept_out_areas": list(keep_out), "steps": step_i, "minutes": args.minutes, "lr": args.lr,
-            "batch": args.batch, "crops_px": [192, 256, 320], "loss": "KL(teacher || student)",
+            "init": args.init or "shipped per-window classifier",
+            "held_out_areas": list(HELD_OUT), "kept_out_areas": list(keep_out), "steps": step_i,
+            "minutes": round(wall_s / 60, 1), "lr": args.lr, "seed": args.seed,
+            "batch": args.batch, "crops_px": list(CROPS_PX), "loss": "KL(teacher || student)",
             "batchnorm": "frozen (per-window statistics)",
+            "hardware": f"{platform.machine()} CPU, {args.threads} torch thread(s)", "resumed": resumed,
             "agreement_train_areas": res_train, "agreement_held_out": res_held,
             "command": f"{recorded_targets_command(args.teacher)} && python scripts/distill_dense.py train "
-                       f"--minutes {args.minutes} --lr {args.lr} --teacher {args.teacher}"
+                       + (f"--steps {args.steps} --batch {args.batch} --seed {args.seed}" if args.steps
+                          else f"--minutes {args.minutes}")
+                       + f" --lr {args.lr} --teacher {args.teacher}"
+                       + (f" --init {Path(args.init).name}" if args.init else "")
                        + (f" --keep-out {','.join(keep_out)}" if keep_out else "")}
     save_weights(Path(args.out), student, metadata_for_student(meta, info), half=True)
     (RUN / "distill.json").write_text(json.dumps(info, indent=1))
@@ -404,7 +464,15 @@ def main() -> None:
     p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
     p = sub.add_parser("train"); p.add_argument("--minutes", type=float, default=40)
     p.add_argument("--lr", type=float, default=1e-4); p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--threads", type=int, default=2); p.add_argument("--init", default="")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", default="", help="weights to start from (a dense file's head is dropped)")
+    p.add_argument("--steps", type=int, default=0, help="a checkpointed run of this many steps (instead of --minutes)")
+    p.add_argument("--resume", action="store_true", help="go on from --checkpoint (same options)")
+    p.add_argument("--checkpoint", default=str(RUN / "train_checkpoint.pt"))
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--stop-at", type=int, default=0, help="stop (checkpointed) at this step, to --resume later")
+    p.add_argument("--eval-every", type=int, default=300, help="log the held-out agreement every N steps")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
     p.add_argument("--keep-out", default="", help="non-demo areas (comma-separated) kept out of distillation, "
                                                   "so that the refine cascade is tuned on windows never seen")
