@@ -270,7 +270,7 @@ def cmd_train(args) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step_i % log_every == 0:
             log(f"step {step_i} loss {np.mean(losses[-log_every:]):.4f} lr {opt.param_groups[0]['lr']:.2e}")
         if args.steps and step_i % args.checkpoint_every == 0:
