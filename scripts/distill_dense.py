@@ -181,7 +181,13 @@ def load_student_init(init: str):
 def train_config(args, keep_out: tuple[str, ...]) -> dict:
     """The options a resumed run must share with the run it resumes."""
     return {"init": args.init, "teacher": args.teacher, "keep_out": list(keep_out), "steps": args.steps,
-            "lr": args.lr, "batch": args.batch, "seed": args.seed, "crops_px": list(CROPS_PX)}
+            "lr": args.lr, "batch": args.batch, "seed": args.seed, "crops_px": list(CROPS_PX),
+            "real_share": args.real_share}
+
+
+def is_mosaic(name: str) -> bool:
+    """Whether a targets file is a EuroSAT mosaic (not a real scene)."""
+    return name.startswith("eurosat-mosaic")
 
 
 CROPS_PX = (192, 256, 320)
@@ -205,7 +211,11 @@ def cmd_train(args) -> None:
         sys.exit(f"{args.init} was distilled on {', '.join(sorted(set(keep_out) - set(kept_out_areas(init_meta))))}: "
                  "start from weights that never saw the areas kept out (e.g. no --init)")
     train, held = load_targets(False, args.teacher, keep_out), load_targets(True, args.teacher)
-    log(f"train scenes {len(train)}, held-out scenes {len(held)}")
+    real = [t for t in train if not is_mosaic(t[0])]
+    mosaics = [t for t in train if is_mosaic(t[0])]
+    log(f"train scenes {len(train)} ({len(real)} real, {len(mosaics)} EuroSAT mosaics), held-out scenes {len(held)}")
+    if args.real_share is not None and not (real and mosaics):
+        sys.exit("--real-share needs both real scenes and EuroSAT mosaics among the targets")
     for m in student.modules():  # BatchNorm statistics stay those of the per-window model
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
@@ -246,7 +256,8 @@ def cmd_train(args) -> None:
         xs, ts, ms = [], [], []
         crop = int(rng.choice(CROPS_PX))
         for _ in range(args.batch):
-            name, recipe, probs, step, nodata = train[rng.integers(len(train))]
+            pool = train if args.real_share is None else (real if rng.random() < args.real_share else mosaics)
+            name, recipe, probs, step, nodata = pool[rng.integers(len(pool))]
             nw = (crop - WINDOW_PX) // step + 1
             rows, cols = probs.shape[:2]
             if rows < nw or cols < nw:
@@ -297,12 +308,15 @@ def cmd_train(args) -> None:
             "held_out_areas": list(HELD_OUT), "kept_out_areas": list(keep_out), "steps": step_i,
             "minutes": round(wall_s / 60, 1), "lr": args.lr, "seed": args.seed,
             "batch": args.batch, "crops_px": list(CROPS_PX), "loss": "KL(teacher || student)",
+            "crops_from": ("a scene drawn uniformly" if args.real_share is None else
+                           f"a real scene with probability {args.real_share}, else a EuroSAT mosaic"),
             "batchnorm": "frozen (per-window statistics)",
             "hardware": f"{platform.machine()} CPU, {args.threads} torch thread(s)", "resumed": resumed,
             "agreement_train_areas": res_train, "agreement_held_out": res_held,
             "command": f"{recorded_targets_command(args.teacher)} && python scripts/distill_dense.py train "
                        + (f"--steps {args.steps} --batch {args.batch} --seed {args.seed}" if args.steps
                           else f"--minutes {args.minutes}")
+                       + (f" --real-share {args.real_share}" if args.real_share is not None else "")
                        + f" --lr {args.lr} --teacher {args.teacher}"
                        + (f" --init {Path(args.init).name}" if args.init else "")
                        + (f" --keep-out {','.join(keep_out)}" if keep_out else "")}
@@ -473,6 +487,8 @@ def main() -> None:
     p.add_argument("--stop-at", type=int, default=0, help="stop (checkpointed) at this step, to --resume later")
     p.add_argument("--eval-every", type=int, default=300, help="log the held-out agreement every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--real-share", type=float, default=None,
+                   help="share of crops from real scenes (the rest from EuroSAT mosaics); default: scenes drawn uniformly")
     p.add_argument("--teacher", choices=["plain", "tta"], default="plain")
     p.add_argument("--keep-out", default="", help="non-demo areas (comma-separated) kept out of distillation, "
                                                   "so that the refine cascade is tuned on windows never seen")

@@ -44,7 +44,7 @@ def _targets(mod, run_dir: Path) -> None:
 def _args(tmp: Path, checkpoint: str, out: str, **kw) -> argparse.Namespace:
     base = dict(minutes=0.0, lr=1e-4, batch=1, threads=1, init="", steps=3, resume=False,
                 checkpoint=str(tmp / checkpoint), checkpoint_every=1, stop_at=0, eval_every=1000, seed=0,
-                teacher="plain", keep_out="", out=str(tmp / out))
+                teacher="plain", keep_out="", out=str(tmp / out), real_share=None)
     base.update(kw)
     return argparse.Namespace(**base)
 
