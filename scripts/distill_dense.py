@@ -331,6 +331,9 @@ def cmd_head(args) -> None:
     torch.set_num_threads(args.threads)
     student, meta, _ = load_dense_weights(Path(args.student))  # any earlier head is replaced
     train, held = load_targets(False, "plain", kept_out_areas(meta)), load_targets(True, "plain")
+    if args.mosaics is not None:  # the first N EuroSAT mosaics only (sorted by name), every real scene
+        train = [t for t in train if not is_mosaic(t[0])] + [t for t in train if is_mosaic(t[0])][:args.mosaics]
+    log(f"head fitted on {len(train)} scenes ({sum(is_mosaic(t[0]) for t in train)} EuroSAT mosaics)")
 
     def features(data):
         out = []
@@ -377,7 +380,9 @@ def cmd_head(args) -> None:
     info = dict((meta.training or {}).get("distillation") or {})  # the student's own record (kept-out areas too)
     info["position_aware_head"] = {"iters": args.iters, "lr": args.lr, "l2_to_uniform": args.l2,
                                    "train_agreement": agree(head, ftr), "held_out_agreement": agree(head, fho),
-                                   "command": f"python scripts/distill_dense.py head --iters {args.iters}"}
+                                   "scenes": len(train), "eurosat_mosaics": sum(is_mosaic(t[0]) for t in train),
+                                   "command": f"python scripts/distill_dense.py head --iters {args.iters}"
+                                              + (f" --mosaics {args.mosaics}" if args.mosaics is not None else "")}
     log(f"held-out agreement with the position-aware head: {info['position_aware_head']['held_out_agreement']:.4f}")
     res_held = agreement_with_head(student, head, meta, held)
     info["agreement_held_out"] = res_held
@@ -496,6 +501,7 @@ def main() -> None:
     p = sub.add_parser("head"); p.add_argument("--student", default=str(SHIPPED_DENSE))
     p.add_argument("--iters", type=int, default=300); p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--l2", type=float, default=1e-3); p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mosaics", type=int, default=None, help="fit on the first N EuroSAT mosaics only (default: all)")
     p.add_argument("--out", default=str(SHIPPED_DENSE))
     p = sub.add_parser("eval"); p.add_argument("--weights", default=str(SHIPPED_DENSE))
     p.add_argument("--eurosat", default=str(ROOT.parent / "shared" / "data" / "eurosat" / "eurosat_rgb.zip"))
