@@ -78,6 +78,7 @@ def run_once(aoi, root: Path, workers: int, cache: Path, out: Path) -> dict:
     """One region run on a fresh LocalCluster of ``workers`` processes."""
     import distributed
 
+    from lulc_core.cli_region import start_local_cluster
     from lulc_core.region import RegionConfig, local_cluster_size, run_region
 
     n, threads = local_cluster_size(workers)
@@ -85,8 +86,7 @@ def run_once(aoi, root: Path, workers: int, cache: Path, out: Path) -> dict:
                        torch_threads=threads)
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.monotonic()
-    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cl, distributed.Client(cl) as client:
+    with start_local_cluster(n) as cl, distributed.Client(cl) as client:  # the cluster `lulc compare` starts
         start_s = time.monotonic() - t0
         result = run_region(aoi.geometry, cfg, out, client, name=aoi.name, stream=sys.stderr)
         peaks = client.run(peak_rss_mb)

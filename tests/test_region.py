@@ -19,7 +19,7 @@ from shapely import geometry as sg
 from lulc_core.grid import LATTICE_PX, PATCH_M
 from lulc_core.providers.demo import DemoProvider
 from lulc_core.region import RegionConfig, run_region
-from lulc_core.region_tasks import model_loads, tile_classify
+from lulc_core.region_tasks import malloc_restored, model_loads, tile_classify
 from lulc_core.tiles import DENSE_TILE_PX, MAX_REQUEST_PX, default_core_px, plan_tiles, zone_parts
 
 distributed = pytest.importorskip("distributed")
@@ -155,7 +155,8 @@ def region_run(single_run, tmp_path_factory):
         (out / "tiles" / cfg.run_key() / f"{tiles[0].key}.classes.npz").unlink()
         again = run_region(aoi.geometry, cfg, out, client, tiles=tiles, stream=None)
         loads = client.run(model_loads)
-    return cfg, tiles, out, first, again, loads
+        restored = client.run(malloc_restored)
+    return cfg, tiles, out, first, again, loads, restored
 
 
 def lead_edge_cells(tiles, shape) -> np.ndarray:
@@ -213,9 +214,28 @@ def test_region_as_tiles_gives_the_single_run_answer(single_run, region_run):
 
 
 def test_models_load_once_per_worker(region_run):
-    *_, loads = region_run
+    *_, loads, _ = region_run
     # 3 first-pass tasks (2 tiles, then 1 again) on 2 worker processes: loaded at most once each
     assert len(loads) == 2 and all(n <= 1 for n in loads.values()) and sum(loads.values()) < 3
+
+
+def test_workers_undo_the_nannys_malloc_trim_setting(region_run):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (glibc then maps and zero-fills every
+    # array above 128 KiB anew: a tile's classify pass 34% slower); the region tasks restore glibc's
+    # dynamic thresholds on every worker that ran one
+    *_, restored = region_run
+    assert len(restored) == 2 and all(restored.values())
+
+
+def test_malloc_thresholds_left_alone_outside_a_nanny():
+    code = ("from lulc_core.region_tasks import restore_malloc_thresholds as r, malloc_restored as m; "
+            "print(r(), r(), m())")
+    root = Path(__file__).resolve().parent.parent
+    env = {**{k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}, "PYTHONPATH": str(root)}
+    run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,  # noqa: E731
+                                   check=True, cwd=root).stdout.split()
+    assert run(env) == ["False", "False", "False"]  # the variable unset: glibc's dynamic default is kept
+    assert run({**env, "MALLOC_TRIM_THRESHOLD_": "65536"}) == ["True", "False", "True"]  # once per process
 
 
 def test_rerun_computes_only_missing_tiles(region_run):
