@@ -40,10 +40,10 @@ from lulc_core.model.cascades import refine_threshold
 from lulc_core.model.classifier import Classifier
 from lulc_core.model.dense import DenseClassifier, refine_windows, windows_at
 from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, weights_sha256
-from lulc_core.providers.demo import DemoProvider
+from lulc_core.providers.demo import DEMO_AREAS, DemoProvider
 from lulc_core.scene import DateWindow
 
-HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the bundled demo areas
+HELD_OUT = DEMO_AREAS  # the bundled demo areas: evaluation only
 RGB = ("B04", "B03", "B02")
 SHIFTS_PX = (1, 2, 4, 8)
 

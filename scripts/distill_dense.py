@@ -38,10 +38,10 @@ from lulc_core.model.dense import (STEP_PX, WINDOW_PX, DenseClassifier, dense_lo
 from lulc_core.model.transforms import dihedral, normalise
 from lulc_core.model.weights import (SHIPPED_DENSE, default_weights_path, load_dense_weights, load_weights,
                                      save_weights, weights_sha256)
-from lulc_core.providers.demo import DemoProvider
+from lulc_core.providers.demo import DEMO_AREAS, DemoProvider
 from lulc_core.scene import DateWindow
 
-HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the bundled demo areas
+HELD_OUT = DEMO_AREAS  # the bundled demo areas: evaluation only
 RUN = ROOT / "runs" / "dense"
 
 

@@ -42,11 +42,11 @@ from lulc_core.model.dense import DenseClassifier, kept_out_areas, refine_window
 from lulc_core.cells import MAX_NODATA_SHARE
 from lulc_core.grid import STEP_PX, WINDOW_PX
 from lulc_core.model.weights import SHIPPED_DENSE, default_weights_path, load_dense_weights, weights_sha256
-from lulc_core.providers.demo import DemoProvider
+from lulc_core.providers.demo import DEMO_AREAS, DemoProvider
 from lulc_core.scene import DateWindow
 
 ROOT = Path(__file__).resolve().parent.parent
-HELD_OUT = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")  # the demo areas: evaluation only
+HELD_OUT = DEMO_AREAS  # the bundled demo areas: evaluation only
 RUN = ROOT / "runs" / "refine"
 TARGET = 0.955
 MAX_NODATA = MAX_NODATA_SHARE  # the app's rule for a window with too little data

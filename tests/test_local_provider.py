@@ -9,7 +9,7 @@ from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.cache import SceneCache
 from lulc_core.errors import DateWindowError, NoImageryError, OutsideCoverageError, ProviderError
 from lulc_core.providers.base import CachingProvider
-from lulc_core.providers.demo import DEMO_DIR, DemoProvider
+from lulc_core.providers.demo import DEMO_AREAS, DEMO_DIR, DemoProvider
 from lulc_core.providers.local import LocalFilesProvider
 from lulc_core.scene import DateWindow, Scene, check_window_order
 from tests.conftest import shared_path
@@ -29,6 +29,12 @@ def test_demo_has_at_least_three_two_date_areas_within_size(demo):
     assert size <= 40e6
     assert not list(DEMO_DIR.rglob("cm*")), "OSCD change maps are non-commercial: never ship them"
     assert "Copernicus Sentinel data" in (DEMO_DIR / "SOURCE.md").read_text()
+
+
+def test_demo_areas_named_once_for_the_scripts_that_hold_them_out(demo):
+    # the dense distillation, the refine tuning and the ceiling bench hold out DEMO_AREAS: exactly the
+    # bundled areas, so that every demo figure is measured on areas the model never trained on
+    assert DEMO_AREAS == tuple(sorted(demo.areas()))
 
 
 def test_search_sorted_with_cloud(demo):

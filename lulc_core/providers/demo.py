@@ -23,6 +23,9 @@ from lulc_core.errors import OutsideCoverageError
 from lulc_core.providers.local import LocalFilesProvider
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
+#: The bundled demo areas (the folders of :data:`DEMO_DIR`): the dense model's distillation and the
+#: refine threshold's tuning hold them out, and the dense maps' agreement is measured on them.
+DEMO_AREAS: tuple[str, ...] = ("montpellier", "norcia", "pisa", "saclay_e", "valencia")
 
 
 def _index_places(root: Path) -> dict[str, str]:
