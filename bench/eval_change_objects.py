@@ -1,16 +1,19 @@
-"""Do object-like aggregations of the 10 m change, or the cells' magnitudes, rank OSCD's change better
-than the share of changed pixels (issue 16: AUROC >= 0.90)? Leave one area out on the OSCD cells, as
-bench/eval_change_context.py.
+"""Do object-like aggregations of the 10 m change, the cells' magnitudes or the dense network's last
+features rank OSCD's change better than the share of changed pixels (issue 16: AUROC >= 0.90)? Leave
+one area out on the OSCD cells, as bench/eval_change_context.py.
 
 Per 160 m cell, from the product's 10 m spectral change (lulc_core.spectral.spectral_change):
 - ``dense3`` / ``dense5``: share of changed pixels with at least 3 / 5 of their 8 neighbours changed
   (scattered pixels dropped, objects kept);
 - ``open3``: share of changed pixels left by a 3 x 3 binary opening;
-- ``rel_mean`` / ``rel_p90``: mean (capped at 5) and 90th percentile of magnitude / the scene's threshold.
+- ``rel_mean`` / ``rel_p90``: mean (capped at 5) and 90th percentile of magnitude / the scene's threshold;
+- ``sem_cos`` / ``sem_rms``: the shipped dense network's layer4 features (512 per 160 m cell: its
+  stride is the cell) of both dates, cosine distance and RMS of the difference over channels scaled
+  by each channel's sd over the scene (DCVA on the last layer instead of the first ones).
 Each alone (untuned AUROC, pooled and per area), then added to the counted-change model's 6 inputs
 in a logistic model fitted on six areas and scored on the seventh.
 
-Usage: python bench/eval_change_objects.py [--shared ../shared]   (about 3 minutes)
+Usage: python bench/eval_change_objects.py [--shared ../shared]   (about 4 minutes)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -28,7 +32,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import eval_change_oscd as E  # noqa: E402
 from eval_change_context import _logit, cell_inputs, fit  # noqa: E402
 
+from lulc_core.bands import band_indices  # noqa: E402
 from lulc_core.grid import block_sums, share_in_blocks  # noqa: E402
+from lulc_core.model.dense import trunk  # noqa: E402
+from lulc_core.model.inference import network_dtype  # noqa: E402
+from lulc_core.model.transforms import normalise  # noqa: E402
 from lulc_core.spectral import spectral_change  # noqa: E402
 
 CELL = 16
@@ -63,6 +71,30 @@ def object_inputs(f: dict) -> dict[str, np.ndarray]:
     return {k: np.nan_to_num(v[:use.shape[0], :use.shape[1]][use].astype(float)) for k, v in cols.items()}
 
 
+def semantic_inputs(f: dict, dense) -> dict[str, np.ndarray]:
+    """``sem_cos`` and ``sem_rms`` (above) for the cells the evaluation uses."""
+    def features(scene) -> np.ndarray:
+        recipe = dense.recipe.apply(np.asarray(scene.data)[band_indices(list(scene.bands), dense.recipe.bands)],
+                                    scene.valid)
+        x = normalise(torch.from_numpy(np.ascontiguousarray(recipe, dtype=np.uint8))[None], dense.meta.norm_mean,
+                      dense.meta.norm_std).to(network_dtype(dense.net)).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return trunk(dense.net, x).float()[0].numpy()
+
+    use = f["cell"]["use"]
+    fa, fb = (features(s) for s in f["scenes"])
+    h, w = min(fa.shape[1], use.shape[0]), min(fa.shape[2], use.shape[1])
+    fa, fb = fa[:, :h, :w], fb[:, :h, :w]
+    sd = np.concatenate([fa.reshape(len(fa), -1), fb.reshape(len(fb), -1)], 1).std(1)[:, None, None] + 1e-6
+    out = {}
+    for name, v in (("sem_cos", 1 - (fa * fb).sum(0) / (np.linalg.norm(fa, axis=0) * np.linalg.norm(fb, axis=0) + 1e-6)),
+                    ("sem_rms", np.sqrt((((fa - fb) / sd) ** 2).mean(0)))):
+        full = np.zeros(use.shape)
+        full[:h, :w] = v
+        out[name] = full[use]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
@@ -75,20 +107,21 @@ def main() -> None:
         if info.get("label"):
             f = E.area_features(provider, area, info, shared, dense, clf, clf)
             cols, truth = cell_inputs(f)
-            raw = object_inputs(f)
+            raw = {**object_inputs(f), **semantic_inputs(f, dense)}
             cols.update({f"{k}_raw": v for k, v in raw.items()})
             cols.update({k: _logit(raw[k]) for k in ("dense3", "dense5", "open3")})
-            cols.update({k: np.log(raw[k] + 1e-2) for k in ("rel_mean", "rel_p90")})
+            cols.update({k: np.log(raw[k] + 1e-2) for k in ("rel_mean", "rel_p90", "sem_cos", "sem_rms")})
             data.append((cols, truth))
     truths = [t for _, t in data]
-    for k in ("share", "dense3", "dense5", "open3", "rel_mean", "rel_p90"):
+    for k in ("share", "dense3", "dense5", "open3", "rel_mean", "rel_p90", "sem_cos", "sem_rms"):
         ps = [c[k] if k == "share" else c[f"{k}_raw"] for c, _ in data]
         print(json.dumps({"alone": k, "auroc_pooled": round(E.auroc(np.concatenate(ps), np.concatenate(truths)), 4),
                           "auroc_per_area": [round(E.auroc(p, t), 3) for p, t in zip(ps, truths)]}), flush=True)
     base = ["share", "built", "c1s", "c1m", "l1s", "l1m"]
     new = ["dense3", "dense5", "open3", "rel_mean", "rel_p90"]
     sets = {"6 inputs": base, "+ dense3": base + ["dense3"], "+ dense5": base + ["dense5"], "+ open3": base + ["open3"],
-            "+ magnitudes": base + ["rel_mean", "rel_p90"], "+ all five": base + new,
+            "+ magnitudes": base + ["rel_mean", "rel_p90"], "+ last-layer distances": base + ["sem_cos", "sem_rms"],
+            "+ all five": base + new,
             "+ all five + 3x3 maxima": base + new + ["share_max3", "l1s_max3", "built_max3"]}
     for name, keys in sets.items():
         ps = []
