@@ -5,7 +5,8 @@ Each worker fetches its own tiles (local files, or Sentinel Hub with the credent
 own environment: the tasks carry a :class:`~lulc_core.region.RegionConfig`, which holds no secret)
 through its scene cache, and loads the models once per worker process (:func:`worker_models`, counted
 by :func:`model_loads`), never shipped with a task. A tile's change bands are kept on the worker's
-local disk between passes (its stash, deleted by :func:`clear_stash`).
+local disk between passes (its stash, deleted by :func:`clear_stash`). Every task first undoes the
+Dask nanny's setting of glibc's allocator (:func:`restore_malloc_thresholds`; with it a tile took a third longer).
 """
 
 from __future__ import annotations
@@ -52,14 +53,15 @@ def model_loads() -> int:
 
 
 def restore_malloc_thresholds() -> bool:
-    """Undo what Dask's nanny does to glibc's memory allocator, once per process: True if changed.
+    """Undo what Dask's nanny does to glibc's memory allocator, once per process (each region task
+    starts with it): True if changed.
 
     The nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
     (``distributed.nanny.pre-spawn-environ``), which fixes glibc's mmap threshold at 128 KiB: every
     array above that is mapped, zero-filled page by page and unmapped again. A Beirut tile's classify
     pass took 29.8 s instead of 22.2 s that way (1 thread, scenes from cache). Where the variable is
     set, this gives glibc the thresholds its dynamic default reaches (mmap above 32 MiB, trim above
-    64 MiB) at a cost of ~0.2 GB of peak memory (1,456 instead of 1,246 MB for that pass); elsewhere
+    64 MiB) at a cost of 0.2-0.3 GB of peak memory per worker (1,456 instead of 1,246 MB for that pass); elsewhere
     (the variable unset, or another C library) it changes nothing."""
     if _MALLOC or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return False
@@ -94,9 +96,7 @@ def worker_models(cfg: RegionConfig) -> tuple[Any, Any]:
     """(dense classifier, refine classifier or None), loaded once per process and kept. Torch's
     threads are set here: Dask's nanny sets OMP_NUM_THREADS=1 in its workers. The per-window
     classifier of the deep change evidence is :func:`worker_classifier` (the refine classifier when
-    refinement is on). glibc's memory thresholds are restored first
-    (:func:`restore_malloc_thresholds`)."""
-    restore_malloc_thresholds()
+    refinement is on)."""
     refine = cfg.refine_below is None or cfg.refine_below > 0
     key = (cfg.dense_weights, cfg.dense_tile_px, refine, _torch_threads(cfg))
     with _LOCK:
@@ -197,6 +197,7 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
 
 def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, Any]:
     """Pass 1: both dates' class maps over the core cells and a sample of the core's comparable pixels."""
+    restore_malloc_thresholds()
     dense, refiner = worker_models(cfg)
     aoi, scenes = _fetch(cfg, tile)
     rows, cols = tile.core_cells
@@ -278,6 +279,7 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
                  channel_sd: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant) and,
     with the region's ``channel_sd``, of its deep change distances."""
+    restore_malloc_thresholds()
     y0, x0, y1, x1 = tile.core_in_tile
     valid, *mags = _magnitudes(cfg, tile, norm)
     out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
@@ -298,6 +300,7 @@ def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | No
     """Pass 3: each core cell's share of changed pixels (plain and tolerant), its deep change features
     (with the region's channel scales and thresholds; else none) and the core's 10 m change (1
     changed, 0 not, 255 not comparable)."""
+    restore_malloc_thresholds()
     y0, x0, y1, x1 = tile.core_in_tile
     if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
         valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
