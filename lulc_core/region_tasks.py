@@ -5,20 +5,22 @@ Each worker fetches its own tiles (local files, or Sentinel Hub with the credent
 own environment: the tasks carry a :class:`~lulc_core.region.RegionConfig`, which holds no secret)
 through its scene cache, and loads the models once per worker process (:func:`worker_models`, counted
 by :func:`model_loads`), never shipped with a task. A tile's change bands are kept on the worker's
-local disk between passes (its stash, deleted by :func:`clear_stash`). Every task first undoes the
-Dask nanny's setting of glibc's allocator (:func:`restore_malloc_thresholds`; with it a tile took a third longer).
+local disk between passes (its stash, deleted by :func:`clear_stash`). Every task (:func:`region_task`)
+first undoes the Dask nanny's setting of glibc's allocator (:func:`restore_malloc_thresholds`; with it a
+tile took a third longer) and ends by releasing the heap's free pages (:func:`release_free_memory`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
@@ -40,6 +42,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_BYTES = 32 * 2**20
 TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES
 
+T = TypeVar("T")
 _LOCK = threading.Lock()
 _MALLOC: list[bool] = []
 _MODELS: dict[tuple, tuple] = {}
@@ -75,9 +78,38 @@ def restore_malloc_thresholds() -> bool:
     return done
 
 
+def release_free_memory() -> bool:
+    """Give the free pages of glibc's heap back to the system (``malloc_trim``) at the end of a task,
+    so that a worker's memory between tiles is what it holds, not what its last tile left fragmented
+    (10,000 km2 in 30 tiles: peak RSS per worker 1.80-1.87 GB without, 1.74 / 1.78 GB with, same time). Only where
+    :func:`restore_malloc_thresholds` changed the allocator: True if done."""
+    if not malloc_restored():
+        return False
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def malloc_restored() -> bool:
     """Whether :func:`restore_malloc_thresholds` changed this process's allocator."""
     return bool(_MALLOC) and _MALLOC[0]
+
+
+def region_task(fn: Callable[..., T]) -> Callable[..., T]:
+    """A task of a region run: glibc's thresholds restored before (:func:`restore_malloc_thresholds`),
+    the heap's free pages released after (:func:`release_free_memory`). The wrapper keeps the task's
+    name and module, so Dask pickles it by reference as before."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        restore_malloc_thresholds()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_free_memory()
+
+    return run
 
 
 def _torch_threads(cfg: RegionConfig) -> int:
@@ -195,9 +227,9 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
     return out
 
 
+@region_task
 def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, Any]:
     """Pass 1: both dates' class maps over the core cells and a sample of the core's comparable pixels."""
-    restore_malloc_thresholds()
     dense, refiner = worker_models(cfg)
     aoi, scenes = _fetch(cfg, tile)
     rows, cols = tile.core_cells
@@ -275,11 +307,11 @@ def _sd_key(channel_sd: dict[str, list[float]]) -> bytes:
     return hashlib.sha256(json.dumps(channel_sd, sort_keys=True).encode()).digest()
 
 
+@region_task
 def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
                  channel_sd: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant) and,
     with the region's ``channel_sd``, of its deep change distances."""
-    restore_malloc_thresholds()
     y0, x0, y1, x1 = tile.core_in_tile
     valid, *mags = _magnitudes(cfg, tile, norm)
     out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
@@ -294,13 +326,13 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
     return out
 
 
+@region_task
 def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | None,
                 thresholds: tuple[float, float], channel_sd: dict[str, list[float]] | None = None,
                 deep_thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Pass 3: each core cell's share of changed pixels (plain and tolerant), its deep change features
     (with the region's channel scales and thresholds; else none) and the core's 10 m change (1
     changed, 0 not, 255 not comparable)."""
-    restore_malloc_thresholds()
     y0, x0, y1, x1 = tile.core_in_tile
     if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
         valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
