@@ -227,15 +227,20 @@ def test_workers_undo_the_nannys_malloc_trim_setting(region_run):
     assert len(restored) == 2 and all(restored.values())
 
 
+def _python(code: str, **env: str) -> list[str]:
+    """The words a fresh Python process running ``code`` prints, with this repository importable and
+    ``env`` as its only MALLOC_TRIM_THRESHOLD_ setting (none unless given)."""
+    root = Path(__file__).resolve().parent.parent
+    base = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    return subprocess.run([sys.executable, "-c", code], env={**base, "PYTHONPATH": str(root), **env},
+                          capture_output=True, text=True, check=True, cwd=root).stdout.split()
+
+
 def test_malloc_thresholds_left_alone_outside_a_nanny():
     code = ("from lulc_core.region_tasks import restore_malloc_thresholds as r, malloc_restored as m; "
             "print(r(), r(), m())")
-    root = Path(__file__).resolve().parent.parent
-    env = {**{k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}, "PYTHONPATH": str(root)}
-    run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,  # noqa: E731
-                                   check=True, cwd=root).stdout.split()
-    assert run(env) == ["False", "False", "False"]  # the variable unset: glibc's dynamic default is kept
-    assert run({**env, "MALLOC_TRIM_THRESHOLD_": "65536"}) == ["True", "False", "True"]  # once per process
+    assert _python(code) == ["False", "False", "False"]  # the variable unset: glibc's dynamic default is kept
+    assert _python(code, MALLOC_TRIM_THRESHOLD_="65536") == ["True", "False", "True"]  # once per process
 
 
 def test_free_heap_pages_go_back_to_the_system_after_a_task():
@@ -250,10 +255,7 @@ def test_free_heap_pages_go_back_to_the_system_after_a_task():
             "del arrays\n"
             "before = rss()\n"
             "print(release_free_memory(), before - rss())\n")
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(root), "MALLOC_TRIM_THRESHOLD_": "65536"}
-    done, freed_mb = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                                    cwd=root).stdout.split()
+    done, freed_mb = _python(code, MALLOC_TRIM_THRESHOLD_="65536")
     assert done == "True" and int(freed_mb) >= 150, freed_mb  # measured: 248 MB given back, 0 without the call
 
 
