@@ -15,12 +15,15 @@ Per 160 m cell, each computed from both dates' 13 L1C bands on the 10 m grid, no
 - ``ssim``: 1 - the structural similarity of the cell's 16 x 16 pixels between the dates (mean over
   the 10 m bands, after the product's normalisation);
 - ``coarse``: the product's magnitude on 2 x 2 means (20 m), share above its mean + 2 sd (blurred,
-  so 1 px misregistration moves less).
+  so 1 px misregistration moves less);
+- ``cond<k>s<seed>``: the conditional change (lulc_core.conditional: date B's 10 m bands predicted from
+  date A's 13 bands per spectral stratum, both ways) with k strata and the k-means seed, share of
+  pixels above its threshold; the product uses 16 strata, seed 0.
 Each alone (untuned, pooled and per area), then added to the counted-change model's 6 inputs in a
 logistic model fitted on six areas and scored on the seventh.
 
 Usage: python bench/eval_change_mad.py [--shared ../shared] [--cache runs/issue16/mad_cache.pkl]
-(about 5 minutes the first time; the areas' inputs are cached)
+(about 4 minutes the first time, 3 after; the areas' inputs are cached)
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import eval_change_oscd as E  # noqa: E402
 from eval_change_context import _logit, cell_inputs, fit  # noqa: E402
 
+from lulc_core.conditional import conditional_change, fit_conditional  # noqa: E402
 from lulc_core.grid import block_sums, share_in_blocks  # noqa: E402
-from lulc_core.spectral import spectral_change  # noqa: E402
+from lulc_core.spectral import SAMPLE_PIXELS, sample_pixels, spectral_change  # noqa: E402
 
 CELL = 16
 TEN_M = ("B02", "B03", "B04", "B08")
@@ -161,6 +165,13 @@ def new_inputs(a, b, use: np.ndarray) -> dict[str, np.ndarray]:
     m = mag2[v2]
     ch2 = (mag2 > m.mean() + 2 * m.std()) & v2
     out["coarse_share"] = share_in_blocks(ch2, v2, CELL // 2)
+    idx_s, _ = sample_pixels(valid, a.transform, SAMPLE_PIXELS)
+    nb = len(a.bands)
+    for k in (8, 16, 24):
+        for seed in (0, 1, 2):
+            model = fit_conditional(a.data.reshape(nb, -1)[:, idx_s], b.data.reshape(nb, -1)[:, idx_s],
+                                    tuple(a.bands), strata=k, seed=seed)
+            out[f"cond{k}s{seed}_share"] = conditional_change(a, b, model=model).share(CELL)
     def on_cells(v: np.ndarray) -> np.ndarray:
         full = np.zeros(use.shape)
         hh, ww = min(h, v.shape[0]), min(w, v.shape[1])
@@ -208,8 +219,10 @@ def main() -> None:
                           "auroc_per_area": [round(E.auroc(p, t), 3) for p, t in zip(ps, truths)]}), flush=True)
     base = ["share", "built", "c1s", "c1m", "l1s", "l1m"]
     new = [k[:-4] for k in names]
+    classic = [k for k in new if not k.startswith("cond")]
     sets = {"share alone (logistic)": ["share"], "6 inputs": base, **{f"+ {k}": base + [k] for k in new},
-            "+ all new": base + new, "share + mad13": ["share", "mad13_share", "mad13_mean"]}
+            "+ all classic": base + classic, "share + mad13": ["share", "mad13_share", "mad13_mean"],
+            **{f"{k} instead of the share": base[1:] + [k] for k in new if k.startswith("cond")}}
     for name, keys in sets.items():
         ps = []
         for i, d in enumerate(data):

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from lulc_core.change import (CHANGE_EVALUATION, CHANGE_MODEL, ChangeKind, ChangeResult, ChangeThresholds,
                               compare)
 from lulc_core.deep_change import deep_change
+from lulc_core.conditional import conditional_change
 from lulc_core.joint import CountedChangeModel, EvidenceModel, fit_logistic
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.classify import ClassMap, classify_cells
@@ -166,6 +167,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
     cm = truth_map(shared / "data" / "s2" / info["label"]["tif"], grid)
     sp = spectral_change(a, b)
     sp_tol = spectral_change(a, b, tolerance_px=BUILT_TOLERANCE_PX, normalisation=sp.normalisation)
+    cond = conditional_change(a, b)
     ca, cb = classify_cells(a, aoi, dense, classifier=classifier), classify_cells(b, aoi, dense, classifier=classifier)
     zs = zscore_share(a, b, sp.valid)
     deep = deep_change(deep_classifier or classifier or Classifier(), a.data, b.data, a.bands, sp.valid,
@@ -207,6 +209,7 @@ def area_features(provider, area: str, info: dict, shared: Path, dense, classifi
             "zscore": (block_sums(zs, px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "cva": (block_sums(np.where(sp.valid, cva, 0), px) / np.maximum(block_sums(sp.valid, px), 1))[use],
             "maps": (A, B, share), "use": use, "built_share": sp_tol.share(px),
+            "conditional_share": cond.share(px),
             "deep": deep if level == "cell" else patch_mean(deep, px // CELL_PX),
         }
     return out
@@ -231,7 +234,7 @@ def joint_decision(f: dict, model: EvidenceModel, min_built: float, min_spectral
     a, b, share = f["maps"]
     return compare(a, b, ChangeThresholds(confidence, min_spectral, "group", min_built), share, model,
                    built_share=f["built_share"], deep=f["deep"] if counted is not None else None,
-                   counted_model=counted)
+                   counted_model=counted, conditional_share=f["conditional_share"] if counted is not None else None)
 
 
 COUNTED_THRESHOLDS = np.round(np.arange(0.02, 0.91, 0.02), 2)
@@ -244,7 +247,7 @@ def fit_counted(train: list[dict], level: str, model: EvidenceModel, min_built: 
     def cat(key: str) -> np.ndarray:
         return np.concatenate([f[level][key][f[level]["use"]] for f in train])
     cm = CountedChangeModel.fit(np.concatenate([f[level]["share"] for f in train]), cat("built_share"), cat("deep"),
-                                np.concatenate([f[level]["truth"] for f in train]))
+                                cat("conditional_share"), np.concatenate([f[level]["truth"] for f in train]))
     truth = np.concatenate([f[level]["truth"] for f in train])
 
     def score(t: float) -> tuple[float, float]:
@@ -352,7 +355,7 @@ def main() -> None:
             ch = joint_decision(g, model, s_built, s_only, args.confidence, counted)
             share_rule = joint_decision(g, model, s_built, s_only, args.confidence)
             use = g["use"]
-            prob = g["share"]  # the product's change score: untuned
+            prob = ch.score[use]  # the product's change score: P(counted change), held out
             changed = ch.counted[use]
             spectral_only = g["share"] >= s_only
             for k, v in (("prob", prob), ("changed", changed), ("truth", g["truth"]), ("zscore", g["zscore"]),
@@ -368,6 +371,7 @@ def main() -> None:
                 held[level][k].append(v)
             row[level] = {"n": int(len(g["truth"])), "truly_changed": int(g["truth"].sum()),
                           "auroc": round(auroc(prob, g["truth"]), 3),
+                          "auroc_spectral_share": round(auroc(g["share"], g["truth"]), 3),
                           "auroc_zscore_baseline": round(auroc(g["zscore"], g["truth"]), 3),
                           "auroc_cva": round(auroc(g["cva"], g["truth"]), 3),
                           "f1_changed": round(f1(changed, g["truth"])["f1"], 3),
@@ -391,12 +395,17 @@ def main() -> None:
         summary[level] = {
             "n": int(len(t)), "truly_changed": int(t.sum()),
             "change_score": {"auroc": auroc(H["prob"], t), "best_f1_any_threshold": best_f1(H["prob"], t),
-                             "definition": "share of the unit's comparable 10 m pixels with spectral change"},
+                             "definition": "the product's change score: P(counted change) of the counted-change "
+                                           "model (fitted on the other six areas)"},
+            "spectral_share": {"auroc": auroc(H["share"], t), "best_f1_any_threshold": best_f1(H["share"], t),
+                               "definition": "share of the unit's comparable 10 m pixels with spectral change "
+                                             "(untuned; the change score before the counted-change model)"},
             "logistic_share_and_group_distance": {"auroc": auroc(H["logistic"], t),
                                                   "best_f1_any_threshold": best_f1(H["logistic"], t)},
             "changed_state": f1(H["changed"], t),
             "changed_state_definition": "counted change: land-cover change (joint group flip) + built-up change "
-                                        "(counted-change model of the 10 m shares and the deep change features)",
+                                        "(counted-change model of the 10 m shares, the deep change features and "
+                                        "the share of conditional change)",
             "changed_state_built_share_rule": f1(H["share_rule_changed"], t),
             "p_counted": {"auroc": auroc(H["p_counted"], t)},
             "independent_argmax_changed_state_before": f1(H["independent_changed"], t),
@@ -411,8 +420,8 @@ def main() -> None:
                                     "otsu": f1(H["zscore"] >= z_thr, t)},
             "cva_baseline": {"auroc": auroc(H["cva"], t), "best_f1_any_threshold": best_f1(H["cva"], t),
                              "otsu": f1(H["cva"] >= cva_thr, t)},
-            "bootstrap_95ci_auroc": bootstrap(auroc, {"change_score": H["prob"], "zscore": H["zscore"],
-                                                      "cva": H["cva"]}, t),
+            "bootstrap_95ci_auroc": bootstrap(auroc, {"change_score": H["prob"], "spectral_share": H["share"],
+                                                      "zscore": H["zscore"], "cva": H["cva"]}, t),
             "bootstrap_95ci_auroc_difference_score_minus_zscore": bootstrap(
                 lambda d, tt: auroc(d[:, 0], tt) - auroc(d[:, 1], tt), {"d": np.column_stack([H["prob"], H["zscore"]])},
                 t)["d"],

@@ -14,9 +14,9 @@ Definitions (shown in the dashboard, the report and the README):
   a joint probability of at least ``confidence``.
 - **built-up change** (counted): no land-cover change, but change evidence of the kind that
   construction, demolition and new roads leave: with the deep change evidence
-  (:mod:`lulc_core.deep_change`), P(counted change) of at least the
-  :class:`~lulc_core.joint.CountedChangeModel`'s threshold, from the cell's 10 m shares and its deep
-  change features, except in a cell confidently in agriculture and grassland on both dates with
+  (:mod:`lulc_core.deep_change`) and the conditional change (:mod:`lulc_core.conditional`),
+  P(counted change) of at least the :class:`~lulc_core.joint.CountedChangeModel`'s threshold, from
+  the cell's 10 m shares, its deep change features and its share of conditional change, except in a cell confidently in agriculture and grassland on both dates with
   a built-up probability under :data:`SEASONAL_MAX_BUILT` on both (the season's work); the cell
   need not be built-up on either date. Without the deep evidence: at least
   ``min_built_spectral`` of the cell's 10 m pixels changed and the cell is built-up on either date.
@@ -26,9 +26,10 @@ Definitions (shown in the dashboard, the report and the README):
   probable pair under ``confidence``; **unchanged**: everything else.
 - The ``state`` (``changed`` / ``unchanged`` / ``uncertain`` / ``outside``) of the exports:
   ``changed`` is exactly the counted kinds.
-- **change score** (``score``, 0..1, ranks cells): the share of the cell's comparable 10 m
-  pixels with spectral change (without spectral evidence: the total-variation distance between
-  the two dates' group probabilities).
+- **change score** (``score``, 0..1, ranks cells): P(counted change) where the counted-change
+  model's evidence was given; else the share of the cell's comparable 10 m pixels with spectral
+  change; without spectral evidence the total-variation distance between the two dates' group
+  probabilities.
 - Tuned on the OSCD change maps, leave one area out (``lulc_core/data/change_model.json``):
   the evidence model's two numbers, the two spectral supports and the counted-change model
   (docs/CHANGE_EVALUATION.md).
@@ -190,6 +191,7 @@ class ChangeResult:
     p_counted: np.ndarray | None = None  # P(counted change | 10 m shares, deep change), when deep evidence was given
     deep: np.ndarray | None = None  # (rows, cols, 4) deep change features (lulc_core.deep_change.FEATURES)
     counted_model: CountedChangeModel | None = None  # the model behind p_counted
+    conditional_share: np.ndarray | None = None  # share of conditional 10 m change (lulc_core.conditional)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -279,7 +281,8 @@ def _marginal_map(m: ClassMap, probs: np.ndarray) -> ClassMap:
 def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None,
             spectral_share: np.ndarray | None = None, evidence: EvidenceModel | None = None,
             built_share: np.ndarray | None = None, deep: np.ndarray | None = None,
-            counted_model: CountedChangeModel | None = None) -> ChangeResult:
+            counted_model: CountedChangeModel | None = None,
+            conditional_share: np.ndarray | None = None) -> ChangeResult:
     """Joint two-date classification and the kind of change of every cell (see the module docstring).
 
     ``spectral_share``: per cell, the share of comparable 10 m pixels with spectral change (NaN =
@@ -287,7 +290,9 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     is uninformative (P(change) = 1/2) and only land-cover change can be found.
     ``evidence``: P(change | share) (default: the shipped model). ``built_share``: the evidence of
     built-up change, the share measured tolerant of 1 px misregistration (built-up texture makes
-    a shifted date look changed); default ``spectral_share``."""
+    a shifted date look changed); default ``spectral_share``. ``deep`` (the deep change features) and
+    ``conditional_share`` (the share of conditional change): with both, built-up change is decided by
+    the counted-change model (default: the shipped one), else by the built-up share rule."""
     thresholds = thresholds or ChangeThresholds()
     if a.grid != b.grid:
         raise ValueError("the two class maps are on different grids")
@@ -339,13 +344,15 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     kind[ok] = ChangeKind.UNCHANGED
     kind[ok & (s >= thresholds.min_spectral)] = ChangeKind.NATURAL
     sb = s if built_share is None else np.nan_to_num(built_share.astype(np.float64), nan=-1.0)
-    counted_model = counted_model or (shipped_counted_model() if deep is not None else None)
+    evidence_given = deep is not None and conditional_share is not None
+    counted_model = counted_model or (shipped_counted_model() if evidence_given else None)
     p_counted = None
-    if deep is not None and counted_model is not None and spectral_share is not None:
-        if deep.shape[:2] != shape:
-            raise ValueError(f"deep change evidence {deep.shape[:2]} does not match the grid {shape}")
+    if evidence_given and counted_model is not None and spectral_share is not None:
+        if deep.shape[:2] != shape or conditional_share.shape != shape:
+            raise ValueError(f"deep / conditional change evidence {deep.shape[:2]} / {conditional_share.shape} "
+                             f"does not match the grid {shape}")
         p_counted = np.where(both, counted_model.probability(share, share if built_share is None else built_share,
-                                                             deep), np.nan)
+                                                             deep, conditional_share), np.nan)
         # a confident pair inside agriculture and grassland, with no hint of built-up on either date, is the
         # season's work (harvest, ploughing, crop rotation), not a building site
         farmed = groups == group_of_classes(("AnnualCrop",))[0]
@@ -361,7 +368,8 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
     state[np.isin(kind, COUNTED_KINDS)] = ChangeState.CHANGED
     state[kind == ChangeKind.OUTSIDE] = ChangeState.OUTSIDE
     group_distance = np.where(both, tv_distance(pa @ gm, pb @ gm), np.nan)
-    score = np.where(both, group_distance if spectral_share is None else share, np.nan)
+    score = np.where(both, group_distance if spectral_share is None else share if p_counted is None else p_counted,
+                     np.nan)
     counted = (state == ChangeState.CHANGED) | (state == ChangeState.UNCHANGED)
     tc, tha = np.zeros((n, n), dtype=np.int64), np.zeros((n, n))
     np.add.at(tc, (ka[counted], kb[counted]), 1)
@@ -373,7 +381,8 @@ def compare(a: ClassMap, b: ClassMap, thresholds: ChangeThresholds | None = None
         _marginal_map(a, marg_a), _marginal_map(b, marg_b), a, b, thresholds, kind, state, score, p_change,
         p_evidence, share, share if built_share is None else built_share.astype(np.float64), ka, kb, pair_p, tha, tc, float(a.area_ha[own_flip & (a.area_ha > 0)].sum()),
         float(a.area_ha[within].sum()) if thresholds.level == "group" else 0.0, p_counted,
-        None if deep is None else deep.astype(np.float32), counted_model if p_counted is not None else None)
+        None if deep is None else deep.astype(np.float32), counted_model if p_counted is not None else None,
+        None if conditional_share is None else conditional_share.astype(np.float32))
 
 
 def measured_change_skill(path: Path = CHANGE_EVALUATION) -> dict | None:

@@ -112,6 +112,7 @@ def cell_features(change: ChangeResult) -> dict[str, Any]:
             "transition": change.transition_kind(ka, kb) if ka >= 0 and kb >= 0 else None,
             "change_score": num(change.score[r, c]),
             "spectral_share": num(change.spectral_share[r, c]),
+            "conditional_share": None if change.conditional_share is None else num(change.conditional_share[r, c]),
             "built_up_change": num(built[r, c]),
             "area_ha": round(float(a.area_ha[r, c]), 4),
         }

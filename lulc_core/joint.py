@@ -137,15 +137,19 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int
 
 
 #: The inputs of :class:`CountedChangeModel`, in order: the cell's 10 m spectral share, its share
-#: tolerant of 1 px of misregistration, and the deep change features (:mod:`lulc_core.deep_change`).
-COUNTED_INPUTS: tuple[str, ...] = ("share", "built_share", "conv1_share", "conv1_mean", "layer1_share", "layer1_mean")
+#: tolerant of 1 px of misregistration, the deep change features (:mod:`lulc_core.deep_change`) and
+#: the share of conditional change (:mod:`lulc_core.conditional`).
+COUNTED_INPUTS: tuple[str, ...] = ("share", "built_share", "conv1_share", "conv1_mean", "layer1_share", "layer1_mean",
+                                   "conditional_share")
 
 
-def counted_inputs(share: np.ndarray, built_share: np.ndarray, deep: np.ndarray) -> np.ndarray:
-    """(..., 6) model inputs: logits of the shares (clipped to [floor, 1 - floor]; NaN as no change),
+def counted_inputs(share: np.ndarray, built_share: np.ndarray, deep: np.ndarray,
+                   conditional_share: np.ndarray) -> np.ndarray:
+    """(..., 7) model inputs: logits of the shares (clipped to [floor, 1 - floor]; NaN as no change),
     logs of the mean distances (NaN as 0)."""
     cols = []
-    for k, v in zip(COUNTED_INPUTS, [share, built_share] + [deep[..., i] for i in range(deep.shape[-1])]):
+    for k, v in zip(COUNTED_INPUTS, [share, built_share] + [deep[..., i] for i in range(deep.shape[-1])]
+                    + [conditional_share]):
         v = np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0)
         if k.endswith("share"):
             v = np.clip(v, SHARE_FLOOR, 1 - SHARE_FLOOR)
@@ -162,7 +166,7 @@ class CountedChangeModel:
     above which a cell's change is counted (chosen for the best F1 of the counted change on the
     training areas). Inputs are clipped to the range seen in fitting (``low`` / ``high``): the model
     is not extrapolated (a scene against itself has mean distances of 0, far below any fitted cell).
-    Only summary numbers: 6 means, scales, lows and highs, 7 weights and the threshold."""
+    Only summary numbers: 7 means, scales, lows and highs, 8 weights and the threshold."""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
@@ -171,18 +175,19 @@ class CountedChangeModel:
     low: tuple[float, ...] | None = None
     high: tuple[float, ...] | None = None
 
-    def probability(self, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray) -> np.ndarray:
-        x = counted_inputs(share, built_share, deep)
+    def probability(self, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray,
+                    conditional_share: np.ndarray) -> np.ndarray:
+        x = counted_inputs(share, built_share, deep, conditional_share)
         if self.low is not None and self.high is not None:
             x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
         x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1 / (1 + np.exp(-(self.weights[0] + x @ np.asarray(self.weights[1:]))))
 
     @classmethod
-    def fit(cls, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray, changed: np.ndarray,
-            l2: float = 1e-3, iterations: int = 50) -> "CountedChangeModel":
+    def fit(cls, share: np.ndarray, built_share: np.ndarray, deep: np.ndarray, conditional_share: np.ndarray,
+            changed: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> "CountedChangeModel":
         """Maximum-likelihood fit (Newton's method, a little ridge) on cells; threshold left at 0.5."""
-        x = counted_inputs(share, built_share, deep)
+        x = counted_inputs(share, built_share, deep, conditional_share)
         mean, scale = x.mean(0), x.std(0) + 1e-9
         w = fit_logistic((x - mean) / scale, np.asarray(changed, dtype=np.float64), l2, iterations)
         return cls(tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, w)), 0.5,

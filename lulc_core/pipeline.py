@@ -16,6 +16,7 @@ from lulc_core.aoi import AOI
 from lulc_core.change import ChangeResult, ChangeThresholds, compare
 from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
 from lulc_core.collection import get_collection
+from lulc_core.conditional import ConditionalChange, conditional_change
 from lulc_core.deep_change import DeepChange, deep_change
 from lulc_core.classify import ClassMap, classify_cells
 from lulc_core.scene import Acquisition, DateWindow, Scene, check_window_order
@@ -53,6 +54,7 @@ class Analysis:
     provider: str
     notes: list[str] = field(default_factory=list)
     deep: DeepChange | None = None  # the deep change evidence (None without the per-window classifier)
+    conditional: ConditionalChange | None = None  # the conditional 10 m change (lulc_core.conditional)
 
     @property
     def grid(self):
@@ -71,8 +73,9 @@ class Analysis:
         """The same analysis with other change thresholds (no refetch, no reclassification)."""
         return Analysis(self.aoi, self.a, self.b, self.spectral,
                         compare(self.a.classes, self.b.classes, thresholds, self.change.spectral_share,
-                                built_share=self.change.built_share, deep=self.change.deep),
-                        self.provider, self.notes, self.deep)
+                                built_share=self.change.built_share, deep=self.change.deep,
+                                conditional_share=self.change.conditional_share),
+                        self.provider, self.notes, self.deep, self.conditional)
 
 
 def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider, dense_classifier,
@@ -127,6 +130,8 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
     share = spectral.share(cell_px)
     built_share = spectral_change(out[0].scene, out[1].scene, tolerance_px=BUILT_TOLERANCE_PX,
                                   normalisation=spectral.normalisation).share(cell_px)
+    report("spectral change")(0.4, "conditional change per spectral stratum")
+    conditional = conditional_change(out[0].scene, out[1].scene)
     deep = None
     if classifier is not None:
         report("spectral change")(0.6, "deep change vectors")
@@ -140,5 +145,6 @@ def run_analysis(aoi: AOI, window_a: DateWindow, window_b: DateWindow, provider,
         notes.append("The two dates share too few clear pixels for spectral change evidence.")
     return Analysis(aoi, out[0], out[1], spectral,
                     compare(out[0].classes, out[1].classes, thresholds, share, built_share=built_share,
-                            deep=None if deep is None or deep.thresholds is None else deep.features),
-                    getattr(provider, "name", "?"), notes, deep)
+                            deep=None if deep is None or deep.thresholds is None else deep.features,
+                            conditional_share=conditional.share(cell_px)),
+                    getattr(provider, "name", "?"), notes, deep, conditional)

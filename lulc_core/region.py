@@ -53,14 +53,16 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from lulc_core.cells import MAX_CLOUD_SHARE, MAX_NODATA_SHARE
+from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classify import ClassMap
+from lulc_core.conditional import fit_conditional
 from lulc_core.deep_change import ChannelSums, DistanceSums
-from lulc_core.region_tasks import clear_stash, tile_classify, tile_decide, tile_measure
+from lulc_core.region_tasks import MAGNITUDES, clear_stash, tile_classify, tile_decide, tile_measure
 from lulc_core.spectral import MIN_PIXELS, PIF_SHARE, SAMPLE_PIXELS, fit_normalisation_samples, threshold_from_sums
 from lulc_core.tiles import DENSE_TILE_PX, Tile, plan_tiles
 
 RETRIES = 2  # a failing tile is tried this many more times (on any worker) before it is reported
-FORMAT = 3  # of the per-tile files (2: samples by pixel key; 3: deep change evidence)
+FORMAT = 4  # of the per-tile files (2: samples by pixel key; 3: deep change evidence; 4: conditional change)
 GB = 2**30
 #: Tiles keep pixels for the normalisation's sample up to this many times SAMPLE_PIXELS in all.
 SAMPLE_MARGIN = 4
@@ -218,9 +220,10 @@ def sample_key_bound(core_px: int) -> int:
     return 2**64 - 1 if share >= 1.0 else int(share * 2**64)
 
 
-def pool_normalisation(p1: list[dict[str, Any]]) -> dict[str, list[float]] | None:
-    """The normalisation fitted on the region's sample: the :data:`SAMPLE_PIXELS` lowest pixel keys of
-    the tiles' samples, in key order, as one run over the region samples them (None under
+def pool_normalisation(p1: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The normalisation and the conditional change model (:mod:`lulc_core.conditional`, key
+    ``conditional``) fitted on the region's sample: the :data:`SAMPLE_PIXELS` lowest pixel keys of the
+    tiles' samples, in key order, as one run over the region samples them (None under
     :data:`~lulc_core.spectral.MIN_PIXELS` comparable pixels in the region)."""
     total = sum(int(r["n_valid"]) for r in p1)
     if total < MIN_PIXELS:
@@ -229,9 +232,10 @@ def pool_normalisation(p1: list[dict[str, Any]]) -> dict[str, list[float]] | Non
     xa = np.concatenate([r["sample_a"] for r in p1], 1)
     xb = np.concatenate([r["sample_b"] for r in p1], 1)
     order = np.argsort(keys, kind="stable")[:SAMPLE_PIXELS]
-    gain, offset, noise = fit_normalisation_samples(xa[:, order].astype(np.float64),
-                                                    xb[:, order].astype(np.float64), PIF_SHARE)
-    return {"gain": gain.tolist(), "offset": offset.tolist(), "noise": noise.tolist()}
+    xa, xb = xa[:, order].astype(np.float64), xb[:, order].astype(np.float64)
+    gain, offset, noise = fit_normalisation_samples(xa, xb, PIF_SHARE)
+    return {"gain": gain.tolist(), "offset": offset.tolist(), "noise": noise.tolist(),
+            "conditional": fit_conditional(xa, xb, tuple(EUROSAT_BAND_ORDER)).to_json()}
 
 
 def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=None,
@@ -283,11 +287,11 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
         sums = [json.loads(p2_path[t.key].read_text()) for t in ok]
         n = sum(s["n"] for s in sums)
         thr = tuple(threshold_from_sums(n, sum(s[k][0] for s in sums), sum(s[k][1] for s in sums))
-                    for k in ("plain", "tolerant"))
+                    for k in MAGNITUDES)
         deep_thr = (sum((DistanceSums(s["deep"]) for s in sums), DistanceSums()).thresholds()
                     if channel_sd is not None and all("deep" in s for s in sums) else None)
     else:
-        thr, deep_thr = (float("nan"), float("nan")), None
+        thr, deep_thr = (float("nan"),) * len(MAGNITUDES), None
     tkey = hashlib.sha256(json.dumps([nkey, thr, deep_thr]).encode()).hexdigest()[:12]
     p3_path = {t.key: work / f"{t.key}.decide-{tkey}.npz" for t in ok}
     _run_pass(client, "3/3 decide", tile_decide, [t for t in ok if not p3_path[t.key].exists()],
@@ -303,7 +307,7 @@ def run_region(geometry, cfg: RegionConfig, out: str | Path, client, thresholds=
     for t in ok:
         writer.add(t, tile_change(t, p1[t.key], _load(p3_path[t.key]), thresholds))
     spectral = {"normalisation": norm, "threshold": thr[0], "built_threshold": thr[1],
-                "deep_thresholds": deep_thr}
+                "conditional_threshold": thr[2], "deep_thresholds": deep_thr}
     result = RegionResult(out, len(tiles), [t.key for t in ok], failed, sum(t.area_km2 for t in ok),
                           time.monotonic() - t0, [], skipped=skipped)
     result.outputs = writer.finish(name, spectral, failed)
@@ -323,4 +327,4 @@ def tile_change(tile: Tile, p1: dict[str, Any], p3: dict[str, Any], thresholds):
     maps = [ClassMap(grid, p1[f"probs_{k}"], p1[f"status_{k}"], p1["area_ha"], names, p1[f"refined_{k}"])
             for k in "ab"]
     return compare(maps[0], maps[1], thresholds, p3["spectral_share"], built_share=p3["built_share"],
-                   deep=p3.get("deep")), p3["change_10m"]
+                   deep=p3.get("deep"), conditional_share=p3.get("conditional_share")), p3["change_10m"]

@@ -26,12 +26,15 @@ import numpy as np
 
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classify import classify_cells
+from lulc_core.conditional import ConditionalModel, conditional_magnitude
 from lulc_core.deep_change import LAYERS as DEEP_LAYERS
 from lulc_core.deep_change import DeepFeatures, DistanceSums, cell_features, change_distance, channel_sums
 from lulc_core.grid import STEP_PX, share_in_blocks
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
 from lulc_core.spectral import CHANGE_BANDS, SAMPLE_PIXELS, change_magnitude, sample_pixels
 from lulc_core.tiles import Tile
+
+ALL_BANDS = tuple(EUROSAT_BAND_ORDER)  # the stash keeps every band: the conditional change predicts from all 13
 
 if TYPE_CHECKING:
     from lulc_core.region import RegionConfig
@@ -208,8 +211,8 @@ def _fetch(cfg: RegionConfig, tile: Tile):
 
 
 def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.ndarray]:
-    """The change bands of both dates and the comparable pixels of a tile: from this worker's stash,
-    else fetched (through the scene cache) and stashed."""
+    """Both dates' bands (:data:`ALL_BANDS`) and the comparable pixels of a tile: from this worker's
+    stash, else fetched (through the scene cache) and stashed."""
     path = _stash_dir(cfg) / f"{tile.key}.npz"
     if scenes is None:
         try:
@@ -218,7 +221,7 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
         except (OSError, ValueError, KeyError):
             scenes = _fetch(cfg, tile)[1]
     a, b = scenes
-    idx = [list(a.bands).index(n) for n in CHANGE_BANDS]
+    idx = [list(a.bands).index(n) for n in ALL_BANDS]
     out = {"a": a.data[idx], "b": b.data[idx], "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,22 +265,29 @@ def tile_classify(cfg: RegionConfig, tile: Tile, key_below: int) -> dict[str, An
     for label, s in zip("ab", scenes):
         out[f"sample_{label}"] = s.data.reshape(len(s.bands), -1)[:, idx]
     bands = _change_bands(cfg, tile, scenes)
-    out["deep_sums"] = channel_sums(DeepFeatures(worker_classifier(cfg)), bands["a"], bands["b"], CHANGE_BANDS,
+    out["deep_sums"] = channel_sums(DeepFeatures(worker_classifier(cfg)), bands["a"], bands["b"], ALL_BANDS,
                                     bands["valid"], tile.core_in_tile).to_json()
     return out
 
 
-def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]]) -> tuple[np.ndarray, ...]:
+#: The per-pixel change magnitudes a tile measures, in order (each with its region-wide threshold).
+MAGNITUDES = ("plain", "tolerant", "conditional")
+
+
+def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """The comparable pixels and the :data:`MAGNITUDES` of a tile, with the region's normalisation and
+    conditional model (``norm``)."""
     from types import SimpleNamespace
 
     d = _change_bands(cfg, tile)
-    sel = [list(EUROSAT_BAND_ORDER).index(n) for n in CHANGE_BANDS]  # the normalisation covers all 13 bands
-    gain, offset, noise = (np.asarray(norm[k])[sel] for k in ("gain", "offset", "noise"))
-    a = SimpleNamespace(data=d["a"], bands=CHANGE_BANDS)
-    b = SimpleNamespace(data=d["b"], bands=CHANGE_BANDS)
+    gain, offset, noise = (np.asarray(norm[k]) for k in ("gain", "offset", "noise"))  # all 13 bands
+    a = SimpleNamespace(data=d["a"], bands=ALL_BANDS)
+    b = SimpleNamespace(data=d["b"], bands=ALL_BANDS)
     mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
                  for tol in (0, BUILT_TOLERANCE_PX))
-    return d["valid"], *mags
+    conditional = conditional_magnitude(d["a"], d["b"], ALL_BANDS, d["valid"],
+                                        ConditionalModel.from_json(norm["conditional"]))
+    return d["valid"], *mags, conditional
 
 
 def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[float]]) -> dict[str, np.ndarray]:
@@ -292,7 +302,7 @@ def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[flo
         pass
     d = _change_bands(cfg, tile)
     sd = {k: np.asarray(v) for k, v in channel_sd.items()}
-    out = change_distance(DeepFeatures(worker_classifier(cfg)), d["a"], d["b"], CHANGE_BANDS, d["valid"], sd,
+    out = change_distance(DeepFeatures(worker_classifier(cfg)), d["a"], d["b"], ALL_BANDS, d["valid"], sd,
                           tile.core_in_tile)
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -312,14 +322,14 @@ def _sd_key(channel_sd: dict[str, list[float]]) -> bytes:
 
 
 @region_task
-def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
+def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, Any],
                  channel_sd: dict[str, list[float]] | None = None) -> dict[str, Any]:
-    """Pass 2: count, sum and sum of squares of the core's change magnitudes (plain, tolerant) and,
+    """Pass 2: count, sum and sum of squares of the core's change magnitudes (:data:`MAGNITUDES`) and,
     with the region's ``channel_sd``, of its deep change distances."""
     y0, x0, y1, x1 = tile.core_in_tile
     valid, *mags = _magnitudes(cfg, tile, norm)
     out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
-    for name, m in zip(("plain", "tolerant"), mags):
+    for name, m in zip(MAGNITUDES, mags):
         v = m[y0:y1, x0:x1]
         v = v[np.isfinite(v)].astype(np.float64)
         out[name] = [float(v.sum()), float(np.square(v).sum())]
@@ -331,16 +341,16 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]],
 
 
 @region_task
-def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | None,
-                thresholds: tuple[float, float], channel_sd: dict[str, list[float]] | None = None,
+def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, Any] | None,
+                thresholds: tuple[float, ...], channel_sd: dict[str, list[float]] | None = None,
                 deep_thresholds: dict[str, float] | None = None) -> dict[str, Any]:
-    """Pass 3: each core cell's share of changed pixels (plain and tolerant), its deep change features
-    (with the region's channel scales and thresholds; else none) and the core's 10 m change (1
-    changed, 0 not, 255 not comparable)."""
+    """Pass 3: each core cell's share of changed pixels (one per :data:`MAGNITUDES`, with its region
+    threshold in ``thresholds``), its deep change features (with the region's channel scales and
+    thresholds; else none) and the core's 10 m change (1 changed, 0 not, 255 not comparable)."""
     y0, x0, y1, x1 = tile.core_in_tile
     if norm is None:  # too few comparable pixels in the region: no spectral evidence anywhere
         valid = _change_bands(cfg, tile)["valid"][y0:y1, x0:x1]
-        shares = [share_in_blocks(np.zeros_like(valid), valid, STEP_PX)] * 2
+        shares = [share_in_blocks(np.zeros_like(valid), valid, STEP_PX)] * len(MAGNITUDES)
         changed10 = np.where(valid, 0, 255).astype(np.uint8)
     else:
         valid, *mags = _magnitudes(cfg, tile, norm)
@@ -352,7 +362,8 @@ def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, list[float]] | No
             shares.append(share_in_blocks(changed, valid, STEP_PX))
             if changed10 is None:
                 changed10 = np.where(valid, changed, 255).astype(np.uint8)
-    out = {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "change_10m": changed10}
+    out = {"key": tile.key, "spectral_share": shares[0], "built_share": shares[1], "conditional_share": shares[2],
+           "change_10m": changed10}
     if channel_sd is not None and deep_thresholds is not None:
         out["deep"] = cell_features(_deep_distance(cfg, tile, channel_sd), deep_thresholds, STEP_PX)
     return out

@@ -20,8 +20,10 @@ def change_rule_text(thresholds: ChangeThresholds, counted: CountedChangeModel |
     level = "land-cover group" if thresholds.level == "group" else "class"
     if counted is not None:
         built = ("<b>built-up change</b> (counted): no land-cover change, but change evidence of the kind that "
-                 "construction, demolition and new roads leave, judged jointly from the cell's 10 m spectral change "
-                 "and the change in the classifier's own early layers (deep change vectors): P(counted change) of at "
+                 "construction, demolition and new roads leave, judged jointly from the cell's 10 m spectral change, "
+                 "its conditional change (pixels unlike what their kind of surface did between the dates, so a season "
+                 "that moves every field alike is not change) and the change in the classifier's own early layers "
+                 "(deep change vectors): P(counted change) of at "
                  f"least {counted.threshold:.2f} by a model fitted on OSCD urban change maps, except where both dates "
                  "are confidently agriculture or grassland with no sign of built-up (the season's work); the cell "
                  "need not be classified built-up on either date (a building site on a field rarely is); ")
@@ -37,8 +39,8 @@ def change_rule_text(thresholds: ChangeThresholds, counted: CountedChangeModel |
             f"probability of at least {thresholds.confidence:.2f}; " + built + "<b>natural dynamics</b> "
             f"(shown, not counted): at least {100 * thresholds.min_spectral:.0f}% of its 10 m pixels changed "
             "otherwise (harvest, crop rotation, phenology, water level); <b>uncertain</b>: cloudy or no data on "
-            "either date, or not confident; <b>unchanged</b>: the rest. Change score (0..1): the share of the "
-            "cell's 10 m pixels with spectral change.")
+            "either date, or not confident; <b>unchanged</b>: the rest. Change score (0..1): "
+            + ("P(counted change)." if counted is not None else "the share of the cell's 10 m pixels with spectral change."))
 
 
 def change_skill_text(skill: dict | None) -> str:
@@ -73,7 +75,10 @@ def why_cell(change: ChangeResult, row: int, col: int) -> str:
         d = change.deep[row, col]
         deep = (f"{100 * d[0]:.0f}% of its stem and {100 * d[2]:.0f}% of its layer-1 locations changed in the "
                 "classifier's early layers" if np.isfinite(d).all() else "no deep change evidence")
-        parts.append(f"{deep}, so P(counted change) {change.p_counted[row, col]:.2f}")
+        c = np.nan if change.conditional_share is None else change.conditional_share[row, col]
+        conditional = (f"{100 * c:.0f}% of its 10 m pixels unlike what their kind of surface did (conditional change)"
+                       if np.isfinite(c) else "no conditional change evidence")
+        parts.append(f"{conditional}; {deep}, so P(counted change) {change.p_counted[row, col]:.2f}")
     ka, kb = int(change.label_a[row, col]), int(change.label_b[row, col])
     if ka >= 0 and kb >= 0:
         level = "group" if change.thresholds.level == "group" else "class"

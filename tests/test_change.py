@@ -168,6 +168,7 @@ def test_kinds_with_the_deep_change_evidence_on_real_imagery():
     from dataclasses import replace
 
     from lulc_core.classify import classify_cells
+    from lulc_core.conditional import conditional_change
     from lulc_core.deep_change import deep_change
     from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
@@ -193,7 +194,7 @@ def test_kinds_with_the_deep_change_evidence_on_real_imagery():
         deep = deep_change(clf, scene.data, other.data, scene.bands, sp.valid, ca.status.shape, px)
         ch = compare(ca, classify_cells(other, aoi, dense), ChangeThresholds(), sp.share(px),
                      built_share=spectral_change(scene, other, tolerance_px=BUILT_TOLERANCE_PX).share(px),
-                     deep=deep.features)
+                     deep=deep.features, conditional_share=conditional_change(scene, other).share(px))
         return ch.kind, ch
 
     def paste(b):
@@ -209,7 +210,8 @@ def test_kinds_with_the_deep_change_evidence_on_real_imagery():
 
     cell = next(f["properties"] for f in cell_features(ch)["features"] if (f["properties"]["row"], f["properties"]["col"]) == (4, 0))
     assert cell["change"] == "changed" and cell["change_kind"] == "built-up change"
-    assert cell["p_counted"] >= ch.counted_model.threshold
+    assert cell["p_counted"] >= ch.counted_model.threshold and cell["change_score"] == cell["p_counted"]
+    assert cell["conditional_share"] > 0.5  # the town's pixels are unlike anything the field's stratum did
     # nothing counted beyond the cells around the piece (the early layers see 23 px around a location)
     assert ch.counted[7:].sum() + ch.counted[:3].sum() + ch.counted[:, 3:].sum() == 0
     kind, ch = kinds(redden)
@@ -363,7 +365,9 @@ def test_pipeline_without_refinement_is_the_dense_pass_and_refinement_changes_on
     # the classifier also gives the deep change evidence: the same decision over the dense pass's maps
     assert off.change.deep is not None and plain.change.deep is None
     same = compare(plain.a.classes, plain.b.classes, plain.change.thresholds, plain.change.spectral_share,
-                   built_share=plain.change.built_share, deep=off.change.deep)
+                   built_share=plain.change.built_share, deep=off.change.deep,
+                   conditional_share=plain.change.conditional_share)
+    assert same.p_counted is not None
     np.testing.assert_array_equal(off.change.state, same.state)
 
 
@@ -371,6 +375,7 @@ def test_a_scene_against_itself_or_a_1px_shifted_copy_counts_near_zero_change():
     from dataclasses import replace
 
     from lulc_core.classify import classify_cells
+    from lulc_core.conditional import conditional_change
     from lulc_core.deep_change import deep_change
     from lulc_core.model.classifier import Classifier
     from lulc_core.model.dense import DenseClassifier
@@ -398,10 +403,11 @@ def test_a_scene_against_itself_or_a_1px_shifted_copy_counts_near_zero_change():
         sp = spectral_change(scene, other)
         deep = deep_change(clf, scene.data, other.data, scene.bands, sp.valid, ca.status.shape, px)
         assert deep.thresholds is not None
+        conditional = conditional_change(scene, other)
         for evidence in (None, deep.features):  # the built-up share rule, then the deep change evidence
             ch = compare(ca, cb, ChangeThresholds(), sp.share(px),
                          built_share=spectral_change(scene, other, tolerance_px=BUILT_TOLERANCE_PX).share(px),
-                         deep=evidence)
+                         deep=evidence, conditional_share=conditional.share(px))
             assert (ch.p_counted is None) == (evidence is None)
             kinds = ch.kind_areas_ha()
             assert kinds["land-cover change"] + kinds["built-up change"] <= most * aoi.area_ha
