@@ -24,9 +24,9 @@ keys), so a region (which pools its tiles' samples) computes exactly one run's m
 
 Chosen on the OSCD change maps, leave one area out (``bench/eval_change_mad.py``): its cell share as
 a 7th input of the counted-change model raised the held-out AUROC of the cells' ranking from 0.885
-to 0.905-0.907 (16 strata, three k-means seeds) and the F1 of a thresholded model from 0.52 to
-0.56; alone it ranks cells a little worse than the plain share (0.87 against 0.88): it adds what the
-plain share misses. docs/CHANGE_EVALUATION.md has the product's figures.
+to 0.903-0.906 (16 strata, three k-means seeds); alone it ranks cells about as the plain share but
+differently per area: it adds what the plain share misses. In the product (``bench/eval_change_oscd.py``):
+change score AUROC 0.883 -> 0.903, counted-change F1 0.513 -> 0.534 (docs/CHANGE_EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -65,21 +65,19 @@ class ConditionalFit:
 
     def stratum(self, z: np.ndarray) -> np.ndarray:
         """Nearest stratum of each column of standardised (bands, N) ``z``."""
-        c = self.centres
-        return np.argmin((c * c).sum(1)[:, None] - 2 * (c @ z), axis=0)
+        return nearest(self.centres, z)
 
     def magnitude(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """RMS over the targets of the noise-scaled residual, for (bands, N) ``source`` and
-        (targets, N) ``target`` in DN."""
+        (targets, N) ``target`` in DN (every stratum's prediction at once, then each pixel's own)."""
         z = ((source - self.mean[:, None]) / self.scale[:, None]).astype(np.float32)
         label = self.stratum(z)
-        x = np.vstack([np.ones((1, z.shape[1]), np.float32), z])
-        out = np.empty(z.shape[1], np.float32)
-        for j in np.unique(label):
-            m = label == j
-            r = (target[:, m] - self.coef[j].T.astype(np.float32) @ x[:, m]) / self.noise[j][:, None].astype(np.float32)
-            out[m] = np.sqrt(np.square(r).mean(0))
-        return out
+        k, nx, nt = self.coef.shape
+        coef = self.coef.astype(np.float32)
+        pred = (z.T @ coef[:, 1:].transpose(1, 0, 2).reshape(nx - 1, k * nt)).reshape(-1, k, nt)
+        pred = np.take_along_axis(pred, label[:, None, None], 1)[:, 0] + coef[label, 0]
+        r = (target.T - pred) / self.noise.astype(np.float32)[label]
+        return np.sqrt(np.square(r).mean(1))
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k).tolist() for k in ("mean", "scale", "centres", "coef", "noise")}
@@ -87,6 +85,12 @@ class ConditionalFit:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ConditionalFit":
         return cls(*(np.asarray(d[k], dtype=np.float64) for k in ("mean", "scale", "centres", "coef", "noise")))
+
+
+def nearest(centres: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Index of the nearest of (k, bands) ``centres`` for each column of (bands, N) ``z``."""
+    c = centres.astype(z.dtype)
+    return np.argmin((c * c).sum(1)[None] - 2 * (z.T @ c.T), axis=1)
 
 
 def _kmeans(z: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -104,9 +108,10 @@ def _kmeans(z: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
         centres = np.vstack([centres, init[pick]])
         d2 = np.minimum(d2, ((init - init[pick]) ** 2).sum(1))
     for _ in range(KMEANS_ITERATIONS):
-        label = np.argmin((centres * centres).sum(1)[:, None] - 2 * (centres @ z), axis=0)
-        count = np.bincount(label, minlength=len(centres))
-        sums = np.stack([np.bincount(label, weights=row, minlength=len(centres)) for row in z], 1)
+        label = nearest(centres, z)
+        onehot = np.zeros((z.shape[1], len(centres)))
+        onehot[np.arange(z.shape[1]), label] = 1.0
+        count, sums = onehot.sum(0), (z @ onehot).T
         new = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], centres)
         if np.allclose(new, centres):
             break
@@ -119,19 +124,22 @@ def _fit_direction(source: np.ndarray, target: np.ndarray, strata: int, seed: in
     mean, scale = source.mean(1), np.maximum(source.std(1), 1.0)
     z = (source - mean[:, None]) / scale[:, None]
     centres = _kmeans(z, strata, seed)
-    label = np.argmin((centres * centres).sum(1)[:, None] - 2 * (centres @ z), axis=0)
-    x = np.vstack([np.ones((1, z.shape[1])), z]).T
+    label = nearest(centres, z)
+    order = np.argsort(label, kind="stable")
+    x = np.vstack([np.ones((1, z.shape[1])), z])[:, order].T  # pixels grouped by stratum
+    y = target[:, order].T
+    bounds = np.searchsorted(label[order], np.arange(len(centres) + 1))
 
-    def fit(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        coef, *_ = np.linalg.lstsq(x[rows], target[:, rows].T, rcond=None)
-        r = target[:, rows].T - x[rows] @ coef
+    def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gram = x.T @ x
+        coef = np.linalg.solve(gram + 1e-9 * np.trace(gram) * np.eye(len(gram)), x.T @ y)  # least squares
+        r = y - x @ coef
         return coef, np.maximum(np.sqrt(np.median(r * r, 0) / CHI2_1_MEDIAN), NOISE_FLOOR_DN)
 
-    everything = fit(np.arange(z.shape[1]))
+    everything = fit(x, y)
     coefs, noises = [], []
-    for j in range(len(centres)):
-        rows = np.flatnonzero(label == j)
-        c, n = fit(rows) if len(rows) >= MIN_STRATUM_PIXELS else everything
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        c, n = fit(x[lo:hi], y[lo:hi]) if hi - lo >= MIN_STRATUM_PIXELS else everything
         coefs.append(c)
         noises.append(n)
     return ConditionalFit(mean, scale, centres, np.stack(coefs), np.stack(noises))
