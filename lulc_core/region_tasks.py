@@ -221,8 +221,10 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
         except (OSError, ValueError, KeyError):
             scenes = _fetch(cfg, tile)[1]
     a, b = scenes
-    idx = [list(a.bands).index(n) for n in ALL_BANDS]
-    out = {"a": a.data[idx], "b": b.data[idx], "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
+    def bands(s) -> np.ndarray:  # the scene's own array when already in that order (no 13-band copy)
+        return s.data if tuple(s.bands) == ALL_BANDS else s.data[[list(s.bands).index(n) for n in ALL_BANDS]]
+
+    out = {"a": bands(a), "b": bands(b), "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -276,7 +278,8 @@ MAGNITUDES = ("plain", "tolerant", "conditional")
 
 def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np.ndarray, ...]:
     """The comparable pixels and the :data:`MAGNITUDES` of a tile, with the region's normalisation and
-    conditional model (``norm``)."""
+    conditional model (``norm``); the conditional change is measured on the core only (all that the
+    passes read) and kept in the worker's stash for the next pass."""
     from types import SimpleNamespace
 
     d = _change_bands(cfg, tile)
@@ -285,9 +288,32 @@ def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np
     b = SimpleNamespace(data=d["b"], bands=ALL_BANDS)
     mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
                  for tol in (0, BUILT_TOLERANCE_PX))
-    conditional = conditional_magnitude(d["a"], d["b"], ALL_BANDS, d["valid"],
-                                        ConditionalModel.from_json(norm["conditional"]))
-    return d["valid"], *mags, conditional
+    return d["valid"], *mags, _conditional(cfg, tile, norm["conditional"], d)
+
+
+def _conditional(cfg: RegionConfig, tile: Tile, model: dict[str, Any], d: dict[str, np.ndarray]) -> np.ndarray:
+    """The tile's conditional change magnitude (NaN outside the core): from this worker's stash when
+    measured with the same model, else measured and stashed."""
+    path = _stash_dir(cfg) / f"{tile.key}.conditional.npz"
+    key = _sd_key(model)
+    try:
+        with np.load(path) as z:
+            if z["model_key"].tobytes() == key:
+                return z["magnitude"]
+    except (OSError, ValueError, KeyError):
+        pass
+    y0, x0, y1, x1 = tile.core_in_tile
+    core = np.zeros_like(d["valid"])
+    core[y0:y1, x0:x1] = d["valid"][y0:y1, x0:x1]
+    magnitude = conditional_magnitude(d["a"], d["b"], ALL_BANDS, core, ConditionalModel.from_json(model))
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, model_key=np.frombuffer(key, np.uint8), magnitude=magnitude)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return magnitude
 
 
 def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[float]]) -> dict[str, np.ndarray]:
@@ -314,7 +340,7 @@ def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[flo
     return out
 
 
-def _sd_key(channel_sd: dict[str, list[float]]) -> bytes:
+def _sd_key(channel_sd: dict[str, Any]) -> bytes:
     import hashlib
     import json
 
