@@ -70,7 +70,7 @@ class ConditionalFit:
     def magnitude(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """RMS over the targets of the noise-scaled residual, for (bands, N) ``source`` and
         (targets, N) ``target`` in DN (every stratum's prediction at once, then each pixel's own)."""
-        z = ((source - self.mean[:, None]) / self.scale[:, None]).astype(np.float32)
+        z = (source - self.mean.astype(np.float32)[:, None]) * (1 / self.scale).astype(np.float32)[:, None]
         label = self.stratum(z)
         k, nx, nt = self.coef.shape
         coef = self.coef.astype(np.float32)

@@ -22,8 +22,10 @@ passes:
 3. *decide*: with the region's two thresholds, each core cell's share of changed pixels; the
    client then runs the (per-cell) change decision and writes the mosaics.
 
-The deep change evidence (:mod:`lulc_core.deep_change`) has the same two global steps and follows
-the same passes: pass 1 adds each core's per-channel sums of the early layers (the region's channel
+The conditional change (:mod:`lulc_core.conditional`) is fitted on the same pooled sample as the
+normalisation (pass 2's ``norm`` carries both), pass 2 adds its magnitude's sums (its threshold) and
+keeps the magnitude in the worker's stash, pass 3 its cell shares. The deep change evidence
+(:mod:`lulc_core.deep_change`) has the same two global steps and follows the same passes: pass 1 adds each core's per-channel sums of the early layers (the region's channel
 scales), pass 2 the sums of the scaled distances (the region's thresholds; the distances are kept in
 the worker's stash), pass 3 the cells' deep features.
 

@@ -277,43 +277,39 @@ MAGNITUDES = ("plain", "tolerant", "conditional")
 
 
 def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np.ndarray, ...]:
-    """The comparable pixels and the :data:`MAGNITUDES` of a tile, with the region's normalisation and
-    conditional model (``norm``); the conditional change is measured on the core only (all that the
-    passes read) and kept in the worker's stash for the next pass."""
+    """The core's comparable pixels and its :data:`MAGNITUDES`, with the region's normalisation and
+    conditional model (``norm``): from this worker's stash when measured with the same ``norm`` (pass
+    2 measures, pass 3 reads), else measured and stashed."""
     from types import SimpleNamespace
 
+    path = _stash_dir(cfg) / f"{tile.key}.magnitudes.npz"
+    key = _sd_key(norm)
+    try:
+        with np.load(path) as z:
+            if z["norm_key"].tobytes() == key:
+                return (z["valid"], *(z[k] for k in MAGNITUDES))
+    except (OSError, ValueError, KeyError):
+        pass
     d = _change_bands(cfg, tile)
+    y0, x0, y1, x1 = tile.core_in_tile
     gain, offset, noise = (np.asarray(norm[k]) for k in ("gain", "offset", "noise"))  # all 13 bands
     a = SimpleNamespace(data=d["a"], bands=ALL_BANDS)
     b = SimpleNamespace(data=d["b"], bands=ALL_BANDS)
-    mags = tuple(change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)
-                 for tol in (0, BUILT_TOLERANCE_PX))
-    return d["valid"], *mags, _conditional(cfg, tile, norm["conditional"], d)
-
-
-def _conditional(cfg: RegionConfig, tile: Tile, model: dict[str, Any], d: dict[str, np.ndarray]) -> np.ndarray:
-    """The tile's conditional change magnitude (NaN outside the core): from this worker's stash when
-    measured with the same model, else measured and stashed."""
-    path = _stash_dir(cfg) / f"{tile.key}.conditional.npz"
-    key = _sd_key(model)
-    try:
-        with np.load(path) as z:
-            if z["model_key"].tobytes() == key:
-                return z["magnitude"]
-    except (OSError, ValueError, KeyError):
-        pass
-    y0, x0, y1, x1 = tile.core_in_tile
-    core = np.zeros_like(d["valid"])
+    mags = [change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)[y0:y1, x0:x1]
+            for tol in (0, BUILT_TOLERANCE_PX)]
+    core = np.zeros_like(d["valid"])  # the conditional change is measured on the core only
     core[y0:y1, x0:x1] = d["valid"][y0:y1, x0:x1]
-    magnitude = conditional_magnitude(d["a"], d["b"], ALL_BANDS, core, ConditionalModel.from_json(model))
+    mags.append(conditional_magnitude(d["a"], d["b"], ALL_BANDS, core,
+                                      ConditionalModel.from_json(norm["conditional"]))[y0:y1, x0:x1])
+    valid = d["valid"][y0:y1, x0:x1]
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, model_key=np.frombuffer(key, np.uint8), magnitude=magnitude)
+            np.savez(f, norm_key=np.frombuffer(key, np.uint8), valid=valid, **dict(zip(MAGNITUDES, mags)))
         os.replace(tmp, path)
     except OSError:
         pass
-    return magnitude
+    return valid, *mags
 
 
 def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[float]]) -> dict[str, np.ndarray]:
@@ -352,12 +348,10 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, Any],
                  channel_sd: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """Pass 2: count, sum and sum of squares of the core's change magnitudes (:data:`MAGNITUDES`) and,
     with the region's ``channel_sd``, of its deep change distances."""
-    y0, x0, y1, x1 = tile.core_in_tile
     valid, *mags = _magnitudes(cfg, tile, norm)
-    out: dict[str, Any] = {"key": tile.key, "n": int(valid[y0:y1, x0:x1].sum())}
+    out: dict[str, Any] = {"key": tile.key, "n": int(valid.sum())}
     for name, m in zip(MAGNITUDES, mags):
-        v = m[y0:y1, x0:x1]
-        v = v[np.isfinite(v)].astype(np.float64)
+        v = m[np.isfinite(m)].astype(np.float64)
         out[name] = [float(v.sum()), float(np.square(v).sum())]
     if channel_sd is not None:
         sums = DistanceSums()
@@ -380,11 +374,10 @@ def tile_decide(cfg: RegionConfig, tile: Tile, norm: dict[str, Any] | None,
         changed10 = np.where(valid, 0, 255).astype(np.uint8)
     else:
         valid, *mags = _magnitudes(cfg, tile, norm)
-        valid = valid[y0:y1, x0:x1]
         shares, changed10 = [], None
         for m, thr in zip(mags, thresholds):
             with np.errstate(invalid="ignore"):
-                changed = m[y0:y1, x0:x1] > thr
+                changed = m > thr
             shares.append(share_in_blocks(changed, valid, STEP_PX))
             if changed10 is None:
                 changed10 = np.where(valid, changed, 255).astype(np.uint8)
