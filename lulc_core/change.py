@@ -96,8 +96,9 @@ KIND_DEFINITIONS = {
     ChangeKind.LAND_COVER: "the cell's most probable pair of classes on the two dates, decided jointly with its "
                            "own change evidence, moves between land-cover groups",
     ChangeKind.BUILT_UP: "change evidence of the kind construction, demolition and new roads leave (the 10 m "
-                         "spectral change and the change in the classifier's early layers, judged together by a "
-                         "model fitted on urban change maps), even without a group change and in a cell not yet "
+                         "spectral change, the pixels unlike what their kind of surface did between the dates and "
+                         "the change in the classifier's early layers, judged together by a model fitted on urban "
+                         "change maps), even without a group change and in a cell not yet "
                          "classed built-up, but not in fields or grassland on both dates with no sign of built-up "
                          "(the season's work); where the early layers give no evidence: strong 10 m change evidence "
                          "in a cell built-up on either date",
