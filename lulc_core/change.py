@@ -16,8 +16,9 @@ Definitions (shown in the dashboard, the report and the README):
   construction, demolition and new roads leave: with the deep change evidence
   (:mod:`lulc_core.deep_change`) and the conditional change (:mod:`lulc_core.conditional`),
   P(counted change) of at least the :class:`~lulc_core.joint.CountedChangeModel`'s threshold, from
-  the cell's 10 m shares, its deep change features and its share of conditional change, except in a cell confidently in agriculture and grassland on both dates with
-  a built-up probability under :data:`SEASONAL_MAX_BUILT` on both (the season's work); the cell
+  the cell's 10 m shares, its deep change features and its share of conditional change, except in
+  a cell confidently in agriculture and grassland on both dates with a built-up probability under
+  :data:`SEASONAL_MAX_BUILT` on both (the season's work); the cell
   need not be built-up on either date. Without the deep evidence: at least
   ``min_built_spectral`` of the cell's 10 m pixels changed and the cell is built-up on either date.
 - **natural dynamics** (shown, not counted): at least ``min_spectral`` of the 10 m pixels
@@ -189,7 +190,7 @@ class ChangeResult:
     transition_cells: np.ndarray
     independent_flip_ha: float  # the two dates' own argmaxes change group, the joint decision keeps it
     within_group_ha: float  # the pair changes class inside one group (natural dynamics at group level)
-    p_counted: np.ndarray | None = None  # P(counted change | 10 m shares, deep change), when deep evidence was given
+    p_counted: np.ndarray | None = None  # P(counted change | the evidence), when deep and conditional evidence were given
     deep: np.ndarray | None = None  # (rows, cols, 4) deep change features (lulc_core.deep_change.FEATURES)
     counted_model: CountedChangeModel | None = None  # the model behind p_counted
     conditional_share: np.ndarray | None = None  # share of conditional 10 m change (lulc_core.conditional)

@@ -283,7 +283,7 @@ def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np
     from types import SimpleNamespace
 
     path = _stash_dir(cfg) / f"{tile.key}.magnitudes.npz"
-    key = _sd_key(norm)
+    key = _json_key(norm)
     try:
         with np.load(path) as z:
             if z["norm_key"].tobytes() == key:
@@ -318,7 +318,7 @@ def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[flo
     path = _stash_dir(cfg) / f"{tile.key}.deep.npz"
     try:
         with np.load(path) as z:
-            if z["sd_key"].tobytes() == _sd_key(channel_sd):
+            if z["sd_key"].tobytes() == _json_key(channel_sd):
                 return {k: z[k] for k in DEEP_LAYERS}
     except (OSError, ValueError, KeyError):
         pass
@@ -329,18 +329,19 @@ def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[flo
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, sd_key=np.frombuffer(_sd_key(channel_sd), np.uint8), **out)
+            np.savez(f, sd_key=np.frombuffer(_json_key(channel_sd), np.uint8), **out)
         os.replace(tmp, path)
     except OSError:
         pass
     return out
 
 
-def _sd_key(channel_sd: dict[str, Any]) -> bytes:
+def _json_key(values: dict[str, Any]) -> bytes:
+    """A digest of JSON-able ``values`` (what a stashed result was computed with)."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(channel_sd, sort_keys=True).encode()).digest()
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).digest()
 
 
 @region_task
