@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -48,6 +49,17 @@ def cell_inputs(f: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return {k: v[g["use"]] for k, v in cols.items()}, g["truth"]
 
 
+def oscd_areas(shared: Path) -> Iterator[tuple[str, dict]]:
+    """(area, features) of each OSCD area with a change map (:func:`eval_change_oscd.area_features`
+    with the shipped dense model and the per-window classifier), in name order."""
+    index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
+    provider = E.DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
+    dense, clf = E.DenseClassifier(E.SHIPPED_DENSE), E.Classifier()
+    for area, info in sorted(index.items()):
+        if info.get("label"):
+            yield area, E.area_features(provider, area, info, shared, dense, clf, clf)
+
+
 def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2):
     """A standardised logistic model (lulc_core.joint.fit_logistic) fitted on X, y: its scoring function."""
     m, s = X.mean(0), X.std(0) + 1e-9
@@ -59,12 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     args = ap.parse_args()
-    shared = Path(args.shared)
-    index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
-    provider = E.DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
-    dense, clf = E.DenseClassifier(E.SHIPPED_DENSE), E.Classifier()
-    data = [cell_inputs(E.area_features(provider, area, info, shared, dense, clf, clf))
-            for area, info in sorted(index.items()) if info.get("label")]
+    data = [cell_inputs(f) for _, f in oscd_areas(Path(args.shared))]
     base = ["share", "built", "c1s", "c1m", "l1s", "l1m"]
     ctx = ["share", "l1s", "built"]
     sets = {"10 m share alone (raw)": None, "6 inputs": base,

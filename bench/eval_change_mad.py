@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import eval_change_oscd as E  # noqa: E402
-from eval_change_context import _logit, cell_inputs, fit  # noqa: E402
+from eval_change_context import _logit, cell_inputs, fit, oscd_areas  # noqa: E402
 
 from lulc_core.conditional import conditional_change, fit_conditional  # noqa: E402
 from lulc_core.grid import block_sums, share_in_blocks  # noqa: E402
@@ -184,16 +184,11 @@ def new_inputs(a, b, use: np.ndarray) -> dict[str, np.ndarray]:
 def load(shared: Path, cache: Path) -> list[dict]:
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
-    provider = E.DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
-    dense, clf = E.DenseClassifier(E.SHIPPED_DENSE), E.Classifier()
     data = []
-    for area, info in sorted(index.items()):
-        if info.get("label"):
-            f = E.area_features(provider, area, info, shared, dense, clf, clf)
-            cols, truth = cell_inputs(f)
-            data.append({"area": area, "cols": cols, "truth": truth, "use": f["cell"]["use"], "scenes": f["scenes"]})
-            print(f"features: {area}", file=sys.stderr, flush=True)
+    for area, f in oscd_areas(shared):
+        cols, truth = cell_inputs(f)
+        data.append({"area": area, "cols": cols, "truth": truth, "use": f["cell"]["use"], "scenes": f["scenes"]})
+        print(f"features: {area}", file=sys.stderr, flush=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(data))
     return data

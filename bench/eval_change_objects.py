@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import eval_change_oscd as E  # noqa: E402
-from eval_change_context import _logit, cell_inputs, fit  # noqa: E402
+from eval_change_context import _logit, cell_inputs, fit, oscd_areas  # noqa: E402
 
 from lulc_core.bands import band_indices  # noqa: E402
 from lulc_core.grid import block_sums, share_in_blocks  # noqa: E402
@@ -99,19 +99,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     shared = Path(ap.parse_args().shared)
-    index = json.loads((shared / "data" / "s2" / "index.json").read_text())["areas"]
-    provider = E.DemoProvider(shared / "data" / "s2" / "oscd", name="oscd")
-    dense, clf = E.DenseClassifier(E.SHIPPED_DENSE), E.Classifier()
+    dense = E.DenseClassifier(E.SHIPPED_DENSE)  # its last layer's features (the areas' own copy maps the cells)
     data = []
-    for area, info in sorted(index.items()):
-        if info.get("label"):
-            f = E.area_features(provider, area, info, shared, dense, clf, clf)
-            cols, truth = cell_inputs(f)
-            raw = {**object_inputs(f), **semantic_inputs(f, dense)}
-            cols.update({f"{k}_raw": v for k, v in raw.items()})
-            cols.update({k: _logit(raw[k]) for k in ("dense3", "dense5", "open3")})
-            cols.update({k: np.log(raw[k] + 1e-2) for k in ("rel_mean", "rel_p90", "sem_cos", "sem_rms")})
-            data.append((cols, truth))
+    for _, f in oscd_areas(shared):
+        cols, truth = cell_inputs(f)
+        raw = {**object_inputs(f), **semantic_inputs(f, dense)}
+        cols.update({f"{k}_raw": v for k, v in raw.items()})
+        cols.update({k: _logit(raw[k]) for k in ("dense3", "dense5", "open3")})
+        cols.update({k: np.log(raw[k] + 1e-2) for k in ("rel_mean", "rel_p90", "sem_cos", "sem_rms")})
+        data.append((cols, truth))
     truths = [t for _, t in data]
     for k in ("share", "dense3", "dense5", "open3", "rel_mean", "rel_p90", "sem_cos", "sem_rms"):
         ps = [c[k] if k == "share" else c[f"{k}_raw"] for c, _ in data]
