@@ -205,6 +205,13 @@ def test_region_as_tiles_gives_the_single_run_answer(single_run, region_run):
         assert (out / name).exists(), name
     with rasterio.open(out / f"change_10m_{epsg}.tif") as ds:
         assert ds.profile.get("tiled") and ds.overviews(1) is not None
+    # the region-wide steps equal the single run's: the normalisation and the conditional change model are
+    # fitted on the same sample, and the thresholds come from the same pixels
+    spectral = json.loads((out / "region.json").read_text())["spectral"]
+    assert spectral["threshold"] == pytest.approx(an.spectral.threshold, rel=1e-5)
+    assert spectral["conditional_threshold"] == pytest.approx(an.conditional.threshold, rel=1e-5)
+    np.testing.assert_allclose(spectral["normalisation"]["conditional"]["a_to_b"]["coef"],
+                               an.conditional.model.a_to_b.coef, rtol=1e-6, atol=1e-6)
     with rasterio.open(out / "change_cells.vrt") as ds:
         assert ds.crs.to_epsg() == int(epsg) and ds.read(1).shape == state.shape
     import geopandas as gpd
