@@ -190,7 +190,7 @@ class ChangeResult:
     transition_cells: np.ndarray
     independent_flip_ha: float  # the two dates' own argmaxes change group, the joint decision keeps it
     within_group_ha: float  # the pair changes class inside one group (natural dynamics at group level)
-    p_counted: np.ndarray | None = None  # P(counted change | the evidence), when deep and conditional evidence were given
+    p_counted: np.ndarray | None = None  # P(counted change | evidence), given deep and conditional evidence
     deep: np.ndarray | None = None  # (rows, cols, 4) deep change features (lulc_core.deep_change.FEATURES)
     counted_model: CountedChangeModel | None = None  # the model behind p_counted
     conditional_share: np.ndarray | None = None  # share of conditional 10 m change (lulc_core.conditional)

@@ -39,7 +39,7 @@ import numpy as np
 from lulc_core.grid import share_in_blocks
 from lulc_core.scene import Scene
 from lulc_core.spectral import (CHANGE_BANDS, CHANGE_SD, MIN_PIXELS, MIN_THRESHOLD, NOISE_FLOOR_DN, SAMPLE_PIXELS,
-                                sample_pixels, threshold_from_sums)
+                                magnitude_sums, sample_pixels, threshold_from_sums)
 
 STRATA = 16  # spectral strata (k-means clusters) per date
 KMEANS_INIT_PIXELS = 20_000  # k-means++ seeds from the sample's first pixels (lowest keys: deterministic)
@@ -205,12 +205,6 @@ class ConditionalChange:
     def share(self, block_px: int) -> np.ndarray:
         """Share of changed pixels among valid ones in each block_px square (NaN where none valid)."""
         return share_in_blocks(self.changed, self.valid, block_px)
-
-
-def magnitude_sums(magnitude: np.ndarray) -> tuple[float, float]:
-    """Sum and sum of squares of the finite magnitudes (a region adds its tiles')."""
-    m = magnitude[np.isfinite(magnitude)].astype(np.float64)
-    return float(m.sum()), float(np.square(m).sum())
 
 
 def conditional_change(a: Scene, b: Scene, model: ConditionalModel | None = None, seed: int = 0,

@@ -24,10 +24,11 @@ passes:
 
 The conditional change (:mod:`lulc_core.conditional`) is fitted on the same pooled sample as the
 normalisation (pass 2's ``norm`` carries both), pass 2 adds its magnitude's sums (its threshold) and
-keeps the magnitude in the worker's stash, pass 3 its cell shares. The deep change evidence
-(:mod:`lulc_core.deep_change`) has the same two global steps and follows the same passes: pass 1 adds each core's per-channel sums of the early layers (the region's channel
-scales), pass 2 the sums of the scaled distances (the region's thresholds; the distances are kept in
-the worker's stash), pass 3 the cells' deep features.
+keeps the magnitudes in the worker's stash, pass 3 its cell shares. The deep change evidence
+(:mod:`lulc_core.deep_change`) has the same two global steps and follows the same passes: pass 1
+adds each core's per-channel sums of the early layers (the region's channel scales), pass 2 the
+sums of the scaled distances (the region's thresholds; the distances are kept in the worker's
+stash), pass 3 the cells' deep features.
 
 Everything else (the recipe, the dense windows, the refine cascade, the cell status, the joint
 decision) is per window or per cell, and the tile geometry makes those equal a single run's.

@@ -27,11 +27,10 @@ import numpy as np
 from lulc_core.bands import EUROSAT_BAND_ORDER
 from lulc_core.classify import classify_cells
 from lulc_core.conditional import ConditionalModel, conditional_magnitude
-from lulc_core.deep_change import LAYERS as DEEP_LAYERS
 from lulc_core.deep_change import DeepFeatures, DistanceSums, cell_features, change_distance, channel_sums
 from lulc_core.grid import STEP_PX, share_in_blocks
 from lulc_core.pipeline import BUILT_TOLERANCE_PX
-from lulc_core.spectral import CHANGE_BANDS, SAMPLE_PIXELS, change_magnitude, sample_pixels
+from lulc_core.spectral import CHANGE_BANDS, SAMPLE_PIXELS, change_magnitude, magnitude_sums, sample_pixels
 from lulc_core.tiles import Tile
 
 ALL_BANDS = tuple(EUROSAT_BAND_ORDER)  # the stash keeps every band: the conditional change predicts from all 13
@@ -225,14 +224,36 @@ def _change_bands(cfg: RegionConfig, tile: Tile, scenes=None) -> dict[str, np.nd
         return s.data if tuple(s.bands) == ALL_BANDS else s.data[[list(s.bands).index(n) for n in ALL_BANDS]]
 
     out = {"a": bands(a), "b": bands(b), "valid": a.valid & b.valid & ~a.cloud & ~b.cloud}
+    _write_stash(path, out)
+    return out
+
+
+def _write_stash(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to a stash file atomically (another task may read it); a stash is a
+    convenience: if it cannot be written, the next pass computes (or fetches) again."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, **out)
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     except OSError:
-        pass  # a stash is a convenience: the next pass fetches again
+        pass
+
+
+def _stashed(path: Path, made_with: dict[str, Any],
+             compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``compute()``'s arrays from a stash file when it was computed with the same ``made_with``
+    (JSON-able), else computed and stashed."""
+    key = _json_key(made_with)
+    try:
+        with np.load(path) as z:
+            if z["made_with"].tobytes() == key:
+                return {k: z[k] for k in z.files if k != "made_with"}
+    except (OSError, ValueError, KeyError):
+        pass
+    out = compute()
+    _write_stash(path, {"made_with": np.frombuffer(key, np.uint8), **out})
     return out
 
 
@@ -280,60 +301,36 @@ def _magnitudes(cfg: RegionConfig, tile: Tile, norm: dict[str, Any]) -> tuple[np
     """The core's comparable pixels and its :data:`MAGNITUDES`, with the region's normalisation and
     conditional model (``norm``): from this worker's stash when measured with the same ``norm`` (pass
     2 measures, pass 3 reads), else measured and stashed."""
-    from types import SimpleNamespace
+    def measure() -> dict[str, np.ndarray]:
+        from types import SimpleNamespace
 
-    path = _stash_dir(cfg) / f"{tile.key}.magnitudes.npz"
-    key = _json_key(norm)
-    try:
-        with np.load(path) as z:
-            if z["norm_key"].tobytes() == key:
-                return (z["valid"], *(z[k] for k in MAGNITUDES))
-    except (OSError, ValueError, KeyError):
-        pass
-    d = _change_bands(cfg, tile)
-    y0, x0, y1, x1 = tile.core_in_tile
-    gain, offset, noise = (np.asarray(norm[k]) for k in ("gain", "offset", "noise"))  # all 13 bands
-    a = SimpleNamespace(data=d["a"], bands=ALL_BANDS)
-    b = SimpleNamespace(data=d["b"], bands=ALL_BANDS)
-    mags = [change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)[y0:y1, x0:x1]
-            for tol in (0, BUILT_TOLERANCE_PX)]
-    core = np.zeros_like(d["valid"])  # the conditional change is measured on the core only
-    core[y0:y1, x0:x1] = d["valid"][y0:y1, x0:x1]
-    mags.append(conditional_magnitude(d["a"], d["b"], ALL_BANDS, core,
-                                      ConditionalModel.from_json(norm["conditional"]))[y0:y1, x0:x1])
-    valid = d["valid"][y0:y1, x0:x1]
-    try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, norm_key=np.frombuffer(key, np.uint8), valid=valid, **dict(zip(MAGNITUDES, mags)))
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return valid, *mags
+        d = _change_bands(cfg, tile)
+        y0, x0, y1, x1 = tile.core_in_tile
+        gain, offset, noise = (np.asarray(norm[k]) for k in ("gain", "offset", "noise"))  # all 13 bands
+        a = SimpleNamespace(data=d["a"], bands=ALL_BANDS)
+        b = SimpleNamespace(data=d["b"], bands=ALL_BANDS)
+        out = {name: change_magnitude(a, b, d["valid"], gain, offset, noise, tol, CHANGE_BANDS)[y0:y1, x0:x1]
+               for name, tol in (("plain", 0), ("tolerant", BUILT_TOLERANCE_PX))}
+        core = np.zeros_like(d["valid"])  # the conditional change is measured on the core only
+        core[y0:y1, x0:x1] = d["valid"][y0:y1, x0:x1]
+        out["conditional"] = conditional_magnitude(d["a"], d["b"], ALL_BANDS, core,
+                                                   ConditionalModel.from_json(norm["conditional"]))[y0:y1, x0:x1]
+        return {"valid": d["valid"][y0:y1, x0:x1], **out}
+
+    m = _stashed(_stash_dir(cfg) / f"{tile.key}.magnitudes.npz", norm, measure)
+    return m["valid"], *(m[k] for k in MAGNITUDES)
 
 
 def _deep_distance(cfg: RegionConfig, tile: Tile, channel_sd: dict[str, list[float]]) -> dict[str, np.ndarray]:
     """The core's deep change distances (:func:`~lulc_core.deep_change.change_distance`): from this
     worker's stash, else computed from the change bands and stashed."""
-    path = _stash_dir(cfg) / f"{tile.key}.deep.npz"
-    try:
-        with np.load(path) as z:
-            if z["sd_key"].tobytes() == _json_key(channel_sd):
-                return {k: z[k] for k in DEEP_LAYERS}
-    except (OSError, ValueError, KeyError):
-        pass
-    d = _change_bands(cfg, tile)
-    sd = {k: np.asarray(v) for k, v in channel_sd.items()}
-    out = change_distance(DeepFeatures(worker_classifier(cfg)), d["a"], d["b"], ALL_BANDS, d["valid"], sd,
-                          tile.core_in_tile)
-    try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, sd_key=np.frombuffer(_json_key(channel_sd), np.uint8), **out)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return out
+    def compute() -> dict[str, np.ndarray]:
+        d = _change_bands(cfg, tile)
+        sd = {k: np.asarray(v) for k, v in channel_sd.items()}
+        return change_distance(DeepFeatures(worker_classifier(cfg)), d["a"], d["b"], ALL_BANDS, d["valid"], sd,
+                               tile.core_in_tile)
+
+    return _stashed(_stash_dir(cfg) / f"{tile.key}.deep.npz", channel_sd, compute)
 
 
 def _json_key(values: dict[str, Any]) -> bytes:
@@ -352,8 +349,7 @@ def tile_measure(cfg: RegionConfig, tile: Tile, norm: dict[str, Any],
     valid, *mags = _magnitudes(cfg, tile, norm)
     out: dict[str, Any] = {"key": tile.key, "n": int(valid.sum())}
     for name, m in zip(MAGNITUDES, mags):
-        v = m[np.isfinite(m)].astype(np.float64)
-        out[name] = [float(v.sum()), float(np.square(v).sum())]
+        out[name] = list(magnitude_sums(m))
     if channel_sd is not None:
         sums = DistanceSums()
         sums.add(_deep_distance(cfg, tile, channel_sd))

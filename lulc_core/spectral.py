@@ -238,6 +238,18 @@ def change_magnitude(a: Scene, b: Scene, valid: np.ndarray, gain: np.ndarray, of
     return magnitude
 
 
+def magnitude_sums(magnitude: np.ndarray) -> tuple[float, float]:
+    """Sum and sum of squares of the finite values of an (H, W) magnitude, in float64, a strip of
+    :data:`STRIP_ROWS` rows at a time (bounded memory); a region adds its tiles'."""
+    total = total_sq = 0.0
+    for r0 in range(0, magnitude.shape[0], STRIP_ROWS):
+        m = magnitude[r0:r0 + STRIP_ROWS]
+        m = m[np.isfinite(m)].astype(np.float64)
+        total += float(m.sum())
+        total_sq += float(np.square(m).sum())
+    return total, total_sq
+
+
 def threshold_from_sums(n: int, total: float, total_sq: float, change_sd: float = CHANGE_SD,
                         min_threshold: float = MIN_THRESHOLD) -> float:
     """The change threshold, mean + ``change_sd`` sd of the magnitude, from its count, sum and sum of
@@ -271,13 +283,7 @@ def spectral_change(a: Scene, b: Scene, pif_share: float = PIF_SHARE, change_sd:
     else:
         gain, offset, noise = (np.asarray(v, dtype=np.float64) for v in normalisation)
     magnitude = change_magnitude(a, b, valid, gain, offset, noise, tolerance_px, bands)
-    total = total_sq = 0.0
-    for r0 in range(0, h, STRIP_ROWS):
-        m = magnitude[r0:r0 + STRIP_ROWS]
-        m = m[np.isfinite(m)].astype(np.float64)
-        total += float(m.sum())
-        total_sq += float(np.square(m).sum())
-    threshold = threshold_from_sums(n, total, total_sq, change_sd, min_threshold)
+    threshold = threshold_from_sums(n, *magnitude_sums(magnitude), change_sd, min_threshold)
     with np.errstate(invalid="ignore"):
         changed = magnitude > threshold  # NaN (not comparable) is never changed
     return SpectralChange(magnitude, changed, valid, threshold, gain, offset, a.bands, noise)
